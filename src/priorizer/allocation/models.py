@@ -1,0 +1,52 @@
+"""Allocations: an asset leased to a node, until it becomes a copy or is closed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from priorizer.db import Base, UtcDateTime
+
+ALLOCATED = "allocated"
+COMPLETED = "completed"
+RELEASED = "released"
+EXPIRED = "expired"
+FAILED = "failed"
+STATUSES = (ALLOCATED, COMPLETED, RELEASED, EXPIRED, FAILED)
+# An asset "held" by a node: leased and not yet closed, or copied.
+HOLDING = (ALLOCATED, COMPLETED)
+
+
+class Allocation(Base):
+    __tablename__ = "allocations"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id"))
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    # What the lease takes from the node's budget: the asset's size, or the assumed size.
+    reserved_mb: Mapped[float] = mapped_column(Float)
+    allocated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    renewed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        # Rule 3 as a constraint: one open lease or copy of an asset per node, whatever races.
+        Index(
+            "uq_allocations_holding",
+            "asset_id",
+            "node_id",
+            unique=True,
+            sqlite_where=text("status IN ('allocated', 'completed')"),
+            postgresql_where=text("status IN ('allocated', 'completed')"),
+        ),
+        Index("ix_allocations_node_status", "node_id", "status"),
+        Index("ix_allocations_status_expires", "status", "expires_at"),
+        Index("ix_allocations_asset", "asset_id"),
+    )

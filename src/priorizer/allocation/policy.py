@@ -1,0 +1,81 @@
+"""The allocation rules, as pure functions (no I/O). Documented in docs/allocation.md.
+
+- Budget: a node's budget is the free space it reports minus what its open leases reserve.
+- Rank: an asset's place in the queue is its effective priority minus `copy_penalty` for every
+  holder it already has (completed copies plus open leases). With the default penalty of 3, the
+  second copy of a priority-10 asset competes with first copies of priority-7 assets.
+- An asset that reached the replication target, or is not active, has no rank: it is not handed out.
+- Within one rank, the largest file that still fits the node's remaining budget goes first
+  (first-fit decreasing: a node's disk fills with few leases), then by id.
+- Unknown sizes count as `unknown_size_mb` (UNKNOWN_SIZE_MB, default 1 GiB) in every budget.
+- A node never holds two open leases or copies of one asset (also a unique index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, null
+
+MB_PER_GB = 1024.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePolicy:
+    replication_target: int
+    copy_penalty: float
+    unknown_size_mb: float
+
+
+def effective_size_mb(size_mb: float | None, unknown_size_mb: float) -> float:
+    """What an asset counts for in a budget: its size, or the assumed size when unknown."""
+    return unknown_size_mb if size_mb is None else size_mb
+
+
+def node_budget_mb(free_space_gb: float, reserved_mb: float) -> float:
+    """Rule 1: reported free space minus what the node's open leases already reserve."""
+    return max(0.0, free_space_gb * MB_PER_GB - reserved_mb)
+
+
+def rank(priority: int, holders: int, is_active: bool, policy: QueuePolicy) -> float | None:
+    """Rule 2 and 3: the queue position of an asset, or None when it must not be handed out."""
+    if not is_active or holders >= policy.replication_target:
+        return None
+    return float(priority - policy.copy_penalty * holders)
+
+
+def rank_sql(
+    priority: Any, holders: Any, is_active: ColumnElement[bool], policy: QueuePolicy
+) -> ColumnElement[Any]:
+    """`rank` as a SQL expression over columns, so the database can recompute it in place."""
+    return case(
+        (
+            and_(is_active, holders < policy.replication_target),
+            priority - policy.copy_penalty * holders,
+        ),
+        else_=null(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    id: str
+    budget_mb: float
+
+
+def fit(candidates: Iterable[Candidate], remaining_mb: float, slots: int) -> list[Candidate]:
+    """Take candidates in the order given while they fit the remaining budget and slots."""
+    chosen: list[Candidate] = []
+    for candidate in candidates:
+        if len(chosen) >= slots:
+            break
+        if candidate.budget_mb <= remaining_mb:
+            chosen.append(candidate)
+            remaining_mb -= candidate.budget_mb
+    return chosen
+
+
+def total_mb(candidates: Sequence[Candidate]) -> float:
+    return sum(c.budget_mb for c in candidates)

@@ -1,0 +1,266 @@
+"""Allocation queries. The race-prone ones are here, together, each named for what it guards.
+
+Concurrency contract (PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE):
+- A node's requests serialise on its `nodes` row, locked by the upsert that starts `allocate`,
+  so its budget (rule 1) is read and spent by one transaction at a time.
+- Candidates are read with `FOR UPDATE SKIP LOCKED`: two nodes never claim the same row at once,
+  and neither waits for the other.
+- Counters change only by relative, conditional UPDATEs (`leases = leases + 1 WHERE rank IS NOT
+  NULL`), so the replication target (rule 3) holds whatever interleaving happens.
+- `uq_allocations_holding` makes a second open lease or copy on one node impossible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, exists, func, select, update
+from sqlalchemy.orm import Session
+
+from priorizer.allocation.models import ALLOCATED, HOLDING, Allocation
+from priorizer.allocation.policy import QueuePolicy, rank_sql
+from priorizer.catalog.models import ASSET_ACTIVE, Asset
+
+assets = Asset.__table__
+leases = Allocation.__table__
+
+CANDIDATE_COLUMNS = (
+    assets.c.id,
+    assets.c.url,
+    assets.c.name,
+    assets.c.size_mb,
+    assets.c.priority,
+    assets.c.budget_mb,
+    assets.c.format,
+    assets.c.dataset_id,
+)
+
+
+def rank_after(policy: QueuePolicy, *, holders_delta: int = 0) -> Any:
+    """The SQL that recomputes `rank` in an UPDATE of assets, after holders change by delta."""
+    holders = assets.c.copies + assets.c.leases + holders_delta
+    return rank_sql(assets.c.priority, holders, assets.c.state == ASSET_ACTIVE, policy)
+
+
+def open_reserved_mb(session: Session, *, node_id: str) -> float:
+    query = select(func.coalesce(func.sum(leases.c.reserved_mb), 0.0)).where(
+        leases.c.node_id == node_id, leases.c.status == ALLOCATED
+    )
+    return float(session.execute(query).scalar_one())
+
+
+def next_rank(session: Session, *, below: float | None) -> float | None:
+    """The highest rank level in the queue, strictly below `below` (index seek)."""
+    query = select(assets.c.rank).where(assets.c.rank.is_not(None))
+    if below is not None:
+        query = query.where(assets.c.rank < below)
+    query = query.order_by(assets.c.rank.desc()).limit(1)
+    return session.execute(query).scalar_one_or_none()
+
+
+def candidates_at(
+    session: Session, *, rank: float, max_mb: float, node_id: str, limit: int, lock: bool
+) -> Sequence[Row[Any]]:
+    """Assets at one rank level that fit `max_mb` and that this node does not hold yet."""
+    held = exists().where(
+        leases.c.asset_id == assets.c.id,
+        leases.c.node_id == node_id,
+        leases.c.status.in_(HOLDING),
+    )
+    query = (
+        select(*CANDIDATE_COLUMNS)
+        .where(assets.c.rank == rank, assets.c.budget_mb <= max_mb, ~held)
+        .order_by(assets.c.rank.desc(), assets.c.budget_mb.desc(), assets.c.id.desc())
+        .limit(limit)
+    )
+    if lock:
+        query = query.with_for_update(skip_locked=True, of=assets)
+    return session.execute(query).all()
+
+
+def claim(session: Session, *, asset_ids: Sequence[str], policy: QueuePolicy) -> set[str]:
+    """Count one more open lease on each asset that is still in the queue; return those."""
+    statement = (
+        update(assets)
+        .where(assets.c.id.in_(asset_ids), assets.c.rank.is_not(None))
+        .values(leases=assets.c.leases + 1, rank=rank_after(policy, holders_delta=1))
+        .returning(assets.c.id)
+    )
+    return set(session.execute(statement).scalars())
+
+
+def insert_leases(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    result = session.execute(
+        leases.insert().returning(leases.c.id, sort_by_parameter_order=True), rows
+    )
+    return list(result.scalars())
+
+
+def close_lease(
+    session: Session, *, asset_id: str, node_id: str, status: str, now: datetime
+) -> int | None:
+    """Close this node's open lease on this asset; None when it holds none (someone else won)."""
+    statement = (
+        update(leases)
+        .where(
+            leases.c.asset_id == asset_id,
+            leases.c.node_id == node_id,
+            leases.c.status == ALLOCATED,
+        )
+        .values(status=status, closed_at=now)
+        .returning(leases.c.id)
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+def drop_leases(session: Session, *, counts: dict[str, int], policy: QueuePolicy) -> None:
+    """Count `n` fewer open leases on each asset, putting it back in the queue."""
+    for asset_id, n in counts.items():
+        session.execute(
+            update(assets)
+            .where(assets.c.id == asset_id)
+            .values(leases=assets.c.leases - n, rank=rank_after(policy, holders_delta=-n))
+        )
+
+
+def expire_due(session: Session, *, now: datetime) -> list[str]:
+    """Close every open lease whose expiry passed; the asset ids, once per closed lease."""
+    statement = (
+        update(leases)
+        .where(leases.c.status == ALLOCATED, leases.c.expires_at <= now)
+        .values(status="expired", closed_at=now)
+        .returning(leases.c.asset_id)
+    )
+    return list(session.execute(statement).scalars())
+
+
+def recompute_ranks(session: Session, *, policy: QueuePolicy, unknown_size_mb: float) -> int:
+    """Rewrite every asset's rank and budget size (after the queue policy changed)."""
+    statement = update(assets).values(
+        rank=rank_after(policy),
+        budget_mb=func.coalesce(assets.c.size_mb, unknown_size_mb),
+    )
+    return session.execute(statement).rowcount or 0
+
+
+def ranking(session: Session, *, limit: int) -> Sequence[Row[Any]]:
+    query = (
+        select(*CANDIDATE_COLUMNS, assets.c.rank, assets.c.copies, assets.c.leases)
+        .where(assets.c.rank.is_not(None))
+        .order_by(assets.c.rank.desc(), assets.c.budget_mb.desc(), assets.c.id.desc())
+        .limit(limit)
+    )
+    return session.execute(query).all()
+
+
+def list_allocations(
+    session: Session,
+    *,
+    node_id: str | None,
+    asset_id: str | None,
+    status: str | None,
+    after: int | None,
+    limit: int,
+) -> Sequence[Allocation]:
+    query = select(Allocation).order_by(Allocation.id).limit(limit)
+    conditions = [
+        condition
+        for condition in (
+            Allocation.node_id == node_id if node_id is not None else None,
+            Allocation.asset_id == asset_id if asset_id is not None else None,
+            Allocation.status == status if status is not None else None,
+            Allocation.id > after if after is not None else None,
+        )
+        if condition is not None
+    ]
+    if conditions:
+        query = query.where(and_(*conditions))
+    return session.execute(query).scalars().all()
+
+
+def count_open(session: Session) -> int:
+    return session.execute(
+        select(func.count()).select_from(leases).where(leases.c.status == ALLOCATED)
+    ).scalar_one()
+
+
+def asset_allocations(session: Session, *, asset_id: str, limit: int) -> Sequence[Allocation]:
+    query = (
+        select(Allocation)
+        .where(Allocation.asset_id == asset_id)
+        .order_by(Allocation.id.desc())
+        .limit(limit)
+    )
+    return session.execute(query).scalars().all()
+
+
+def holds(session: Session, *, asset_id: str, node_id: str) -> bool:
+    query = select(leases.c.id).where(
+        leases.c.asset_id == asset_id, leases.c.node_id == node_id, leases.c.status.in_(HOLDING)
+    )
+    return session.execute(query.limit(1)).first() is not None
+
+
+def node_summaries(session: Session, *, node_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Open leases, reserved space and copies for each node listed."""
+    query = (
+        select(
+            leases.c.node_id,
+            leases.c.status,
+            func.count(),
+            func.coalesce(func.sum(leases.c.reserved_mb), 0.0),
+        )
+        .where(leases.c.node_id.in_(node_ids), leases.c.status.in_(HOLDING))
+        .group_by(leases.c.node_id, leases.c.status)
+    )
+    summary: dict[str, dict[str, Any]] = {
+        node_id: {"open_leases": 0, "reserved_mb": 0.0, "copies": 0} for node_id in node_ids
+    }
+    for node_id, status, count, reserved in session.execute(query):
+        if status == ALLOCATED:
+            summary[node_id].update(open_leases=count, reserved_mb=float(reserved))
+        else:
+            summary[node_id]["copies"] = count
+    return summary
+
+
+def add_holders(
+    session: Session, *, asset_id: str, new_leases: int, new_copies: int, policy: QueuePolicy
+) -> None:
+    """Count imported leases and copies on an asset (may exceed the target: history is kept)."""
+    session.execute(
+        update(assets)
+        .where(assets.c.id == asset_id)
+        .values(
+            leases=assets.c.leases + new_leases,
+            copies=assets.c.copies + new_copies,
+            rank=rank_after(policy, holders_delta=new_leases + new_copies),
+        )
+    )
+
+
+def asset_budgets(session: Session, *, asset_ids: Sequence[str]) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for start in range(0, len(asset_ids), 500):
+        chunk = asset_ids[start : start + 500]
+        query = select(assets.c.id, assets.c.budget_mb).where(assets.c.id.in_(chunk))
+        found.update({row.id: row.budget_mb for row in session.execute(query)})
+    return found
+
+
+def iterate_holdings(session: Session, *, batch: int = 5000) -> Any:
+    after = 0
+    while True:
+        query = (
+            select(leases)
+            .where(leases.c.status.in_(HOLDING), leases.c.id > after)
+            .order_by(leases.c.id)
+            .limit(batch)
+        )
+        rows = session.execute(query).all()
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1].id

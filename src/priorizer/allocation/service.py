@@ -1,0 +1,211 @@
+"""Allocation use cases: hand out work, take it back, show the queue."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from priorizer.allocation import policy, repo
+from priorizer.allocation.models import ALLOCATED, COMPLETED, RELEASED, Allocation
+from priorizer.allocation.policy import Candidate, QueuePolicy
+from priorizer.errors import Invalid, NotFound
+from priorizer.node import service as node_service
+
+# A request visits rank levels one by one; this bounds the loop even in a pathological queue.
+MAX_QUEUE_STEPS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    asset: dict[str, Any]
+    allocation_id: int
+    node_id: str
+    expires_at: datetime
+    reserved_mb: float
+
+
+def allocate(
+    session: Session,
+    *,
+    node_id: str,
+    free_space_gb: float,
+    queue: QueuePolicy,
+    max_assets: int,
+    lease_seconds: float,
+    now: datetime,
+) -> list[Lease]:
+    """Lease to `node_id` the highest-ranked assets that fit its budget (rules 1-6)."""
+    node_service.record_seen(
+        session, node_id=node_id, free_space_mb=free_space_gb * policy.MB_PER_GB, now=now
+    )
+    remaining = policy.node_budget_mb(
+        free_space_gb, repo.open_reserved_mb(session, node_id=node_id)
+    )
+    lock = session.get_bind().dialect.name == "postgresql"
+    expires_at = now + timedelta(seconds=lease_seconds)
+    leases: list[Lease] = []
+    level = repo.next_rank(session, below=None)
+    for _ in range(MAX_QUEUE_STEPS):
+        slots = max_assets - len(leases)
+        if level is None or slots <= 0 or remaining <= 0:
+            break
+        rows = repo.candidates_at(
+            session, rank=level, max_mb=remaining, node_id=node_id, limit=slots, lock=lock
+        )
+        if not rows:
+            level = repo.next_rank(session, below=level)
+            continue
+        by_id = {row.id: row for row in rows}
+        picked = policy.fit((Candidate(r.id, r.budget_mb) for r in rows), remaining, slots)
+        claimed = repo.claim(session, asset_ids=[c.id for c in picked], policy=queue)
+        won = [by_id[c.id] for c in picked if c.id in claimed]
+        leases.extend(_open_leases(session, won, node_id=node_id, now=now, expires_at=expires_at))
+        remaining -= sum(row.budget_mb for row in won)
+    return leases
+
+
+def _open_leases(
+    session: Session, rows: Sequence[Any], *, node_id: str, now: datetime, expires_at: datetime
+) -> list[Lease]:
+    if not rows:
+        return []
+    values = [
+        {
+            "asset_id": row.id,
+            "node_id": node_id,
+            "status": ALLOCATED,
+            "reserved_mb": row.budget_mb,
+            "allocated_at": now,
+            "renewed_at": now,
+            "expires_at": expires_at,
+        }
+        for row in rows
+    ]
+    ids = repo.insert_leases(session, values)
+    return [
+        Lease(row._asdict(), allocation_id, node_id, expires_at, row.budget_mb)
+        for row, allocation_id in zip(rows, ids, strict=True)
+    ]
+
+
+def release_lease(
+    session: Session, *, asset_id: str, node_id: str, queue: QueuePolicy, now: datetime
+) -> None:
+    """Close the node's open lease on the asset and put the asset back in the queue."""
+    if (
+        repo.close_lease(session, asset_id=asset_id, node_id=node_id, status=RELEASED, now=now)
+        is None
+    ):
+        raise NotFound(f"node {node_id!r} holds no open lease on asset {asset_id!r}")
+    repo.drop_leases(session, counts={asset_id: 1}, policy=queue)
+    node_service.record_seen(session, node_id=node_id, free_space_mb=None, now=now)
+
+
+def expire_leases(session: Session, *, queue: QueuePolicy, now: datetime) -> int:
+    """Expire every lease past its expiry; their assets return to the queue."""
+    asset_ids = repo.expire_due(session, now=now)
+    repo.drop_leases(session, counts=Counter(asset_ids), policy=queue)
+    return len(asset_ids)
+
+
+def apply_queue_policy(session: Session, *, queue: QueuePolicy) -> int:
+    """Recompute every rank and budget size, after REPLICATION_TARGET, COPY_PENALTY or
+    UNKNOWN_SIZE_MB changed. Run at start-up only when the stored policy differs."""
+    return repo.recompute_ranks(session, policy=queue, unknown_size_mb=queue.unknown_size_mb)
+
+
+def ranking(session: Session, *, limit: int) -> list[dict[str, Any]]:
+    return [row._asdict() for row in repo.ranking(session, limit=limit)]
+
+
+def list_allocations(
+    session: Session,
+    *,
+    node_id: str | None = None,
+    asset_id: str | None = None,
+    status: str | None = None,
+    after: int | None = None,
+    limit: int = 100,
+) -> Sequence[Allocation]:
+    return repo.list_allocations(
+        session, node_id=node_id, asset_id=asset_id, status=status, after=after, limit=limit
+    )
+
+
+def asset_allocations(session: Session, *, asset_id: str, limit: int = 200) -> Sequence[Allocation]:
+    return repo.asset_allocations(session, asset_id=asset_id, limit=limit)
+
+
+def node_summaries(session: Session, *, node_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    return repo.node_summaries(session, node_ids=node_ids)
+
+
+def count_open(session: Session) -> int:
+    return repo.count_open(session)
+
+
+def import_holdings(
+    session: Session,
+    *,
+    records: Sequence[tuple[str, str, str, datetime | None]],
+    queue: QueuePolicy,
+    lease_seconds: float,
+    now: datetime,
+) -> tuple[int, int]:
+    """Load leases and copies of another deployment: (added, skipped as already held).
+
+    Every asset must already be in the catalog; otherwise nothing is written."""
+    budgets = repo.asset_budgets(session, asset_ids=sorted({r[0] for r in records}))
+    unknown = sorted({r[0] for r in records} - budgets.keys())
+    if unknown:
+        raise Invalid(f"allocations name assets not in the catalog: {', '.join(unknown[:10])}")
+    node_service.ensure_nodes(session, node_ids=sorted({r[1] for r in records}), now=now)
+    added: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for asset_id, node_id, status, allocated_at in records:
+        if (asset_id, node_id) in seen or repo.holds(session, asset_id=asset_id, node_id=node_id):
+            continue
+        seen.add((asset_id, node_id))
+        start = allocated_at or now
+        added.append(
+            {
+                "asset_id": asset_id,
+                "node_id": node_id,
+                "status": status,
+                "reserved_mb": budgets[asset_id],
+                "allocated_at": start,
+                "renewed_at": start,
+                "expires_at": start + timedelta(seconds=lease_seconds),
+                "closed_at": now if status == COMPLETED else None,
+            }
+        )
+    if added:
+        repo.insert_leases(session, added)
+    new_leases = Counter(row["asset_id"] for row in added if row["status"] == ALLOCATED)
+    new_copies = Counter(row["asset_id"] for row in added if row["status"] == COMPLETED)
+    for asset_id in new_leases.keys() | new_copies.keys():
+        repo.add_holders(
+            session,
+            asset_id=asset_id,
+            new_leases=new_leases[asset_id],
+            new_copies=new_copies[asset_id],
+            policy=queue,
+        )
+    return len(added), len(records) - len(added)
+
+
+def iterate_holdings(session: Session) -> Iterator[dict[str, Any]]:
+    """Open leases and copies in the seed's `allocations.json` record shape."""
+    for row in repo.iterate_holdings(session):
+        yield {
+            "asset_id": row.asset_id,
+            "node_id": row.node_id,
+            "status": row.status,
+            "allocated_at": row.allocated_at.isoformat(),
+            "expires_at": row.expires_at.isoformat(),
+        }

@@ -1,0 +1,80 @@
+"""The FastAPI application: routers, error mapping, and the scheduler's life."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from priorizer.allocation.api import router as allocation_router
+from priorizer.allocation.policy import QueuePolicy
+from priorizer.catalog.api import router as catalog_router
+from priorizer.config import Settings
+from priorizer.db import Database
+from priorizer.errors import PriorizerError
+from priorizer.node.api import router as node_router
+from priorizer.scheduler import build_scheduler
+from priorizer.system.api import router as system_router
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def queue_policy(settings: Settings) -> QueuePolicy:
+    return QueuePolicy(
+        replication_target=settings.replication_target,
+        copy_penalty=settings.copy_penalty,
+        unknown_size_mb=settings.unknown_size_mb,
+    )
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
+    """The app over an already migrated database (see `startup.prepare`)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(settings.sqlalchemy_url)
+        app.state.database = database
+        app.state.scheduler = None
+        if settings.run_scheduler:
+            app.state.scheduler = build_scheduler(
+                database=database, settings=settings, queue=app.state.queue, clock=clock
+            )
+            app.state.scheduler.start()
+        try:
+            yield
+        finally:
+            if app.state.scheduler is not None:
+                app.state.scheduler.shutdown(wait=True)
+            database.dispose()
+
+    app = FastAPI(
+        title="Priorizer",
+        version="0.1.0",
+        summary="Decides which public science data gets rescued first, and by which node.",
+        lifespan=lifespan,
+        debug=settings.debug,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    app.state.queue = queue_policy(settings)
+    for router in (allocation_router, catalog_router, node_router, system_router):
+        app.include_router(router)
+
+    @app.exception_handler(PriorizerError)
+    async def domain_error(_request: Request, error: PriorizerError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=error.status_code)
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for `uvicorn --factory` (one call per worker process)."""
+    return create_app(Settings())

@@ -1,0 +1,76 @@
+"""Catalog routes: the seed's /update-ckan and the asset views."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from priorizer.allocation import service as allocation_service
+from priorizer.allocation.models import ALLOCATED, COMPLETED
+from priorizer.catalog import service
+from priorizer.catalog.schemas import (
+    AssetDetail,
+    AssetPage,
+    AssetRead,
+    HoldingRead,
+    Priority,
+    UpdateCkanRequest,
+    UpdateCkanResponse,
+)
+from priorizer.deps import DbDep, NowDep, QueueDep
+
+router = APIRouter(tags=["catalog"])
+
+
+@router.post(
+    "/update-ckan",
+    response_model=UpdateCkanResponse,
+    summary="Set base priorities; one invalid entry rejects the whole batch",
+)
+def update_ckan(
+    body: UpdateCkanRequest, db: DbDep, queue: QueueDep, now: NowDep
+) -> UpdateCkanResponse:
+    updates = [(u.asset_id, u.new_priority) for u in body.updates]
+    with db.write() as session:
+        report = service.update_priorities(session, updates=updates, queue=queue, now=now)
+    return UpdateCkanResponse(
+        updated_items=report.updated,
+        unchanged_items=report.unchanged,
+        unknown_ids=report.unknown_ids,
+    )
+
+
+@router.get("/assets", response_model=AssetPage, summary="The catalog, by id, a page at a time")
+def list_assets(
+    db: DbDep,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    priority: Annotated[int | None, Query(ge=1, le=10)] = None,
+    state: Annotated[str | None, Query(max_length=20)] = None,
+) -> AssetPage:
+    with db.read() as session:
+        rows = service.list_assets(
+            session, after=cursor, limit=limit, priority=priority, state=state
+        )
+        items = [AssetRead.model_validate(row) for row in rows]
+    return AssetPage(items=items, next_cursor=items[-1].id if len(items) == limit else None)
+
+
+@router.get(
+    "/assets/{asset_id}", response_model=AssetDetail, summary="One asset, its leases and copies"
+)
+def get_asset(asset_id: str, db: DbDep) -> AssetDetail:
+    with db.read() as session:
+        asset = AssetRead.model_validate(service.get_asset(session, asset_id=asset_id))
+        rows = allocation_service.asset_allocations(session, asset_id=asset_id)
+        holdings = [HoldingRead.model_validate(row) for row in rows]
+    return AssetDetail(
+        **asset.model_dump(),
+        open_leases=[h for h in holdings if h.status == ALLOCATED],
+        holders=[h for h in holdings if h.status == COMPLETED],
+        history=[h for h in holdings if h.status not in (ALLOCATED, COMPLETED)],
+    )
+
+
+__all__ = ["Priority", "router"]

@@ -1,0 +1,83 @@
+"""Catalog shapes on the wire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+AssetId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Priority = Annotated[int, Field(ge=1, le=10, strict=True)]
+
+
+class PriorityUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    asset_id: AssetId
+    new_priority: Priority
+
+
+class UpdateCkanRequest(BaseModel):
+    """The seed's `/update-ckan` body. One bad entry rejects the whole batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    updates: Annotated[list[PriorityUpdate], Field(max_length=10_000)]
+
+    @model_validator(mode="after")
+    def _one_priority_per_asset(self) -> UpdateCkanRequest:
+        wanted: dict[str, int] = {}
+        for update in self.updates:
+            if wanted.setdefault(update.asset_id, update.new_priority) != update.new_priority:
+                raise ValueError(f"asset {update.asset_id!r} is given two different priorities")
+        return self
+
+
+class UpdateCkanResponse(BaseModel):
+    status: Literal["success"] = "success"
+    updated_items: int = Field(description="Assets whose priority really changed.")
+    unchanged_items: int = Field(0, description="Known assets that already had that priority.")
+    unknown_ids: list[str] = Field(default_factory=list, description="Ids not in the catalog.")
+
+
+class AssetRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    url: str
+    name: str
+    size_mb: float | None
+    priority: int = Field(description="Effective priority, 1-10, used for allocation.")
+    base_priority: int = Field(description="The priority set by import or operator.")
+    format: str | None
+    dataset_id: str | None
+    state: str
+    copies: int
+    leases: int
+    rank: float | None = Field(description="Queue position value; null when not handed out.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class AssetPage(BaseModel):
+    items: list[AssetRead]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page.")
+
+
+class HoldingRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    allocation_id: int = Field(validation_alias="id")
+    node_id: str
+    status: str
+    allocated_at: datetime
+    renewed_at: datetime
+    expires_at: datetime
+    closed_at: datetime | None
+
+
+class AssetDetail(AssetRead):
+    open_leases: list[HoldingRead]
+    holders: list[HoldingRead] = Field(description="Nodes holding a completed copy.")
+    history: list[HoldingRead] = Field(description="Closed allocations, newest first.")

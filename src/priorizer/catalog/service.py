@@ -1,0 +1,120 @@
+"""Catalog use cases: load assets, set priorities, read the catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from priorizer.allocation.policy import QueuePolicy, effective_size_mb, rank
+from priorizer.catalog import repo
+from priorizer.catalog.models import ASSET_ACTIVE, Asset
+from priorizer.errors import NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class NewAsset:
+    id: str
+    url: str
+    name: str
+    size_mb: float | None
+    priority: int
+    dataset_id: str | None = None
+    format: str | None = None
+    extra: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class UpsertReport:
+    created: int = 0
+    updated: int = 0
+
+
+@dataclass(slots=True)
+class PriorityReport:
+    updated: int = 0
+    unchanged: int = 0
+    unknown_ids: list[str] = field(default_factory=list)
+
+
+def upsert_assets(
+    session: Session, *, items: Sequence[NewAsset], queue: QueuePolicy, now: datetime
+) -> UpsertReport:
+    """Add assets or update them in place by id; copies and leases are kept."""
+    ids = [item.id for item in items]
+    known = repo.existing_ids(session, ids=ids)
+    rows = [_row(item, queue=queue, now=now) for item in items]
+    repo.upsert(session, rows=rows, queue=queue)
+    return UpsertReport(created=len(set(ids) - known), updated=len(known))
+
+
+def _row(item: NewAsset, *, queue: QueuePolicy, now: datetime) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "url": item.url,
+        "name": item.name,
+        "size_mb": item.size_mb,
+        "format": item.format,
+        "dataset_id": item.dataset_id,
+        "base_priority": item.priority,
+        "priority": item.priority,
+        "state": ASSET_ACTIVE,
+        "extra": item.extra or None,
+        "created_at": now,
+        "updated_at": now,
+        "copies": 0,
+        "leases": 0,
+        "budget_mb": effective_size_mb(item.size_mb, queue.unknown_size_mb),
+        "rank": rank(item.priority, 0, True, queue),
+    }
+
+
+def update_priorities(
+    session: Session, *, updates: Sequence[tuple[str, int]], queue: QueuePolicy, now: datetime
+) -> PriorityReport:
+    """Set base priorities (the seed's /update-ckan). Callers validate the whole batch first."""
+    report = PriorityReport()
+    known = repo.existing_ids(session, ids=[asset_id for asset_id, _ in updates])
+    for asset_id, priority in dict(updates).items():
+        if asset_id not in known:
+            report.unknown_ids.append(asset_id)
+        elif repo.set_priority(session, asset_id=asset_id, priority=priority, queue=queue, now=now):
+            report.updated += 1
+        else:
+            report.unchanged += 1
+    return report
+
+
+def get_asset(session: Session, *, asset_id: str) -> Asset:
+    asset = repo.get(session, asset_id=asset_id)
+    if asset is None:
+        raise NotFound(f"no asset {asset_id!r}")
+    return asset
+
+
+def list_assets(
+    session: Session,
+    *,
+    after: str | None = None,
+    limit: int = 100,
+    priority: int | None = None,
+    state: str | None = None,
+) -> Sequence[Asset]:
+    return repo.list_page(session, after=after, limit=limit, priority=priority, state=state)
+
+
+def iterate_assets(session: Session) -> Iterator[Asset]:
+    return repo.iterate(session)
+
+
+def catalog_stats(session: Session, *, replication_target: int) -> dict[str, Any]:
+    stats = repo.stats(session, replication_target=replication_target)
+    stats["datasets"] = repo.count_datasets(session)
+    return stats
+
+
+def count_assets(session: Session) -> int:
+    return repo.count(session)

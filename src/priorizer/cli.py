@@ -1,0 +1,151 @@
+"""The `priorizer` command."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from priorizer.config import Settings, describe_settings_error
+from priorizer.errors import PriorizerError
+
+cli = typer.Typer(
+    help="Priorizer: which public science data gets rescued first, and by whom.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as error:
+        typer.echo(describe_settings_error(error), err=True)
+        raise typer.Exit(2) from error
+    logging.basicConfig(
+        level="DEBUG" if settings.debug else settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return settings
+
+
+def _fail(error: PriorizerError) -> typer.Exit:
+    typer.echo(f"error: {error}", err=True)
+    return typer.Exit(1)
+
+
+@cli.command()
+def serve(
+    demo: Annotated[
+        bool, typer.Option(help="Load a small demo catalog if the catalog is empty.")
+    ] = False,
+    host: Annotated[str | None, typer.Option(help="Overrides PRIORIZER_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Overrides PRIORIZER_PORT.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Overrides PRIORIZER_WORKERS.")] = None,
+) -> None:
+    """Migrate the database, load the seed files into an empty one, and serve the API."""
+    import os
+
+    import uvicorn
+
+    from priorizer.startup import prepare
+
+    settings = _settings(host=host, port=port, workers=workers)
+    try:
+        prepare(settings, demo=demo)
+    except PriorizerError as error:
+        raise _fail(error) from error
+    # Worker processes read their settings from the environment: pass the overrides on.
+    os.environ.update(
+        PRIORIZER_HOST=settings.host,
+        PRIORIZER_PORT=str(settings.port),
+        PRIORIZER_WORKERS=str(settings.workers),
+    )
+    typer.echo(
+        f"Priorizer on http://{settings.host}:{settings.port} ({settings.sqlalchemy_url.split('://')[0]})",
+        err=True,
+    )
+    uvicorn.run(
+        "priorizer.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level.lower(),
+        access_log=settings.debug,
+    )
+
+
+@cli.command("import-json")
+def import_json(
+    ckan_file: Annotated[Path, typer.Argument(help="The seed's ckan_data.json.")],
+    allocations: Annotated[Path | None, typer.Option(help="The seed's allocations.json.")] = None,
+) -> None:
+    """Import the seed's JSON files (upsert by id; nothing is written if a file is bad)."""
+    from priorizer.app import utcnow
+    from priorizer.db import Database
+    from priorizer.startup import import_files, prepare
+
+    settings = _settings()
+    prepare(settings)
+    database = Database(settings.sqlalchemy_url)
+    try:
+        report = import_files(database, settings, ckan_file, allocations, now=utcnow())
+    except PriorizerError as error:
+        raise _fail(error) from error
+    finally:
+        database.dispose()
+    typer.echo(json.dumps(dataclasses.asdict(report)))
+
+
+@cli.command("export-json")
+def export_json(
+    directory: Annotated[Path, typer.Argument(help="Where to write the files.")],
+) -> None:
+    """Write the catalog and open leases/copies in the seed's JSON shapes."""
+    from priorizer.db import Database
+    from priorizer.seed.service import export_seed
+    from priorizer.startup import prepare
+
+    settings = _settings()
+    prepare(settings)
+    database = Database(settings.sqlalchemy_url)
+    try:
+        with database.read() as session:
+            counts = export_seed(
+                session,
+                directory=directory,
+                ckan_file=settings.ckan_data_file,
+                allocations_file=settings.allocations_file,
+            )
+    finally:
+        database.dispose()
+    typer.echo(json.dumps(counts))
+
+
+@cli.command()
+def maintain() -> None:
+    """Run one maintenance cycle now (expire leases) and print its outcome."""
+    from priorizer.app import queue_policy, utcnow
+    from priorizer.db import Database
+    from priorizer.maintenance import run_cycle
+    from priorizer.startup import prepare
+
+    settings = _settings()
+    prepare(settings)
+    database = Database(settings.sqlalchemy_url)
+    try:
+        outcome = run_cycle(database=database, queue=queue_policy(settings), clock=utcnow)
+    finally:
+        database.dispose()
+    typer.echo(json.dumps(outcome))
+
+
+def main() -> None:
+    sys.exit(cli())

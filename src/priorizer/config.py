@@ -1,0 +1,97 @@
+"""Settings: the seed's environment variables by their exact names, plus ours.
+
+Every value is validated when the service starts; a bad one stops start-up with a message that
+names the variable (see `describe_settings_error`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str) -> AliasChoices:
+    # Accept the environment name and the attribute name, so tests can build Settings(...) directly.
+    return AliasChoices(name, name.lower())
+
+
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", populate_by_name=True, validate_default=True
+    )
+
+    # --- the seed's variables, names unchanged ---
+    host: str = Field("127.0.0.1", validation_alias=_env("PRIORIZER_HOST"))
+    port: int = Field(8002, ge=1, le=65535, validation_alias=_env("PRIORIZER_PORT"))
+    auto_update_interval_minutes: Positive = Field(
+        2.0, validation_alias=_env("AUTO_UPDATE_INTERVAL_MINUTES")
+    )
+    allocation_expiry_hours: Positive = Field(
+        24.0, validation_alias=_env("ALLOCATION_EXPIRY_HOURS")
+    )
+    data_directory: Path = Field(Path("./data"), validation_alias=_env("DATA_DIRECTORY"))
+    allocations_file: str = Field("allocations.json", validation_alias=_env("ALLOCATIONS_FILE"))
+    ckan_data_file: str = Field("ckan_data.json", validation_alias=_env("CKAN_DATA_FILE"))
+    debug: bool = Field(False, validation_alias=_env("DEBUG"))
+    log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = Field(
+        "INFO", validation_alias=_env("LOG_LEVEL")
+    )
+
+    # --- ours ---
+    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    replication_target: int = Field(2, ge=1, le=100, validation_alias=_env("REPLICATION_TARGET"))
+    copy_penalty: float = Field(
+        3.0, ge=0, le=100, allow_inf_nan=False, validation_alias=_env("COPY_PENALTY")
+    )
+    unknown_size_mb: Positive = Field(1024.0, validation_alias=_env("UNKNOWN_SIZE_MB"))
+    max_assets_per_allocation: int = Field(
+        50, ge=1, le=10_000, validation_alias=_env("MAX_ASSETS_PER_ALLOCATION")
+    )
+    workers: int = Field(1, ge=1, le=64, validation_alias=_env("PRIORIZER_WORKERS"))
+    run_scheduler: bool = Field(True, validation_alias=_env("PRIORIZER_RUN_SCHEDULER"))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        scheme = value.split("://", 1)[0]
+        if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+            return "postgresql+psycopg://" + value.split("://", 1)[1]
+        if scheme == "sqlite":
+            return value
+        raise ValueError("must start with sqlite:// or postgresql:// (postgresql+psycopg://)")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_directory / 'priorizer.sqlite3').resolve()}"
+
+    @property
+    def allocation_expiry_seconds(self) -> float:
+        return self.allocation_expiry_hours * 3600
+
+    @property
+    def auto_update_interval_seconds(self) -> float:
+        return self.auto_update_interval_minutes * 60
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One line per bad variable, named as the operator wrote it."""
+    lines = []
+    for problem in error.errors():
+        name = str(problem["loc"][0]).upper() if problem["loc"] else "configuration"
+        lines.append(f"{name}: {problem['msg']} (got {problem.get('input')!r})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

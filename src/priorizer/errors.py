@@ -1,0 +1,23 @@
+"""Domain errors. Services raise them; `app.py` maps them to HTTP in one place."""
+
+
+class PriorizerError(Exception):
+    """Base of the errors a caller can act on; the message is safe to show them."""
+
+    status_code = 400
+
+
+class NotFound(PriorizerError):
+    status_code = 404
+
+
+class Conflict(PriorizerError):
+    status_code = 409
+
+
+class Invalid(PriorizerError):
+    status_code = 422
+
+
+class LeaseLost(Conflict):
+    """The lease changed under us: another transaction closed or took it first."""

@@ -1,0 +1,11 @@
+"""Every table, imported in one place for Alembic and for schema checks."""
+
+from priorizer.allocation.models import Allocation
+from priorizer.catalog.models import Asset, Dataset
+from priorizer.db import Base
+from priorizer.node.models import Node
+from priorizer.system.models import SystemValue
+
+metadata = Base.metadata
+
+__all__ = ["Allocation", "Asset", "Dataset", "Node", "SystemValue", "metadata"]

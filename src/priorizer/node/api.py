@@ -1,0 +1,37 @@
+"""Node routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from priorizer.allocation import service as allocation_service
+from priorizer.deps import DbDep
+from priorizer.node import service
+from priorizer.node.schemas import NodePage, NodeRead
+
+router = APIRouter(tags=["nodes"])
+
+
+@router.get("/nodes", response_model=NodePage, summary="Known nodes, by id, a page at a time")
+def list_nodes(
+    db: DbDep,
+    cursor: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> NodePage:
+    with db.read() as session:
+        nodes = service.list_nodes(session, after=cursor, limit=limit)
+        summaries = allocation_service.node_summaries(session, node_ids=[n.id for n in nodes])
+        items = [
+            NodeRead.model_validate(node).model_copy(update=summaries[node.id]) for node in nodes
+        ]
+    return NodePage(items=items, next_cursor=items[-1].id if len(items) == limit else None)
+
+
+@router.get("/nodes/{node_id}", response_model=NodeRead, summary="One node")
+def get_node(node_id: str, db: DbDep) -> NodeRead:
+    with db.read() as session:
+        node = service.get_node(session, node_id=node_id)
+        summary = allocation_service.node_summaries(session, node_ids=[node.id])[node.id]
+        return NodeRead.model_validate(node).model_copy(update=summary)

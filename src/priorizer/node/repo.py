@@ -1,0 +1,50 @@
+"""Node queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from priorizer.db import dialect_insert
+from priorizer.node.models import Node
+
+nodes = Node.__table__
+
+
+def record_seen(
+    session: Session, *, node_id: str, free_space_mb: float | None, now: datetime
+) -> None:
+    """Create or refresh the node. On PostgreSQL this also locks its row until commit, which
+    serialises that node's concurrent requests (its budget is read and spent by one at a time)."""
+    values = {"id": node_id, "first_seen_at": now, "last_seen_at": now}
+    changes: dict[str, object] = {"last_seen_at": now}
+    if free_space_mb is not None:
+        values["free_space_mb"] = free_space_mb
+        changes["free_space_mb"] = free_space_mb
+    statement = dialect_insert(session, nodes).values(values)
+    session.execute(statement.on_conflict_do_update(index_elements=[nodes.c.id], set_=changes))
+
+
+def get(session: Session, *, node_id: str) -> Node | None:
+    return session.get(Node, node_id)
+
+
+def list_page(session: Session, *, after: str | None, limit: int) -> Sequence[Node]:
+    query = select(Node).order_by(Node.id).limit(limit)
+    if after is not None:
+        query = query.where(Node.id > after)
+    return session.execute(query).scalars().all()
+
+
+def ensure(session: Session, *, node_ids: Sequence[str], now: datetime) -> None:
+    """Create the nodes that do not exist yet (imports), leaving the others untouched."""
+    if node_ids:
+        rows = [{"id": i, "first_seen_at": now, "last_seen_at": now} for i in node_ids]
+        session.execute(dialect_insert(session, nodes).values(rows).on_conflict_do_nothing())
+
+
+def count(session: Session) -> int:
+    return session.execute(select(func.count()).select_from(nodes)).scalar_one()

@@ -1,0 +1,31 @@
+"""Node shapes on the wire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+NodeId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$"),
+    Field(description="1-128 characters: letters, digits and . _ : @ -", examples=["node-123"]),
+]
+
+
+class NodeRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    free_space_mb: float | None = Field(description="Free space the node last reported.")
+    open_leases: int = 0
+    reserved_mb: float = Field(0.0, description="Space its open leases reserve.")
+    copies: int = 0
+
+
+class NodePage(BaseModel):
+    items: list[NodeRead]
+    next_cursor: str | None

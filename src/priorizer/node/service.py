@@ -1,0 +1,37 @@
+"""Node use cases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from priorizer.errors import NotFound
+from priorizer.node import repo
+from priorizer.node.models import Node
+
+
+def record_seen(
+    session: Session, *, node_id: str, free_space_mb: float | None, now: datetime
+) -> None:
+    repo.record_seen(session, node_id=node_id, free_space_mb=free_space_mb, now=now)
+
+
+def ensure_nodes(session: Session, *, node_ids: Sequence[str], now: datetime) -> None:
+    repo.ensure(session, node_ids=node_ids, now=now)
+
+
+def get_node(session: Session, *, node_id: str) -> Node:
+    node = repo.get(session, node_id=node_id)
+    if node is None:
+        raise NotFound(f"no node {node_id!r}")
+    return node
+
+
+def list_nodes(session: Session, *, after: str | None = None, limit: int = 100) -> Sequence[Node]:
+    return repo.list_page(session, after=after, limit=limit)
+
+
+def count_nodes(session: Session) -> int:
+    return repo.count(session)

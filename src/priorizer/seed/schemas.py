@@ -1,0 +1,53 @@
+"""The seed service's JSON files: `ckan_data.json` (assets) and `allocations.json` (leases)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from priorizer.catalog.schemas import AssetId
+from priorizer.node.schemas import NodeId
+
+# Missing priorities get the middle of the scale, so they neither jump nor starve the queue.
+DEFAULT_PRIORITY = 5
+
+
+class SeedAsset(BaseModel):
+    """One row of `ckan_data.json`. Fields we do not model are kept and exported back."""
+
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+
+    id: AssetId
+    url: Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+    name: str | None = None
+    size_mb: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = None
+    priority: Annotated[int, Field(ge=1, le=10)] = DEFAULT_PRIORITY
+    dataset_id: Annotated[str, StringConstraints(max_length=200)] | None = None
+    format: Annotated[str, StringConstraints(max_length=100)] | None = None
+
+    def extras(self) -> dict[str, Any]:
+        return dict(self.__pydantic_extra__ or {})
+
+
+class SeedAllocation(BaseModel):
+    """One lease or copy in `allocations.json`."""
+
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+
+    asset_id: AssetId
+    node_id: NodeId
+    status: Literal["allocated", "completed"] = "allocated"
+    allocated_at: AwareDatetime | None = None
+
+
+def naive_to_utc(value: Any) -> Any:
+    """The seed wrote `datetime.now().isoformat()`: no zone. Read those as UTC."""
+    if isinstance(value, str) and value and value[-1] != "Z" and "+" not in value[10:]:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return value + "+00:00"
+    return value

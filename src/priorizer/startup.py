@@ -1,0 +1,102 @@
+"""What happens once before serving: migrate, re-rank if the queue policy changed, and load
+the seed's JSON files (or the demo catalog) into an empty database."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import text
+
+from priorizer.app import queue_policy, utcnow
+from priorizer.catalog import service as catalog_service
+from priorizer.config import Settings
+from priorizer.db import Database, migrate
+from priorizer.seed import service as seed_service
+from priorizer.seed.service import ImportReport
+from priorizer.system import service as system_service
+
+log = logging.getLogger(__name__)
+
+# Any constant will do: it names the lock several processes take around start-up on PostgreSQL.
+STARTUP_LOCK = 74_251_001
+
+
+def prepare(settings: Settings, *, demo: bool = False, now: datetime | None = None) -> None:
+    now = now or utcnow()
+    database = Database(settings.sqlalchemy_url)
+    try:
+        with _startup_lock(database):
+            migrate(settings.sqlalchemy_url)
+            with database.write() as session:
+                system_service.ensure_queue_policy(session, queue=queue_policy(settings), now=now)
+            _first_start_import(database, settings, demo=demo, now=now)
+    finally:
+        database.dispose()
+
+
+@contextmanager
+def _startup_lock(database: Database) -> Iterator[None]:
+    if database.is_sqlite:
+        yield
+        return
+    with database.write_engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": STARTUP_LOCK})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": STARTUP_LOCK})
+            conn.commit()
+
+
+def _first_start_import(
+    database: Database, settings: Settings, *, demo: bool, now: datetime
+) -> None:
+    with database.read() as session:
+        if catalog_service.count_assets(session):
+            return
+    ckan = settings.data_directory / settings.ckan_data_file
+    allocations = settings.data_directory / settings.allocations_file
+    if ckan.is_file():
+        report = import_files(
+            database, settings, ckan, allocations if allocations.is_file() else None, now=now
+        )
+        log.info("first start: imported %s", report)
+    elif demo:
+        demo_file = resources.files("priorizer.seed") / "demo_ckan_data.json"
+        with resources.as_file(demo_file) as path:
+            report = import_files(database, settings, path, None, now=now)
+        log.info("demo catalog loaded: %d assets", report.assets_created)
+
+
+def import_files(
+    database: Database,
+    settings: Settings,
+    ckan_file: Path,
+    allocations_file: Path | None,
+    *,
+    now: datetime,
+) -> ImportReport:
+    """Validate both files whole, then write them in one transaction (all or nothing)."""
+    assets = seed_service.parse_assets(seed_service.read_json(ckan_file), source=str(ckan_file))
+    allocations = (
+        seed_service.parse_allocations(
+            seed_service.read_json(allocations_file), source=str(allocations_file)
+        )
+        if allocations_file is not None
+        else []
+    )
+    with database.write() as session:
+        return seed_service.import_seed(
+            session,
+            assets=assets,
+            allocations=allocations,
+            queue=queue_policy(settings),
+            lease_seconds=settings.allocation_expiry_seconds,
+            now=now,
+        )
