@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -29,7 +29,6 @@ def build_scheduler(
         seconds=interval,
         id="maintenance",
         name="maintenance",
-        next_run_time=clock() + timedelta(seconds=interval),
         kwargs={"database": database, "queue": queue, "clock": clock},
         max_instances=1,
         coalesce=True,
