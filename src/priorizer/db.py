@@ -8,6 +8,7 @@ lock what they touch. Only entry points (routes, jobs, CLI commands) open transa
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,9 @@ from typing import Any
 from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session
+
+log = logging.getLogger(__name__)
+CHECKPOINT_SECONDS = 1.0
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -61,6 +65,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA cache_size=-65536")
+    # Checkpoints run in a background thread (`Database._checkpoint_loop`), not in requests.
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -88,6 +94,11 @@ class Database:
         self.write_engine = make_engine(url, immediate=True)
         self.read_engine = make_engine(url) if self.is_sqlite else self.write_engine
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        self._closing = threading.Event()
+        if self.is_sqlite:
+            threading.Thread(
+                target=self._checkpoint_loop, name="wal-checkpoint", daemon=True
+            ).start()
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -114,7 +125,23 @@ class Database:
         with self.read_engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
 
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL back into the database file every second, off the request path.
+        PASSIVE never blocks writers; a killed process leaves a WAL that the next open uses."""
+        while not self._closing.wait(CHECKPOINT_SECONDS):
+            self.checkpoint("PASSIVE")
+
+    def checkpoint(self, mode: str = "PASSIVE") -> None:
+        try:
+            with self.read_engine.connect() as conn:
+                conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
+        except Exception:  # a failed checkpoint is retried next time; the WAL keeps the data
+            log.warning("WAL checkpoint failed", exc_info=True)
+
     def dispose(self) -> None:
+        self._closing.set()
+        if self.is_sqlite:
+            self.checkpoint("TRUNCATE")
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             self.read_engine.dispose()

@@ -5,8 +5,7 @@
   holder it already has (completed copies plus open leases). With the default penalty of 3, the
   second copy of a priority-10 asset competes with first copies of priority-7 assets.
 - An asset that reached the replication target, or is not active, has no rank: it is not handed out.
-- Within one rank, the largest file that still fits the node's remaining budget goes first
-  (first-fit decreasing: a node's disk fills with few leases), then by id.
+- Within one rank, smaller files go first (more files safe per byte and per hour), then by id.
 - Unknown sizes count as `unknown_size_mb` (UNKNOWN_SIZE_MB, default 1 GiB) in every budget.
 - A node never holds two open leases or copies of one asset (also a unique index).
 """
@@ -15,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, and_, case, null
 
 MB_PER_GB = 1024.0
+PRIORITY_MIN, PRIORITY_MAX = 1, 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,17 @@ def rank(priority: int, holders: int, is_active: bool, policy: QueuePolicy) -> f
     return float(priority - policy.copy_penalty * holders)
 
 
+def rank_levels(policy: QueuePolicy) -> list[float]:
+    """Every rank an asset can have, highest first: priorities are whole numbers from 1 to 10
+    and holders from 0 to target - 1, so the queue has a small, known set of levels."""
+    levels = {
+        rank(priority, holders, True, policy)
+        for priority in range(PRIORITY_MIN, PRIORITY_MAX + 1)
+        for holders in range(policy.replication_target)
+    }
+    return sorted((level for level in levels if level is not None), reverse=True)
+
+
 def rank_sql(
     priority: Any, holders: Any, is_active: ColumnElement[bool], policy: QueuePolicy
 ) -> ColumnElement[Any]:
@@ -59,15 +70,17 @@ def rank_sql(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    id: str
-    budget_mb: float
+class Candidate(Protocol):
+    @property
+    def budget_mb(self) -> float: ...
 
 
-def fit(candidates: Iterable[Candidate], remaining_mb: float, slots: int) -> list[Candidate]:
+C = TypeVar("C", bound=Candidate)
+
+
+def fit(candidates: Iterable[C], remaining_mb: float, slots: int) -> list[C]:
     """Take candidates in the order given while they fit the remaining budget and slots."""
-    chosen: list[Candidate] = []
+    chosen: list[C] = []
     for candidate in candidates:
         if len(chosen) >= slots:
             break

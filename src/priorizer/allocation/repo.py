@@ -12,11 +12,12 @@ Concurrency contract (PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, exists, func, select, update
+from sqlalchemy import Row, and_, bindparam, exists, func, select, union_all, update
 from sqlalchemy.orm import Session
 
 from priorizer.allocation.models import ALLOCATED, HOLDING, Allocation
@@ -44,58 +45,99 @@ def rank_after(policy: QueuePolicy, *, holders_delta: int = 0) -> Any:
     return rank_sql(assets.c.priority, holders, assets.c.state == ASSET_ACTIVE, policy)
 
 
+# The hot path's statements are built once (their parameters bound at call time): building
+# SQLAlchemy constructs costs more than running these index seeks.
+_RESERVED = select(func.coalesce(func.sum(leases.c.reserved_mb), 0.0)).where(
+    leases.c.node_id == bindparam("node_id"), leases.c.status == ALLOCATED
+)
+
+
 def open_reserved_mb(session: Session, *, node_id: str) -> float:
-    query = select(func.coalesce(func.sum(leases.c.reserved_mb), 0.0)).where(
-        leases.c.node_id == node_id, leases.c.status == ALLOCATED
-    )
-    return float(session.execute(query).scalar_one())
+    return float(session.execute(_RESERVED, {"node_id": node_id}).scalar_one())
 
 
-def next_rank(session: Session, *, below: float | None) -> float | None:
-    """The highest rank level in the queue, strictly below `below` (index seek)."""
+def _level_below(*, bounded: bool) -> Any:
     query = select(assets.c.rank).where(assets.c.rank.is_not(None))
-    if below is not None:
-        query = query.where(assets.c.rank < below)
-    query = query.order_by(assets.c.rank.desc()).limit(1)
-    return session.execute(query).scalar_one_or_none()
+    if bounded:
+        query = query.where(assets.c.rank < bindparam("below"))
+    return query.order_by(assets.c.rank.desc()).limit(1)
 
 
-def candidates_at(
-    session: Session, *, rank: float, max_mb: float, node_id: str, limit: int, lock: bool
-) -> Sequence[Row[Any]]:
-    """Assets at one rank level that fit `max_mb` and that this node does not hold yet."""
+@functools.cache
+def _candidates_query(levels: int) -> Any:
+    """One statement over `levels` rank levels: in each, an index range seek for the smallest
+    assets that fit `max_mb` and that the node does not hold, at most `limit` of them.
+    Only index columns are read (the queue index covers them)."""
     held = exists().where(
         leases.c.asset_id == assets.c.id,
-        leases.c.node_id == node_id,
+        leases.c.node_id == bindparam("node_id"),
         leases.c.status.in_(HOLDING),
     )
-    query = (
-        select(*CANDIDATE_COLUMNS)
-        .where(assets.c.rank == rank, assets.c.budget_mb <= max_mb, ~held)
-        .order_by(assets.c.rank.desc(), assets.c.budget_mb.desc(), assets.c.id.desc())
-        .limit(limit)
-    )
-    if lock:
-        query = query.with_for_update(skip_locked=True, of=assets)
-    return session.execute(query).all()
+    parts = [
+        select(assets.c.id, assets.c.budget_mb, assets.c.rank)
+        .where(assets.c.rank == bindparam(f"rank_{i}"), assets.c.budget_mb <= bindparam("max_mb"))
+        .where(~held)
+        .order_by(assets.c.budget_mb, assets.c.id)
+        .limit(bindparam("limit"))
+        .subquery(f"level_{i}")
+        for i in range(levels)
+    ]
+    union = union_all(*(select(*part.c) for part in parts)).subquery("levels")
+    return select(*union.c).order_by(union.c.rank.desc(), union.c.budget_mb, union.c.id)
 
 
-def claim(session: Session, *, asset_ids: Sequence[str], policy: QueuePolicy) -> set[str]:
-    """Count one more open lease on each asset that is still in the queue; return those."""
-    statement = (
+def candidates(
+    session: Session, *, levels: Sequence[float], max_mb: float, node_id: str, limit: int
+) -> Sequence[Row[Any]]:
+    """Candidates (id, budget_mb, rank) from several rank levels at once, in queue order: level
+    by level, then smallest first, then id. One index seek per level, whatever the catalog."""
+    parameters: dict[str, Any] = {"max_mb": max_mb, "node_id": node_id, "limit": limit}
+    parameters.update({f"rank_{i}": level for i, level in enumerate(levels)})
+    return session.execute(_candidates_query(len(levels)), parameters).all()
+
+
+_LOCK = (
+    select(assets.c.id)
+    .where(assets.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(assets.c.id)
+    .with_for_update(skip_locked=True)
+)
+
+
+def lock_free(session: Session, *, asset_ids: Sequence[str]) -> set[str]:
+    """PostgreSQL: lock these asset rows, skipping those another transaction holds (they are
+    being claimed right now). No waiting, so no deadlock between concurrent allocations."""
+    return set(session.execute(_LOCK, {"ids": list(asset_ids)}).scalars())
+
+
+@functools.cache
+def _claim_statement(policy: QueuePolicy) -> Any:
+    return (
         update(assets)
-        .where(assets.c.id.in_(asset_ids), assets.c.rank.is_not(None))
+        .where(assets.c.id.in_(bindparam("ids", expanding=True)), assets.c.rank.is_not(None))
         .values(leases=assets.c.leases + 1, rank=rank_after(policy, holders_delta=1))
-        .returning(assets.c.id)
+        .returning(*CANDIDATE_COLUMNS)
     )
-    return set(session.execute(statement).scalars())
 
 
-def insert_leases(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
-    result = session.execute(
-        leases.insert().returning(leases.c.id, sort_by_parameter_order=True), rows
-    )
-    return list(result.scalars())
+def claim(
+    session: Session, *, asset_ids: Sequence[str], policy: QueuePolicy
+) -> dict[str, Row[Any]]:
+    """Count one more open lease on each asset that is still in the queue; return those
+    (with what a node needs to fetch them), by id."""
+    if not asset_ids:
+        return {}
+    rows = session.execute(_claim_statement(policy), {"ids": list(asset_ids)})
+    return {row.id: row for row in rows}
+
+
+_INSERT_LEASES = leases.insert().returning(leases.c.asset_id, leases.c.node_id, leases.c.id)
+
+
+def insert_leases(session: Session, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """Insert allocations; returns (asset id, node id) -> allocation id."""
+    result = session.execute(_INSERT_LEASES, list(rows))
+    return {(asset_id, node_id): id_ for asset_id, node_id, id_ in result}
 
 
 def close_lease(
@@ -149,7 +191,7 @@ def ranking(session: Session, *, limit: int) -> Sequence[Row[Any]]:
     query = (
         select(*CANDIDATE_COLUMNS, assets.c.rank, assets.c.copies, assets.c.leases)
         .where(assets.c.rank.is_not(None))
-        .order_by(assets.c.rank.desc(), assets.c.budget_mb.desc(), assets.c.id.desc())
+        .order_by(assets.c.rank.desc(), assets.c.budget_mb, assets.c.id)
         .limit(limit)
     )
     return session.execute(query).all()

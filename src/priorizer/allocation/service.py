@@ -12,12 +12,15 @@ from sqlalchemy.orm import Session
 
 from priorizer.allocation import policy, repo
 from priorizer.allocation.models import ALLOCATED, COMPLETED, RELEASED, Allocation
-from priorizer.allocation.policy import Candidate, QueuePolicy
+from priorizer.allocation.policy import QueuePolicy
 from priorizer.errors import Invalid, NotFound
 from priorizer.node import service as node_service
 
-# A request visits rank levels one by one; this bounds the loop even in a pathological queue.
-MAX_QUEUE_STEPS = 1000
+# Rank levels read per statement (the default policy has 13 in all): few, since the top levels
+# usually fill a request and every level read costs rows fetched.
+LEVELS_PER_QUERY = 2
+# Bounds the rounds of one request, even when it keeps losing races to other servers.
+MAX_ROUNDS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,26 +49,30 @@ def allocate(
     remaining = policy.node_budget_mb(
         free_space_gb, repo.open_reserved_mb(session, node_id=node_id)
     )
-    lock = session.get_bind().dialect.name == "postgresql"
+    is_postgresql = session.get_bind().dialect.name == "postgresql"
     expires_at = now + timedelta(seconds=lease_seconds)
+    levels = policy.rank_levels(queue)
     leases: list[Lease] = []
-    level = repo.next_rank(session, below=None)
-    for _ in range(MAX_QUEUE_STEPS):
+    for _ in range(MAX_ROUNDS):
         slots = max_assets - len(leases)
-        if level is None or slots <= 0 or remaining <= 0:
+        if not levels or slots <= 0 or remaining <= 0:
             break
-        rows = repo.candidates_at(
-            session, rank=level, max_mb=remaining, node_id=node_id, limit=slots, lock=lock
+        batch, levels = levels[:LEVELS_PER_QUERY], levels[LEVELS_PER_QUERY:]
+        rows = repo.candidates(
+            session, levels=batch, max_mb=remaining, node_id=node_id, limit=slots
         )
-        if not rows:
-            level = repo.next_rank(session, below=level)
-            continue
-        by_id = {row.id: row for row in rows}
-        picked = policy.fit((Candidate(r.id, r.budget_mb) for r in rows), remaining, slots)
-        claimed = repo.claim(session, asset_ids=[c.id for c in picked], policy=queue)
-        won = [by_id[c.id] for c in picked if c.id in claimed]
-        leases.extend(_open_leases(session, won, node_id=node_id, now=now, expires_at=expires_at))
-        remaining -= sum(row.budget_mb for row in won)
+        chosen = policy.fit(rows, remaining, slots)
+        if is_postgresql and chosen:
+            # Another server may be claiming the same rows: take only those we can lock now.
+            free = repo.lock_free(session, asset_ids=[row.id for row in chosen])
+            chosen = [row for row in chosen if row.id in free]
+        claimed = repo.claim(session, asset_ids=[row.id for row in chosen], policy=queue)
+        won = [claimed[row.id] for row in chosen if row.id in claimed]
+        # Written now, so that later rounds see these assets as held by this node.
+        leases += _open_leases(session, won, node_id=node_id, now=now, expires_at=expires_at)
+        remaining -= policy.total_mb(won)
+        if len(won) < len(chosen):
+            levels = batch + levels  # lost a race: look at the same levels again
     return leases
 
 
@@ -88,8 +95,8 @@ def _open_leases(
     ]
     ids = repo.insert_leases(session, values)
     return [
-        Lease(row._asdict(), allocation_id, node_id, expires_at, row.budget_mb)
-        for row, allocation_id in zip(rows, ids, strict=True)
+        Lease(row._asdict(), ids[row.id, node_id], node_id, expires_at, row.budget_mb)
+        for row in rows
     ]
 
 

@@ -27,27 +27,28 @@ def existing_ids(session: Session, *, ids: Sequence[str]) -> set[str]:
 
 def upsert(session: Session, *, rows: Sequence[dict[str, Any]], queue: QueuePolicy) -> None:
     """Insert assets, or update them in place by id, keeping their copies and leases."""
-    for start in range(0, len(rows), CHUNK):
-        statement = dialect_insert(session, assets).values(list(rows[start : start + CHUNK]))
-        new = statement.excluded
-        holders = assets.c.copies + assets.c.leases
-        statement = statement.on_conflict_do_update(
-            index_elements=[assets.c.id],
-            set_={
-                "url": new.url,
-                "name": new.name,
-                "size_mb": new.size_mb,
-                "format": new.format,
-                "dataset_id": new.dataset_id,
-                "base_priority": new.base_priority,
-                "priority": new.priority,
-                "extra": new.extra,
-                "updated_at": new.updated_at,
-                "budget_mb": new.budget_mb,
-                "rank": rank_sql(new.priority, holders, assets.c.state == ASSET_ACTIVE, queue),
-            },
-        )
-        session.execute(statement)
+    if not rows:
+        return
+    statement = dialect_insert(session, assets)
+    new = statement.excluded
+    holders = assets.c.copies + assets.c.leases
+    statement = statement.on_conflict_do_update(
+        index_elements=[assets.c.id],
+        set_={
+            "url": new.url,
+            "name": new.name,
+            "size_mb": new.size_mb,
+            "format": new.format,
+            "dataset_id": new.dataset_id,
+            "base_priority": new.base_priority,
+            "priority": new.priority,
+            "extra": new.extra,
+            "updated_at": new.updated_at,
+            "budget_mb": new.budget_mb,
+            "rank": rank_sql(new.priority, holders, assets.c.state == ASSET_ACTIVE, queue),
+        },
+    )
+    session.execute(statement, list(rows))
 
 
 def set_priority(

@@ -1,0 +1,233 @@
+"""Benchmark: POST /allocate through a real server over a catalog of N synthetic assets.
+
+Prints p50/p99 latency and requests/s at C concurrent connections (wrk), next to the same
+figures for a bare FastAPI endpoint of the same shape (bench/bare_app.py) on this machine.
+
+    python bench/allocate.py --assets 100000
+    python bench/allocate.py --assets 1000000 --database postgresql
+
+Needs `wrk` (Debian: apt-get install wrk). Catalogs are cached under bench/.cache/ (SQLite).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from priorizer.app import queue_policy
+from priorizer.catalog import service as catalog_service
+from priorizer.catalog.service import NewAsset
+from priorizer.config import Settings
+from priorizer.db import Database
+from priorizer.startup import prepare
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / ".cache"
+BATCH = 50_000
+PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def synthetic_assets(start: int, stop: int, rng: random.Random) -> list[NewAsset]:
+    """Sizes log-uniform from 1 MiB to 4 GiB, one in ten unknown; priorities 1-10."""
+    return [
+        NewAsset(
+            id=f"bench-{i:08d}",
+            url=f"https://data.example.org/bench/{i}.nc",
+            name=f"file-{i}.nc",
+            size_mb=None if rng.random() < 0.1 else round(2 ** rng.uniform(0, 12), 3),
+            priority=rng.randint(1, 10),
+            dataset_id=f"dataset-{i // 20}",
+            format="NC",
+        )
+        for i in range(start, stop)
+    ]
+
+
+def build_catalog(url: str, n: int) -> float:
+    settings = Settings(database_url=url, run_scheduler=False)
+    prepare(settings)
+    database = Database(url)
+    rng = random.Random(20261129)
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+    for start in range(0, n, BATCH):
+        with database.write() as session:
+            catalog_service.upsert_assets(
+                session,
+                items=synthetic_assets(start, min(n, start + BATCH), rng),
+                queue=queue_policy(settings),
+                now=now,
+            )
+    database.dispose()
+    return time.perf_counter() - started
+
+
+def sqlite_catalog(n: int, workdir: Path) -> tuple[str, float]:
+    CACHE.mkdir(exist_ok=True)
+    cached = CACHE / f"catalog-{n}.sqlite3"
+    seconds = float("nan")
+    if not cached.exists():
+        partial = cached.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        seconds = build_catalog(f"sqlite:///{partial}", n)
+        with create_engine(f"sqlite:///{partial}").connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        partial.rename(cached)
+    target = workdir / "priorizer.sqlite3"
+    shutil.copy(cached, target)
+    return f"sqlite:///{target}", seconds
+
+
+def postgresql_catalog(n: int) -> tuple[str, float]:
+    name = f"priorizer_bench_{n}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    seconds = build_catalog(url, n)
+    with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    return url, seconds
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(command: list[str], env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    out = log.open("wb")
+    process = subprocess.Popen(command, env={**os.environ, **env}, stdout=out, stderr=out)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"server did not become healthy: {log.read_text()[-2000:]}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+
+
+def wrk(port: int, seconds: int, connections: int) -> dict[str, float]:
+    command = [
+        "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
+        "-s", str(HERE / "wrk_allocate.lua"), f"http://127.0.0.1:{port}",
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in output.splitlines() if line.startswith("BENCH "))
+    return {key: float(value) for key, value in (pair.split("=") for pair in line.split()[1:])}
+
+
+def measure(port: int, args: argparse.Namespace) -> dict[str, float]:
+    wrk(port, 3, args.connections)  # warm-up: caches, connection pools
+    return wrk(port, args.duration, args.connections)
+
+
+def report(label: str, figures: dict[str, float]) -> None:
+    print(
+        f"{label:<28} {figures['rps']:>9.0f} req/s   p50 {figures['p50_ms']:6.2f} ms   "
+        f"p90 {figures['p90_ms']:6.2f} ms   p99 {figures['p99_ms']:6.2f} ms   "
+        f"errors {figures['errors']:.0f}   items/req {figures['items'] / max(figures['requests'], 1):.1f}"
+    )
+
+
+def check_rules(url: str, target: int) -> int:
+    """Assets over the replication target after the run (must be 0)."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        over = conn.execute(
+            text("SELECT count(*) FROM assets WHERE copies + leases > :t"), {"t": target}
+        ).scalar_one()
+    engine.dispose()
+    return int(over)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--assets", type=int, default=100_000)
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--duration", type=int, default=20, help="seconds of measured load")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--skip-bare", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+
+    workdir = Path(tempfile.mkdtemp(prefix="priorizer-bench-"))
+    if args.database == "sqlite":
+        url, build_seconds = sqlite_catalog(args.assets, workdir)
+    else:
+        url, build_seconds = postgresql_catalog(args.assets)
+    print(f"catalog: {args.assets:,} assets on {args.database}"
+          + (f", built in {build_seconds:.1f} s" if build_seconds == build_seconds else " (cached)"))
+
+    port = free_port()
+    env = {
+        "DATABASE_URL": url, "PRIORIZER_PORT": str(port), "DATA_DIRECTORY": str(workdir),
+        "LOG_LEVEL": "WARNING", "PRIORIZER_WORKERS": str(args.workers),
+    }
+    priorizer = str(Path(sys.executable).parent / "priorizer")
+    server = start([priorizer, "serve"], env, port, workdir / "server.log")
+    try:
+        ours = measure(port, args)
+        memory = rss_mb(server.pid)
+    finally:
+        stop(server)
+    report(f"priorizer ({args.database})", ours)
+    print(f"server RSS after the run: {memory:.0f} MiB; assets over target: "
+          f"{check_rules(url, Settings().replication_target)}")
+
+    if not args.skip_bare:
+        items = max(1, round(ours["items"] / max(ours["requests"], 1)))
+        port = free_port()
+        bare = start(
+            [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port),
+             "--log-level", "warning", "--no-access-log", "--workers", str(args.workers)],
+            {"BARE_ITEMS": str(items), "PYTHONPATH": str(HERE)}, port, workdir / "bare.log",
+        )
+        try:
+            yardstick = measure(port, args)
+        finally:
+            stop(bare)
+        report(f"bare FastAPI ({items} items)", yardstick)
+        print(f"throughput ratio priorizer / bare: {ours['rps'] / yardstick['rps']:.2f}")
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
