@@ -1,0 +1,118 @@
+"""The allocation rules as pure functions, and their SQL twin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import Boolean, Integer, create_engine, literal, select
+
+from priorizer.allocation.policy import (
+    QueuePolicy,
+    effective_size_mb,
+    fit,
+    node_budget_mb,
+    rank,
+    rank_levels,
+    rank_sql,
+)
+
+DEFAULT = QueuePolicy(replication_target=2, copy_penalty=3.0, unknown_size_mb=1024.0)
+policies = st.builds(
+    QueuePolicy,
+    replication_target=st.integers(1, 6),
+    copy_penalty=st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0, 7.5, 100.0]),
+    unknown_size_mb=st.floats(1, 10_000),
+)
+
+
+@dataclass
+class Item:
+    budget_mb: float
+
+
+def test_budget_is_free_space_minus_reserved():
+    assert node_budget_mb(10, 0) == 10 * 1024
+    assert node_budget_mb(10, 1000) == 10 * 1024 - 1000
+    assert node_budget_mb(1, 5000) == 0
+
+
+def test_unknown_size_counts_as_assumed_size():
+    assert effective_size_mb(None, 1024) == 1024
+    assert effective_size_mb(0.5, 1024) == 0.5
+
+
+def test_copies_are_penalised_and_capped_by_target():
+    assert rank(10, 0, True, DEFAULT) == 10
+    assert rank(10, 1, True, DEFAULT) == 7  # competes with first copies of priority 7
+    assert rank(10, 2, True, DEFAULT) is None  # at the target: not handed out
+    assert rank(10, 0, False, DEFAULT) is None  # inactive assets never are
+
+
+def test_default_policy_has_thirteen_levels():
+    assert rank_levels(DEFAULT) == [float(r) for r in range(10, -3, -1)]
+
+
+@given(policies, st.integers(1, 10), st.integers(0, 8))
+def test_every_rank_is_one_of_the_known_levels(policy, priority, holders):
+    value = rank(priority, holders, True, policy)
+    assert value is None or value in rank_levels(policy)
+
+
+@given(policies, st.integers(1, 10), st.integers(0, 8), st.booleans())
+def test_sql_rank_agrees_with_python_rank(policy, priority, holders, is_active):
+    engine = _engine()
+    expression = rank_sql(
+        literal(priority, Integer), literal(holders, Integer), literal(is_active, Boolean), policy
+    )
+    with engine.connect() as conn:
+        assert conn.execute(select(expression)).scalar_one() == rank(
+            priority, holders, is_active, policy
+        )
+
+
+_ENGINE = None
+
+
+def _engine():
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = create_engine("sqlite://")
+    return _ENGINE
+
+
+@given(
+    st.lists(st.floats(0, 5000), max_size=60),
+    st.floats(0, 50_000),
+    st.integers(1, 60),
+)
+def test_fit_respects_budget_slots_and_order(sizes, budget, slots):
+    items = [Item(size) for size in sizes]
+    chosen = fit(items, budget, slots)
+    assert sum(item.budget_mb for item in chosen) <= budget + 1e-6
+    assert len(chosen) <= slots
+    positions = [next(i for i, x in enumerate(items) if x is c) for c in chosen]
+    assert positions == sorted(positions)
+    # Greedy: anything skipped before the slots ran out did not fit at that point.
+    if len(chosen) < slots:
+        taken = 0.0
+        for item in items:
+            if any(item is c for c in chosen):
+                taken += item.budget_mb
+            else:
+                assert item.budget_mb > budget - taken - 1e-9
+
+
+@pytest.mark.parametrize(
+    ("sizes", "budget", "slots", "expected"),
+    [
+        ([100, 200, 300], 1000, 50, [100, 200, 300]),
+        ([600, 500, 100], 1000, 50, [600, 100]),  # 500 no longer fits after 600
+        ([100, 100, 100], 1000, 2, [100, 100]),
+        ([2000], 1000, 50, []),
+    ],
+)
+def test_fit_examples(sizes, budget, slots, expected):
+    assert [i.budget_mb for i in fit([Item(s) for s in sizes], budget, slots)] == expected
