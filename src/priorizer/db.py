@@ -64,7 +64,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute("PRAGMA cache_size=-262144")
+    cursor.execute("PRAGMA mmap_size=4294967296")
     # Checkpoints run in a background thread (`Database._checkpoint_loop`), not in requests.
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()

@@ -31,3 +31,4 @@ def test_queue_and_holding_indexes_exist(db_url):
 
     assert asset_indexes["ix_assets_queue"]["column_names"] == ["rank", "budget_mb", "id"]
     assert allocation_indexes["uq_allocations_holding"]["unique"]
+    assert allocation_indexes["uq_allocations_holding"]["column_names"] == ["node_id", "asset_id"]

@@ -38,10 +38,11 @@ class Allocation(Base):
 
     __table_args__ = (
         # Rule 3 as a constraint: one open lease or copy of an asset per node, whatever races.
+        # Node first: one request's new rows land together in the index.
         Index(
             "uq_allocations_holding",
-            "asset_id",
             "node_id",
+            "asset_id",
             unique=True,
             sqlite_where=text("status IN ('allocated', 'completed')"),
             postgresql_where=text("status IN ('allocated', 'completed')"),

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, exists, func, select, union_all, update
 from sqlalchemy.orm import Session
 
-from priorizer.allocation.models import ALLOCATED, HOLDING, Allocation
+from priorizer.allocation.models import ALLOCATED, EXPIRED, HOLDING, Allocation
 from priorizer.allocation.policy import QueuePolicy, rank_sql
 from priorizer.catalog.models import ASSET_ACTIVE, Asset
 
@@ -172,7 +172,7 @@ def expire_due(session: Session, *, now: datetime) -> list[str]:
     statement = (
         update(leases)
         .where(leases.c.status == ALLOCATED, leases.c.expires_at <= now)
-        .values(status="expired", closed_at=now)
+        .values(status=EXPIRED, closed_at=now)
         .returning(leases.c.asset_id)
     )
     return list(session.execute(statement).scalars())

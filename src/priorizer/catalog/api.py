@@ -14,7 +14,6 @@ from priorizer.catalog.schemas import (
     AssetPage,
     AssetRead,
     HoldingRead,
-    Priority,
     UpdateCkanRequest,
     UpdateCkanResponse,
 )
@@ -71,6 +70,3 @@ def get_asset(asset_id: str, db: DbDep) -> AssetDetail:
         holders=[h for h in holdings if h.status == COMPLETED],
         history=[h for h in holdings if h.status not in (ALLOCATED, COMPLETED)],
     )
-
-
-__all__ = ["Priority", "router"]

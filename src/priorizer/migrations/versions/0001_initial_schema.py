@@ -110,7 +110,7 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "uq_allocations_holding",
-            ["asset_id", "node_id"],
+            ["node_id", "asset_id"],
             unique=True,
             sqlite_where=sa.text("status IN ('allocated', 'completed')"),
             postgresql_where=sa.text("status IN ('allocated', 'completed')"),
