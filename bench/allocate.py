@@ -81,12 +81,14 @@ def sqlite_catalog(n: int, workdir: Path) -> tuple[str, float]:
     cached = CACHE / f"catalog-{n}.sqlite3"
     seconds = float("nan")
     if not cached.exists():
-        partial = cached.with_suffix(".partial")
-        partial.unlink(missing_ok=True)
+        partial = workdir / "build.sqlite3"
         seconds = build_catalog(f"sqlite:///{partial}", n)
-        with create_engine(f"sqlite:///{partial}").connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        partial.rename(cached)
+        # A copy of the main file alone could miss pages still in the WAL: VACUUM INTO writes
+        # one consistent, self-contained file.
+        engine = create_engine(f"sqlite:///{partial}")
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"VACUUM INTO '{cached}'")
+        engine.dispose()
     target = workdir / "priorizer.sqlite3"
     shutil.copy(cached, target)
     return f"sqlite:///{target}", seconds
@@ -144,8 +146,14 @@ def rss_mb(pid: int) -> float:
 
 def wrk(port: int, seconds: int, connections: int) -> dict[str, float]:
     command = [
-        "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
-        "-s", str(HERE / "wrk_allocate.lua"), f"http://127.0.0.1:{port}",
+        "wrk",
+        "-t2",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(HERE / "wrk_allocate.lua"),
+        f"http://127.0.0.1:{port}",
     ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     line = next(line for line in output.splitlines() if line.startswith("BENCH "))
@@ -193,13 +201,18 @@ def main() -> None:
         url, build_seconds = sqlite_catalog(args.assets, workdir)
     else:
         url, build_seconds = postgresql_catalog(args.assets)
-    print(f"catalog: {args.assets:,} assets on {args.database}"
-          + (f", built in {build_seconds:.1f} s" if build_seconds == build_seconds else " (cached)"))
+    print(
+        f"catalog: {args.assets:,} assets on {args.database}"
+        + (f", built in {build_seconds:.1f} s" if build_seconds == build_seconds else " (cached)")
+    )
 
     port = free_port()
     env = {
-        "DATABASE_URL": url, "PRIORIZER_PORT": str(port), "DATA_DIRECTORY": str(workdir),
-        "LOG_LEVEL": "WARNING", "PRIORIZER_WORKERS": str(args.workers),
+        "DATABASE_URL": url,
+        "PRIORIZER_PORT": str(port),
+        "DATA_DIRECTORY": str(workdir),
+        "LOG_LEVEL": "WARNING",
+        "PRIORIZER_WORKERS": str(args.workers),
     }
     priorizer = str(Path(sys.executable).parent / "priorizer")
     server = start([priorizer, "serve"], env, port, workdir / "server.log")
@@ -209,16 +222,31 @@ def main() -> None:
     finally:
         stop(server)
     report(f"priorizer ({args.database})", ours)
-    print(f"server RSS after the run: {memory:.0f} MiB; assets over target: "
-          f"{check_rules(url, Settings().replication_target)}")
+    print(
+        f"server RSS after the run: {memory:.0f} MiB; assets over target: "
+        f"{check_rules(url, Settings().replication_target)}"
+    )
 
     if not args.skip_bare:
         items = max(1, round(ours["items"] / max(ours["requests"], 1)))
         port = free_port()
         bare = start(
-            [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port),
-             "--log-level", "warning", "--no-access-log", "--workers", str(args.workers)],
-            {"BARE_ITEMS": str(items), "PYTHONPATH": str(HERE)}, port, workdir / "bare.log",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bare_app:app",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+                "--workers",
+                str(args.workers),
+            ],
+            {"BARE_ITEMS": str(items), "PYTHONPATH": str(HERE)},
+            port,
+            workdir / "bare.log",
         )
         try:
             yardstick = measure(port, args)

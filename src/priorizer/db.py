@@ -96,10 +96,12 @@ class Database:
         self.read_engine = make_engine(url) if self.is_sqlite else self.write_engine
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self._closing = threading.Event()
+        self._checkpointer: threading.Thread | None = None
         if self.is_sqlite:
-            threading.Thread(
+            self._checkpointer = threading.Thread(
                 target=self._checkpoint_loop, name="wal-checkpoint", daemon=True
-            ).start()
+            )
+            self._checkpointer.start()
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -141,7 +143,8 @@ class Database:
 
     def dispose(self) -> None:
         self._closing.set()
-        if self.is_sqlite:
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=30)
             self.checkpoint("TRUNCATE")
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:

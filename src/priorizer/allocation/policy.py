@@ -5,7 +5,8 @@
   holder it already has (completed copies plus open leases). With the default penalty of 3, the
   second copy of a priority-10 asset competes with first copies of priority-7 assets.
 - An asset that reached the replication target, or is not active, has no rank: it is not handed out.
-- Within one rank, smaller files go first (more files safe per byte and per hour), then by id.
+- Within one rank, the largest file that still fits the node's remaining budget goes first
+  (first-fit decreasing: a node's disk fills in one request, with few leases), then by id.
 - Unknown sizes count as `unknown_size_mb` (UNKNOWN_SIZE_MB, default 1 GiB) in every budget.
 - A node never holds two open leases or copies of one asset (also a unique index).
 """

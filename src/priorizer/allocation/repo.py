@@ -27,6 +27,10 @@ from priorizer.catalog.models import ASSET_ACTIVE, Asset
 assets = Asset.__table__
 leases = Allocation.__table__
 
+# The queue order (docs/allocation.md): rank, then the largest file first, then id; all
+# descending, so that one backward walk of `ix_assets_queue` serves it.
+QUEUE_ORDER = (assets.c.rank.desc(), assets.c.budget_mb.desc(), assets.c.id.desc())
+
 CANDIDATE_COLUMNS = (
     assets.c.id,
     assets.c.url,
@@ -56,42 +60,50 @@ def open_reserved_mb(session: Session, *, node_id: str) -> float:
     return float(session.execute(_RESERVED, {"node_id": node_id}).scalar_one())
 
 
-def _level_below(*, bounded: bool) -> Any:
-    query = select(assets.c.rank).where(assets.c.rank.is_not(None))
-    if bounded:
-        query = query.where(assets.c.rank < bindparam("below"))
-    return query.order_by(assets.c.rank.desc()).limit(1)
-
-
 @functools.cache
 def _candidates_query(levels: int) -> Any:
-    """One statement over `levels` rank levels: in each, an index range seek for the smallest
-    assets that fit `max_mb` and that the node does not hold, at most `limit` of them.
-    Only index columns are read (the queue index covers them)."""
+    """One statement over `levels` rank levels: in each, an index range seek (read backwards)
+    for the largest assets that fit `max_mb`, that the node does not hold and that this request
+    has not picked yet, at most `limit` of them. Only index columns are read."""
     held = exists().where(
-        leases.c.asset_id == assets.c.id,
         leases.c.node_id == bindparam("node_id"),
+        leases.c.asset_id == assets.c.id,
         leases.c.status.in_(HOLDING),
     )
     parts = [
         select(assets.c.id, assets.c.budget_mb, assets.c.rank)
         .where(assets.c.rank == bindparam(f"rank_{i}"), assets.c.budget_mb <= bindparam("max_mb"))
-        .where(~held)
-        .order_by(assets.c.budget_mb, assets.c.id)
+        .where(assets.c.id.not_in(bindparam("picked", expanding=True)), ~held)
+        .order_by(*QUEUE_ORDER[1:])
         .limit(bindparam("limit"))
         .subquery(f"level_{i}")
         for i in range(levels)
     ]
+    if levels == 1:
+        return select(*parts[0].c)
     union = union_all(*(select(*part.c) for part in parts)).subquery("levels")
-    return select(*union.c).order_by(union.c.rank.desc(), union.c.budget_mb, union.c.id)
+    return select(*union.c).order_by(
+        union.c.rank.desc(), union.c.budget_mb.desc(), union.c.id.desc()
+    )
 
 
 def candidates(
-    session: Session, *, levels: Sequence[float], max_mb: float, node_id: str, limit: int
+    session: Session,
+    *,
+    levels: Sequence[float],
+    max_mb: float,
+    node_id: str,
+    picked: Sequence[str],
+    limit: int,
 ) -> Sequence[Row[Any]]:
-    """Candidates (id, budget_mb, rank) from several rank levels at once, in queue order: level
-    by level, then smallest first, then id. One index seek per level, whatever the catalog."""
-    parameters: dict[str, Any] = {"max_mb": max_mb, "node_id": node_id, "limit": limit}
+    """Candidates (id, budget_mb, rank) from several rank levels at once, in queue order.
+    One index seek per level, whatever the size of the catalog."""
+    parameters: dict[str, Any] = {
+        "max_mb": max_mb,
+        "node_id": node_id,
+        "limit": limit,
+        "picked": list(picked),
+    }
     parameters.update({f"rank_{i}": level for i, level in enumerate(levels)})
     return session.execute(_candidates_query(len(levels)), parameters).all()
 
@@ -191,7 +203,7 @@ def ranking(session: Session, *, limit: int) -> Sequence[Row[Any]]:
     query = (
         select(*CANDIDATE_COLUMNS, assets.c.rank, assets.c.copies, assets.c.leases)
         .where(assets.c.rank.is_not(None))
-        .order_by(assets.c.rank.desc(), assets.c.budget_mb, assets.c.id)
+        .order_by(*QUEUE_ORDER)
         .limit(limit)
     )
     return session.execute(query).all()

@@ -19,8 +19,10 @@ from priorizer.node import service as node_service
 # Rank levels read per statement (the default policy has 13 in all): few, since the top levels
 # usually fill a request and every level read costs rows fetched.
 LEVELS_PER_QUERY = 2
-# Bounds the rounds of one request, even when it keeps losing races to other servers.
-MAX_ROUNDS = 20
+# Bounds on the statements of one request, whatever the queue looks like.
+MAX_ROUNDS = 60
+# Picking again after losing assets to another server (PostgreSQL) happens at most this often.
+MAX_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,31 +51,67 @@ def allocate(
     remaining = policy.node_budget_mb(
         free_space_gb, repo.open_reserved_mb(session, node_id=node_id)
     )
-    is_postgresql = session.get_bind().dialect.name == "postgresql"
     expires_at = now + timedelta(seconds=lease_seconds)
-    levels = policy.rank_levels(queue)
     leases: list[Lease] = []
-    for _ in range(MAX_ROUNDS):
-        slots = max_assets - len(leases)
-        if not levels or slots <= 0 or remaining <= 0:
-            break
-        batch, levels = levels[:LEVELS_PER_QUERY], levels[LEVELS_PER_QUERY:]
-        rows = repo.candidates(
-            session, levels=batch, max_mb=remaining, node_id=node_id, limit=slots
+    for _ in range(MAX_ATTEMPTS):
+        picked = _pick(
+            session,
+            node_id=node_id,
+            remaining=remaining,
+            slots=max_assets - len(leases),
+            queue=queue,
         )
-        chosen = policy.fit(rows, remaining, slots)
-        if is_postgresql and chosen:
-            # Another server may be claiming the same rows: take only those we can lock now.
-            free = repo.lock_free(session, asset_ids=[row.id for row in chosen])
-            chosen = [row for row in chosen if row.id in free]
-        claimed = repo.claim(session, asset_ids=[row.id for row in chosen], policy=queue)
-        won = [claimed[row.id] for row in chosen if row.id in claimed]
-        # Written now, so that later rounds see these assets as held by this node.
+        if not picked:
+            break
+        won = _claim(session, picked, queue=queue)
         leases += _open_leases(session, won, node_id=node_id, now=now, expires_at=expires_at)
         remaining -= policy.total_mb(won)
-        if len(won) < len(chosen):
-            levels = batch + levels  # lost a race: look at the same levels again
+        if len(won) == len(picked):
+            break  # otherwise another server took some: pick again for what is left
     return leases
+
+
+def _pick(
+    session: Session, *, node_id: str, remaining: float, slots: int, queue: QueuePolicy
+) -> list[Any]:
+    """Choose, level by level, the largest assets that fit what is left of the budget."""
+    levels = policy.rank_levels(queue)
+    picked: list[Any] = []
+    for _ in range(MAX_ROUNDS):
+        if not levels or len(picked) >= slots or remaining <= 0:
+            break
+        batch = levels[:LEVELS_PER_QUERY]
+        limit = slots - len(picked)
+        rows = repo.candidates(
+            session,
+            levels=batch,
+            max_mb=remaining,
+            node_id=node_id,
+            picked=[row.id for row in picked],
+            limit=limit,
+        )
+        finished = 0
+        for level in batch:
+            level_rows = [row for row in rows if row.rank == level]
+            chosen = policy.fit(level_rows, remaining, slots - len(picked))
+            picked += chosen
+            remaining -= policy.total_mb(chosen)
+            if len(level_rows) == limit:
+                break  # the level may hold more that fit what is left: read it again
+            finished += 1
+        levels = levels[finished:]
+    return picked
+
+
+def _claim(session: Session, picked: Sequence[Any], *, queue: QueuePolicy) -> list[Any]:
+    """Count the new leases on the picked assets; the rows (with their details) we won."""
+    ids = [row.id for row in picked]
+    if session.get_bind().dialect.name == "postgresql":
+        # Another server may be claiming some of these right now: take only what we can lock.
+        free = repo.lock_free(session, asset_ids=ids)
+        ids = [asset_id for asset_id in ids if asset_id in free]
+    claimed = repo.claim(session, asset_ids=ids, policy=queue)
+    return [claimed[asset_id] for asset_id in ids if asset_id in claimed]
 
 
 def _open_leases(
