@@ -58,7 +58,7 @@ def synthetic_assets(start: int, stop: int, rng: random.Random) -> list[NewAsset
 
 
 def build_catalog(url: str, n: int) -> float:
-    settings = Settings(database_url=url, run_scheduler=False)
+    settings = Settings.of(database_url=url, run_scheduler=False)
     prepare(settings)
     database = Database(url)
     rng = random.Random(20261129)

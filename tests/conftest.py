@@ -147,7 +147,7 @@ def make_settings(db_url: str, tmp_path: Path, **overrides: object) -> Settings:
         "run_scheduler": False,
     }
     values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+    return Settings.of(**values)
 
 
 @pytest.fixture

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from priorizer.allocation.api import router as allocation_router
@@ -72,7 +76,23 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     async def domain_error(_request: Request, error: PriorizerError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=error.status_code)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input, and cannot encode NaN or Infinity.
+        return JSONResponse({"detail": _finite(jsonable_encoder(error.errors()))}, status_code=422)
+
     return app
+
+
+def _finite(value: Any) -> Any:
+    """The value with non-finite floats spelled as strings, so JSON can carry it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def app_from_environment() -> FastAPI:

@@ -24,7 +24,7 @@ cli = typer.Typer(
 
 def _settings(**overrides: object) -> Settings:
     try:
-        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings.of(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as error:
         typer.echo(describe_settings_error(error), err=True)
         raise typer.Exit(2) from error

@@ -7,24 +7,22 @@ names the variable (see `describe_settings_error`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def _env(name: str) -> AliasChoices:
-    # Accept the environment name and the attribute name, so tests can build Settings(...) directly.
-    return AliasChoices(name, name.lower())
+def _env(name: str) -> str:
+    # Only the documented name is read from the environment (never a generic PORT or HOST).
+    return name
 
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=None, extra="ignore", populate_by_name=True, validate_default=True
-    )
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", validate_default=True)
 
     # --- the seed's variables, names unchanged ---
     host: str = Field("127.0.0.1", validation_alias=_env("PRIORIZER_HOST"))
@@ -72,6 +70,14 @@ class Settings(BaseSettings):
         if scheme == "sqlite":
             return value
         raise ValueError("must start with sqlite:// or postgresql:// (postgresql+psycopg://)")
+
+    @classmethod
+    def of(cls, **fields: Any) -> Settings:
+        """Settings given by attribute name (tools, tests); the environment fills the rest."""
+        by_env_name = {
+            str(cls.model_fields[name].validation_alias): v for name, v in fields.items()
+        }
+        return cls(**by_env_name)
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -8,9 +8,11 @@ lock what they touch. Only entry points (routes, jobs, CLI commands) open transa
 
 from __future__ import annotations
 
+import collections
+import functools
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -174,3 +176,54 @@ def dialect_insert(session: Session, table: Any) -> Any:
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table)
+
+
+class DriverStatement:
+    """A statement run straight on the driver's cursor, for the allocation hot path.
+
+    SQLAlchemy compiles it once per dialect (from `build(dialect_name)`); each call then costs
+    what the driver costs — for an index seek on SQLite, SQLAlchemy's per-call work is several
+    times the query itself. Parameters go in as the driver's types (see `driver_time`), rows
+    come out as named tuples.
+    """
+
+    def __init__(self, build: Callable[[str], Any]) -> None:
+        self._build = build
+        self._compiled: dict[str, tuple[str, list[str] | None, dict[str, Any]]] = {}
+
+    def _compile(self, dialect: Dialect) -> tuple[str, list[str] | None, dict[str, Any]]:
+        if dialect.name not in self._compiled:
+            compiled = self._build(dialect.name).compile(dialect=dialect)
+            order = list(compiled.positiontup or []) if compiled.positional else None
+            constants = compiled.construct_params(_check=False)  # the literal values in it
+            self._compiled[dialect.name] = (compiled.string, order, dict(constants))
+        return self._compiled[dialect.name]
+
+    def execute(self, session: Session, parameters: dict[str, Any]) -> Any:
+        connection = session.connection()
+        sql, order, constants = self._compile(connection.dialect)
+        values = {**constants, **parameters}
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(sql, [values[name] for name in order] if order is not None else values)
+        return cursor
+
+    def rows(self, session: Session, parameters: dict[str, Any]) -> list[Any]:
+        cursor = self.execute(session, parameters)
+        shape = _row_type(tuple(column[0] for column in cursor.description))
+        return [shape._make(row) for row in cursor.fetchall()]
+
+    def scalar(self, session: Session, parameters: dict[str, Any]) -> Any:
+        row = self.execute(session, parameters).fetchone()
+        return None if row is None else row[0]
+
+
+@functools.cache
+def _row_type(names: tuple[str, ...]) -> Any:
+    return collections.namedtuple("DriverRow", names)  # type: ignore[misc]
+
+
+def driver_time(session: Session, value: datetime) -> Any:
+    """A datetime as the driver stores it in our columns (see `UtcDateTime`)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value

@@ -17,6 +17,9 @@ FAILED = "failed"
 STATUSES = (ALLOCATED, COMPLETED, RELEASED, EXPIRED, FAILED)
 # An asset "held" by a node: leased and not yet closed, or copied.
 HOLDING = (ALLOCATED, COMPLETED)
+# The same, as SQL: the exact text of the partial index's condition, which queries repeat so
+# that SQLite's planner sees they may use that index.
+HOLDING_SQL = "status IN ('allocated', 'completed')"
 
 
 class Allocation(Base):
@@ -44,8 +47,8 @@ class Allocation(Base):
             "node_id",
             "asset_id",
             unique=True,
-            sqlite_where=text("status IN ('allocated', 'completed')"),
-            postgresql_where=text("status IN ('allocated', 'completed')"),
+            sqlite_where=text(HOLDING_SQL),
+            postgresql_where=text(HOLDING_SQL),
         ),
         Index("ix_allocations_node_status", "node_id", "status"),
         Index("ix_allocations_status_expires", "status", "expires_at"),

@@ -3,8 +3,8 @@
 Concurrency contract (PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE):
 - A node's requests serialise on its `nodes` row, locked by the upsert that starts `allocate`,
   so its budget (rule 1) is read and spent by one transaction at a time.
-- Candidates are read with `FOR UPDATE SKIP LOCKED`: two nodes never claim the same row at once,
-  and neither waits for the other.
+- Candidates are read with `FOR UPDATE SKIP LOCKED`: concurrent requests see disjoint rows,
+  and none waits for another (so no deadlocks).
 - Counters change only by relative, conditional UPDATEs (`leases = leases + 1 WHERE rank IS NOT
   NULL`), so the replication target (rule 3) holds whatever interleaving happens.
 - `uq_allocations_holding` makes a second open lease or copy on one node impossible.
@@ -13,16 +13,18 @@ Concurrency contract (PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, exists, func, select, union_all, update
+from sqlalchemy import Row, and_, bindparam, exists, func, select, text, union_all, update
 from sqlalchemy.orm import Session
 
-from priorizer.allocation.models import ALLOCATED, EXPIRED, HOLDING, Allocation
+from priorizer.allocation.models import ALLOCATED, EXPIRED, HOLDING, HOLDING_SQL, Allocation
 from priorizer.allocation.policy import QueuePolicy, rank_sql
 from priorizer.catalog.models import ASSET_ACTIVE, Asset
+from priorizer.db import DriverStatement, driver_time
 
 assets = Asset.__table__
 leases = Allocation.__table__
@@ -49,31 +51,44 @@ def rank_after(policy: QueuePolicy, *, holders_delta: int = 0) -> Any:
     return rank_sql(assets.c.priority, holders, assets.c.state == ASSET_ACTIVE, policy)
 
 
-# The hot path's statements are built once (their parameters bound at call time): building
-# SQLAlchemy constructs costs more than running these index seeks.
-_RESERVED = select(func.coalesce(func.sum(leases.c.reserved_mb), 0.0)).where(
-    leases.c.node_id == bindparam("node_id"), leases.c.status == ALLOCATED
+# The hot path: statements compiled once and run on the driver's cursor (`DriverStatement`);
+# building and executing SQLAlchemy constructs per call costs more than these index seeks.
+_RESERVED = DriverStatement(
+    lambda _dialect: select(func.coalesce(func.sum(leases.c.reserved_mb), 0.0)).where(
+        leases.c.node_id == bindparam("node_id"), leases.c.status == ALLOCATED
+    )
 )
 
 
 def open_reserved_mb(session: Session, *, node_id: str) -> float:
-    return float(session.execute(_RESERVED, {"node_id": node_id}).scalar_one())
+    return float(_RESERVED.scalar(session, {"node_id": node_id}))
 
 
-@functools.cache
+def _id_list(dialect: str) -> Any:
+    """`assets.id IN <the list passed as "ids">`, the way each database takes a list."""
+    if dialect == "postgresql":
+        return assets.c.id == func.any(bindparam("ids"))
+    values = func.json_each(bindparam("ids")).table_valued("value")
+    return assets.c.id.in_(select(values.c.value))
+
+
+def _ids(session: Session, ids: Sequence[str]) -> Any:
+    return list(ids) if session.get_bind().dialect.name == "postgresql" else json.dumps(ids)
+
+
 def _candidates_query(levels: int) -> Any:
     """One statement over `levels` rank levels: in each, an index range seek (read backwards)
-    for the largest assets that fit `max_mb`, that the node does not hold and that this request
-    has not picked yet, at most `limit` of them. Only index columns are read."""
+    for the largest assets that fit `max_mb` and that the node does not hold, at most `limit`
+    of them. Only index columns are read."""
     held = exists().where(
         leases.c.node_id == bindparam("node_id"),
         leases.c.asset_id == assets.c.id,
-        leases.c.status.in_(HOLDING),
+        text(f"allocations.{HOLDING_SQL}"),
     )
     parts = [
         select(assets.c.id, assets.c.budget_mb, assets.c.rank)
         .where(assets.c.rank == bindparam(f"rank_{i}"), assets.c.budget_mb <= bindparam("max_mb"))
-        .where(assets.c.id.not_in(bindparam("picked", expanding=True)), ~held)
+        .where(~held)
         .order_by(*QUEUE_ORDER[1:])
         .limit(bindparam("limit"))
         .subquery(f"level_{i}")
@@ -87,68 +102,110 @@ def _candidates_query(levels: int) -> Any:
     )
 
 
+@functools.cache
+def _candidates(levels: int, lock: bool) -> DriverStatement:
+    if lock:  # one level only: FOR UPDATE cannot apply to a UNION
+        query = _candidates_query(1).with_for_update(skip_locked=True)
+        return DriverStatement(lambda _dialect: query)
+    return DriverStatement(lambda _dialect: _candidates_query(levels))
+
+
 def candidates(
     session: Session,
     *,
     levels: Sequence[float],
     max_mb: float,
     node_id: str,
-    picked: Sequence[str],
     limit: int,
-) -> Sequence[Row[Any]]:
-    """Candidates (id, budget_mb, rank) from several rank levels at once, in queue order.
-    One index seek per level, whatever the size of the catalog."""
-    parameters: dict[str, Any] = {
-        "max_mb": max_mb,
-        "node_id": node_id,
-        "limit": limit,
-        "picked": list(picked),
-    }
+    lock: bool,
+) -> list[Any]:
+    """Candidates (id, budget_mb, rank) from rank levels in queue order, one index seek per
+    level, whatever the size of the catalog. With `lock` (PostgreSQL), the rows read are
+    locked and rows other transactions hold locked are skipped (FOR UPDATE SKIP LOCKED)."""
+    parameters: dict[str, Any] = {"max_mb": max_mb, "node_id": node_id, "limit": limit}
     parameters.update({f"rank_{i}": level for i, level in enumerate(levels)})
-    return session.execute(_candidates_query(len(levels)), parameters).all()
+    return _candidates(len(levels), lock).rows(session, parameters)
 
 
-_LOCK = (
-    select(assets.c.id)
-    .where(assets.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(assets.c.id)
-    .with_for_update(skip_locked=True)
+_NEXT_RANK = DriverStatement(
+    lambda _dialect: (
+        select(assets.c.rank)
+        .where(assets.c.rank.is_not(None), assets.c.rank < bindparam("below"))
+        .order_by(assets.c.rank.desc())
+        .limit(1)
+    )
 )
 
 
-def lock_free(session: Session, *, asset_ids: Sequence[str]) -> set[str]:
-    """PostgreSQL: lock these asset rows, skipping those another transaction holds (they are
-    being claimed right now). No waiting, so no deadlock between concurrent allocations."""
-    return set(session.execute(_LOCK, {"ids": list(asset_ids)}).scalars())
+def next_rank(session: Session, *, below: float) -> float | None:
+    """The highest rank any asset has below `below` (an index seek), to skip empty levels."""
+    return _NEXT_RANK.scalar(session, {"below": below})
 
 
 @functools.cache
-def _claim_statement(policy: QueuePolicy) -> Any:
-    return (
-        update(assets)
-        .where(assets.c.id.in_(bindparam("ids", expanding=True)), assets.c.rank.is_not(None))
-        .values(leases=assets.c.leases + 1, rank=rank_after(policy, holders_delta=1))
-        .returning(*CANDIDATE_COLUMNS)
+def _claim(policy: QueuePolicy) -> DriverStatement:
+    return DriverStatement(
+        lambda dialect: (
+            update(assets)
+            .where(_id_list(dialect), assets.c.rank.is_not(None))
+            .values(leases=assets.c.leases + 1, rank=rank_after(policy, holders_delta=1))
+            .returning(*CANDIDATE_COLUMNS)
+        )
     )
 
 
-def claim(
-    session: Session, *, asset_ids: Sequence[str], policy: QueuePolicy
-) -> dict[str, Row[Any]]:
+def claim(session: Session, *, asset_ids: Sequence[str], policy: QueuePolicy) -> dict[str, Any]:
     """Count one more open lease on each asset that is still in the queue; return those
     (with what a node needs to fetch them), by id."""
     if not asset_ids:
         return {}
-    rows = session.execute(_claim_statement(policy), {"ids": list(asset_ids)})
+    rows = _claim(policy).rows(session, {"ids": _ids(session, asset_ids)})
     return {row.id: row for row in rows}
 
 
-_INSERT_LEASES = leases.insert().returning(leases.c.asset_id, leases.c.node_id, leases.c.id)
+_LEASE_COLUMNS = "asset_id, node_id, status, reserved_mb, allocated_at, renewed_at, expires_at"
+_INSERT_LEASES = DriverStatement(
+    lambda dialect: text(
+        f"INSERT INTO allocations ({_LEASE_COLUMNS}) "
+        f"SELECT t.asset_id, :node_id, '{ALLOCATED}', t.reserved_mb, :now, :now, :expires_at "
+        + (
+            "FROM unnest(CAST(:asset_ids AS varchar[]), CAST(:reserved AS float8[])) "
+            "AS t(asset_id, reserved_mb) "
+            if dialect == "postgresql"
+            else "FROM (SELECT json_extract(value, '$[0]') AS asset_id, "
+            "json_extract(value, '$[1]') AS reserved_mb FROM json_each(:rows)) AS t "
+        )
+        + "RETURNING asset_id, id"
+    )
+)
+
+
+def open_leases(
+    session: Session,
+    *,
+    node_id: str,
+    reserved: Sequence[tuple[str, float]],
+    now: datetime,
+    expires_at: datetime,
+) -> dict[str, int]:
+    """Open one lease per (asset id, reserved MiB) for the node; returns asset id -> lease id."""
+    parameters = {
+        "node_id": node_id,
+        "now": driver_time(session, now),
+        "expires_at": driver_time(session, expires_at),
+        "rows": json.dumps(reserved),
+        "asset_ids": [asset_id for asset_id, _ in reserved],
+        "reserved": [mb for _, mb in reserved],
+    }
+    return {row.asset_id: row.id for row in _INSERT_LEASES.rows(session, parameters)}
+
+
+_INSERT_LEASE_ROWS = leases.insert().returning(leases.c.asset_id, leases.c.node_id, leases.c.id)
 
 
 def insert_leases(session: Session, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int]:
-    """Insert allocations; returns (asset id, node id) -> allocation id."""
-    result = session.execute(_INSERT_LEASES, list(rows))
+    """Insert allocations of any nodes and states (imports); (asset id, node id) -> id."""
+    result = session.execute(_INSERT_LEASE_ROWS, list(rows))
     return {(asset_id, node_id): id_ for asset_id, node_id, id_ in result}
 
 
@@ -240,10 +297,21 @@ def count_open(session: Session) -> int:
     ).scalar_one()
 
 
-def asset_allocations(session: Session, *, asset_id: str, limit: int) -> Sequence[Allocation]:
+def asset_holdings(session: Session, *, asset_id: str) -> Sequence[Allocation]:
+    """The asset's open leases and copies, all of them, oldest first."""
     query = (
         select(Allocation)
-        .where(Allocation.asset_id == asset_id)
+        .where(Allocation.asset_id == asset_id, Allocation.status.in_(HOLDING))
+        .order_by(Allocation.id)
+    )
+    return session.execute(query).scalars().all()
+
+
+def asset_history(session: Session, *, asset_id: str, limit: int) -> Sequence[Allocation]:
+    """The asset's closed allocations, newest first."""
+    query = (
+        select(Allocation)
+        .where(Allocation.asset_id == asset_id, Allocation.status.not_in(HOLDING))
         .order_by(Allocation.id.desc())
         .limit(limit)
     )

@@ -16,13 +16,11 @@ from priorizer.allocation.policy import QueuePolicy
 from priorizer.errors import Invalid, NotFound
 from priorizer.node import service as node_service
 
-# Rank levels read per statement (the default policy has 13 in all): few, since the top levels
-# usually fill a request and every level read costs rows fetched.
+# Rank levels read per statement on SQLite (the default policy has 13 in all): few, since the
+# top levels usually fill a request and every level read costs rows fetched.
 LEVELS_PER_QUERY = 2
-# Bounds on the statements of one request, whatever the queue looks like.
-MAX_ROUNDS = 60
-# Picking again after losing assets to another server (PostgreSQL) happens at most this often.
-MAX_ATTEMPTS = 3
+# Picking again after losing assets to a concurrent claim happens at most this often.
+MAX_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +51,7 @@ def allocate(
     )
     expires_at = now + timedelta(seconds=lease_seconds)
     leases: list[Lease] = []
+    lost: set[str] = set()
     for _ in range(MAX_ATTEMPTS):
         picked = _pick(
             session,
@@ -60,6 +59,7 @@ def allocate(
             remaining=remaining,
             slots=max_assets - len(leases),
             queue=queue,
+            skip=lost,
         )
         if not picked:
             break
@@ -67,34 +67,55 @@ def allocate(
         leases += _open_leases(session, won, node_id=node_id, now=now, expires_at=expires_at)
         remaining -= policy.total_mb(won)
         if len(won) == len(picked):
-            break  # otherwise another server took some: pick again for what is left
+            break
+        # Another transaction changed some of these: pick again for what is left, past them.
+        lost.update({row.id for row in picked} - {row.id for row in won})
     return leases
 
 
 def _pick(
-    session: Session, *, node_id: str, remaining: float, slots: int, queue: QueuePolicy
+    session: Session,
+    *,
+    node_id: str,
+    remaining: float,
+    slots: int,
+    queue: QueuePolicy,
+    skip: set[str],
 ) -> list[Any]:
-    """Choose, level by level, the largest assets that fit what is left of the budget."""
+    """Choose, level by level, the largest assets that fit what is left of the budget,
+    passing over the ids in `skip`. Every round finishes a level or picks an asset."""
+    is_postgresql = session.get_bind().dialect.name == "postgresql"
+    # PostgreSQL reads one level per statement, locking what it reads (SKIP LOCKED), so that
+    # concurrent requests see disjoint candidates; SQLite writers are serial anyway.
+    per_query = 1 if is_postgresql else LEVELS_PER_QUERY
     levels = policy.rank_levels(queue)
     picked: list[Any] = []
-    for _ in range(MAX_ROUNDS):
-        if not levels or len(picked) >= slots or remaining <= 0:
+    passed = set(skip)
+    for _ in range(len(levels) + slots + 1):
+        if not levels or len(picked) >= slots or remaining < 0:
             break
-        batch = levels[:LEVELS_PER_QUERY]
-        limit = slots - len(picked)
+        batch = levels[:per_query]
+        # Read past the rows passed over: taken by this request, or lost to another.
+        limit = slots - len(picked) + len(passed)
         rows = repo.candidates(
             session,
             levels=batch,
             max_mb=remaining,
             node_id=node_id,
-            picked=[row.id for row in picked],
             limit=limit,
+            lock=is_postgresql,
         )
+        if not rows:
+            below = repo.next_rank(session, below=batch[-1])
+            levels = [] if below is None else [below, *(x for x in levels if x < below)]
+            continue
         finished = 0
         for level in batch:
             level_rows = [row for row in rows if row.rank == level]
-            chosen = policy.fit(level_rows, remaining, slots - len(picked))
+            fresh = [row for row in level_rows if row.id not in passed]
+            chosen = policy.fit(fresh, remaining, slots - len(picked))
             picked += chosen
+            passed.update(row.id for row in chosen)
             remaining -= policy.total_mb(chosen)
             if len(level_rows) == limit:
                 break  # the level may hold more that fit what is left: read it again
@@ -106,10 +127,6 @@ def _pick(
 def _claim(session: Session, picked: Sequence[Any], *, queue: QueuePolicy) -> list[Any]:
     """Count the new leases on the picked assets; the rows (with their details) we won."""
     ids = [row.id for row in picked]
-    if session.get_bind().dialect.name == "postgresql":
-        # Another server may be claiming some of these right now: take only what we can lock.
-        free = repo.lock_free(session, asset_ids=ids)
-        ids = [asset_id for asset_id in ids if asset_id in free]
     claimed = repo.claim(session, asset_ids=ids, policy=queue)
     return [claimed[asset_id] for asset_id in ids if asset_id in claimed]
 
@@ -119,23 +136,14 @@ def _open_leases(
 ) -> list[Lease]:
     if not rows:
         return []
-    values = [
-        {
-            "asset_id": row.id,
-            "node_id": node_id,
-            "status": ALLOCATED,
-            "reserved_mb": row.budget_mb,
-            "allocated_at": now,
-            "renewed_at": now,
-            "expires_at": expires_at,
-        }
-        for row in rows
-    ]
-    ids = repo.insert_leases(session, values)
-    return [
-        Lease(row._asdict(), ids[row.id, node_id], node_id, expires_at, row.budget_mb)
-        for row in rows
-    ]
+    ids = repo.open_leases(
+        session,
+        node_id=node_id,
+        reserved=[(row.id, row.budget_mb) for row in rows],
+        now=now,
+        expires_at=expires_at,
+    )
+    return [Lease(row._asdict(), ids[row.id], node_id, expires_at, row.budget_mb) for row in rows]
 
 
 def release_lease(
@@ -182,8 +190,12 @@ def list_allocations(
     )
 
 
-def asset_allocations(session: Session, *, asset_id: str, limit: int = 200) -> Sequence[Allocation]:
-    return repo.asset_allocations(session, asset_id=asset_id, limit=limit)
+def asset_holdings(session: Session, *, asset_id: str) -> Sequence[Allocation]:
+    return repo.asset_holdings(session, asset_id=asset_id)
+
+
+def asset_history(session: Session, *, asset_id: str, limit: int = 100) -> Sequence[Allocation]:
+    return repo.asset_history(session, asset_id=asset_id, limit=limit)
 
 
 def node_summaries(session: Session, *, node_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

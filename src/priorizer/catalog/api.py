@@ -11,6 +11,7 @@ from priorizer.allocation.models import ALLOCATED, COMPLETED
 from priorizer.catalog import service
 from priorizer.catalog.schemas import (
     AssetDetail,
+    AssetId,
     AssetPage,
     AssetRead,
     HoldingRead,
@@ -43,10 +44,10 @@ def update_ckan(
 @router.get("/assets", response_model=AssetPage, summary="The catalog, by id, a page at a time")
 def list_assets(
     db: DbDep,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: AssetId | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     priority: Annotated[int | None, Query(ge=1, le=10)] = None,
-    state: Annotated[str | None, Query(max_length=20)] = None,
+    state: Annotated[str | None, Query(max_length=20, pattern="^[a-z_]+$")] = None,
 ) -> AssetPage:
     with db.read() as session:
         rows = service.list_assets(
@@ -57,16 +58,18 @@ def list_assets(
 
 
 @router.get(
-    "/assets/{asset_id}", response_model=AssetDetail, summary="One asset, its leases and copies"
+    "/assets/{asset_id}",
+    response_model=AssetDetail,
+    summary="One asset, its open leases, its copies and its last 100 closed allocations",
 )
-def get_asset(asset_id: str, db: DbDep) -> AssetDetail:
+def get_asset(asset_id: AssetId, db: DbDep) -> AssetDetail:
     with db.read() as session:
         asset = AssetRead.model_validate(service.get_asset(session, asset_id=asset_id))
-        rows = allocation_service.asset_allocations(session, asset_id=asset_id)
-        holdings = [HoldingRead.model_validate(row) for row in rows]
-    return AssetDetail(
-        **asset.model_dump(),
-        open_leases=[h for h in holdings if h.status == ALLOCATED],
-        holders=[h for h in holdings if h.status == COMPLETED],
-        history=[h for h in holdings if h.status not in (ALLOCATED, COMPLETED)],
-    )
+        holdings = allocation_service.asset_holdings(session, asset_id=asset_id)
+        history = allocation_service.asset_history(session, asset_id=asset_id)
+        return AssetDetail(
+            **asset.model_dump(),
+            open_leases=[HoldingRead.model_validate(h) for h in holdings if h.status == ALLOCATED],
+            holders=[HoldingRead.model_validate(h) for h in holdings if h.status == COMPLETED],
+            history=[HoldingRead.model_validate(h) for h in history],
+        )

@@ -7,7 +7,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-AssetId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# No control characters in ids: PostgreSQL cannot store NUL, and none belongs in an id.
+AssetId = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+# Free text from imports: anything but NUL (which PostgreSQL cannot store).
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 Priority = Annotated[int, Field(ge=1, le=10, strict=True)]
 
 

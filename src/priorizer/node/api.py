@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from priorizer.allocation import service as allocation_service
 from priorizer.deps import DbDep
 from priorizer.node import service
-from priorizer.node.schemas import NodePage, NodeRead
+from priorizer.node.schemas import NodeId, NodePage, NodeRead
 
 router = APIRouter(tags=["nodes"])
 
@@ -17,7 +17,7 @@ router = APIRouter(tags=["nodes"])
 @router.get("/nodes", response_model=NodePage, summary="Known nodes, by id, a page at a time")
 def list_nodes(
     db: DbDep,
-    cursor: Annotated[str | None, Query(max_length=128)] = None,
+    cursor: NodeId | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> NodePage:
     with db.read() as session:
@@ -30,7 +30,7 @@ def list_nodes(
 
 
 @router.get("/nodes/{node_id}", response_model=NodeRead, summary="One node")
-def get_node(node_id: str, db: DbDep) -> NodeRead:
+def get_node(node_id: NodeId, db: DbDep) -> NodeRead:
     with db.read() as session:
         node = service.get_node(session, node_id=node_id)
         summary = allocation_service.node_summaries(session, node_ids=[node.id])[node.id]

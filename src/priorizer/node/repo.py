@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from priorizer.db import dialect_insert
+from priorizer.db import DriverStatement, dialect_insert, driver_time
 from priorizer.node.models import Node
 
 nodes = Node.__table__
+
+
+def _upsert(dialect: str, *, with_space: bool) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    values = {
+        "id": bindparam("node_id"),
+        "first_seen_at": bindparam("now"),
+        "last_seen_at": bindparam("now"),
+    }
+    changes: dict[str, Any] = {"last_seen_at": bindparam("now")}
+    if with_space:
+        values["free_space_mb"] = changes["free_space_mb"] = bindparam("free_space_mb")
+    statement = insert(nodes).values(values)
+    return statement.on_conflict_do_update(index_elements=[nodes.c.id], set_=changes)
+
+
+# On the allocation hot path: run on the driver's cursor (see `DriverStatement`).
+_SEEN = {
+    with_space: DriverStatement(functools.partial(_upsert, with_space=with_space))
+    for with_space in (False, True)
+}
 
 
 def record_seen(
@@ -19,13 +45,10 @@ def record_seen(
 ) -> None:
     """Create or refresh the node. On PostgreSQL this also locks its row until commit, which
     serialises that node's concurrent requests (its budget is read and spent by one at a time)."""
-    values = {"id": node_id, "first_seen_at": now, "last_seen_at": now}
-    changes: dict[str, object] = {"last_seen_at": now}
+    parameters = {"node_id": node_id, "now": driver_time(session, now)}
     if free_space_mb is not None:
-        values["free_space_mb"] = free_space_mb
-        changes["free_space_mb"] = free_space_mb
-    statement = dialect_insert(session, nodes).values(values)
-    session.execute(statement.on_conflict_do_update(index_elements=[nodes.c.id], set_=changes))
+        parameters["free_space_mb"] = free_space_mb
+    _SEEN[free_space_mb is not None].execute(session, parameters)
 
 
 def get(session: Session, *, node_id: str) -> Node | None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from priorizer.catalog.schemas import AssetId
+from priorizer.catalog.schemas import AssetId, Text
 from priorizer.node.schemas import NodeId
 
 # Missing priorities get the middle of the scale, so they neither jump nor starve the queue.
@@ -20,12 +20,12 @@ class SeedAsset(BaseModel):
     model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
 
     id: AssetId
-    url: Annotated[str, StringConstraints(min_length=1, max_length=8192)]
-    name: str | None = None
+    url: Annotated[Text, StringConstraints(min_length=1, max_length=8192)]
+    name: Text | None = None
     size_mb: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = None
     priority: Annotated[int, Field(ge=1, le=10)] = DEFAULT_PRIORITY
-    dataset_id: Annotated[str, StringConstraints(max_length=200)] | None = None
-    format: Annotated[str, StringConstraints(max_length=100)] | None = None
+    dataset_id: Annotated[Text, StringConstraints(max_length=200)] | None = None
+    format: Annotated[Text, StringConstraints(max_length=100)] | None = None
 
     def extras(self) -> dict[str, Any]:
         return dict(self.__pydantic_extra__ or {})
@@ -43,11 +43,12 @@ class SeedAllocation(BaseModel):
 
 
 def naive_to_utc(value: Any) -> Any:
-    """The seed wrote `datetime.now().isoformat()`: no zone. Read those as UTC."""
-    if isinstance(value, str) and value and value[-1] != "Z" and "+" not in value[10:]:
-        try:
-            datetime.fromisoformat(value)
-        except ValueError:
-            return value
-        return value + "+00:00"
-    return value
+    """The seed wrote `datetime.now().isoformat()`: no zone. Read those as UTC; leave values
+    that carry an offset, and anything that is not a timestamp, to validation."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return parsed.replace(tzinfo=UTC).isoformat() if parsed.tzinfo is None else value
