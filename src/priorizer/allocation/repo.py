@@ -3,8 +3,9 @@
 Concurrency contract (PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE):
 - A node's requests serialise on its `nodes` row, locked by the upsert that starts `allocate`,
   so its budget (rule 1) is read and spent by one transaction at a time.
-- Candidates are read with `FOR UPDATE SKIP LOCKED`: concurrent requests see disjoint rows,
-  and none waits for another (so no deadlocks).
+- Candidates are read without locks; the ones picked are then locked with `FOR UPDATE SKIP
+  LOCKED` (`lock_free`): a row another request is claiming is passed over, never waited for
+  (so no deadlocks), and the request picks again past it.
 - Counters change only by relative, conditional UPDATEs (`leases = leases + 1 WHERE rank IS NOT
   NULL`), so the replication target (rule 3) holds whatever interleaving happens.
 - `uq_allocations_holding` makes a second open lease or copy on one node impossible.
@@ -103,28 +104,34 @@ def _candidates_query(levels: int) -> Any:
 
 
 @functools.cache
-def _candidates(levels: int, lock: bool) -> DriverStatement:
-    if lock:  # one level only: FOR UPDATE cannot apply to a UNION
-        query = _candidates_query(1).with_for_update(skip_locked=True)
-        return DriverStatement(lambda _dialect: query)
+def _candidates(levels: int) -> DriverStatement:
     return DriverStatement(lambda _dialect: _candidates_query(levels))
 
 
 def candidates(
-    session: Session,
-    *,
-    levels: Sequence[float],
-    max_mb: float,
-    node_id: str,
-    limit: int,
-    lock: bool,
+    session: Session, *, levels: Sequence[float], max_mb: float, node_id: str, limit: int
 ) -> list[Any]:
     """Candidates (id, budget_mb, rank) from rank levels in queue order, one index seek per
-    level, whatever the size of the catalog. With `lock` (PostgreSQL), the rows read are
-    locked and rows other transactions hold locked are skipped (FOR UPDATE SKIP LOCKED)."""
+    level, whatever the size of the catalog. Nothing is locked: see `lock_free`."""
     parameters: dict[str, Any] = {"max_mb": max_mb, "node_id": node_id, "limit": limit}
     parameters.update({f"rank_{i}": level for i, level in enumerate(levels)})
-    return _candidates(len(levels), lock).rows(session, parameters)
+    return _candidates(levels=len(levels)).rows(session, parameters)
+
+
+_LOCK = DriverStatement(
+    lambda dialect: (
+        select(assets.c.id)
+        .where(_id_list(dialect))
+        .order_by(assets.c.id)
+        .with_for_update(skip_locked=True)
+    )
+)
+
+
+def lock_free(session: Session, *, asset_ids: Sequence[str]) -> set[str]:
+    """PostgreSQL: lock these asset rows, skipping those another transaction holds (it is
+    claiming them right now). No waiting, so no deadlock between concurrent allocations."""
+    return {row.id for row in _LOCK.rows(session, {"ids": _ids(session, asset_ids)})}
 
 
 _NEXT_RANK = DriverStatement(

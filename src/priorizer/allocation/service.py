@@ -16,11 +16,11 @@ from priorizer.allocation.policy import QueuePolicy
 from priorizer.errors import Invalid, NotFound
 from priorizer.node import service as node_service
 
-# Rank levels read per statement on SQLite (the default policy has 13 in all): few, since the
-# top levels usually fill a request and every level read costs rows fetched.
+# Rank levels read per statement (the default policy has 13 in all): few, since the top levels
+# usually fill a request and every level read costs rows fetched.
 LEVELS_PER_QUERY = 2
-# Picking again after losing assets to a concurrent claim happens at most this often.
-MAX_ATTEMPTS = 5
+# Picking again, past the assets lost to concurrent claims (PostgreSQL), at most this often.
+MAX_ATTEMPTS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,26 +84,17 @@ def _pick(
 ) -> list[Any]:
     """Choose, level by level, the largest assets that fit what is left of the budget,
     passing over the ids in `skip`. Every round finishes a level or picks an asset."""
-    is_postgresql = session.get_bind().dialect.name == "postgresql"
-    # PostgreSQL reads one level per statement, locking what it reads (SKIP LOCKED), so that
-    # concurrent requests see disjoint candidates; SQLite writers are serial anyway.
-    per_query = 1 if is_postgresql else LEVELS_PER_QUERY
     levels = policy.rank_levels(queue)
     picked: list[Any] = []
     passed = set(skip)
     for _ in range(len(levels) + slots + 1):
         if not levels or len(picked) >= slots or remaining < 0:
             break
-        batch = levels[:per_query]
+        batch = levels[:LEVELS_PER_QUERY]
         # Read past the rows passed over: taken by this request, or lost to another.
         limit = slots - len(picked) + len(passed)
         rows = repo.candidates(
-            session,
-            levels=batch,
-            max_mb=remaining,
-            node_id=node_id,
-            limit=limit,
-            lock=is_postgresql,
+            session, levels=batch, max_mb=remaining, node_id=node_id, limit=limit
         )
         if not rows:
             below = repo.next_rank(session, below=batch[-1])
@@ -127,6 +118,11 @@ def _pick(
 def _claim(session: Session, picked: Sequence[Any], *, queue: QueuePolicy) -> list[Any]:
     """Count the new leases on the picked assets; the rows (with their details) we won."""
     ids = [row.id for row in picked]
+    if session.get_bind().dialect.name == "postgresql":
+        # Concurrent requests read the same queue: lock what we picked, skipping the rows
+        # another transaction is claiming right now (never waiting, so never deadlocking).
+        locked = repo.lock_free(session, asset_ids=ids)
+        ids = [asset_id for asset_id in ids if asset_id in locked]
     claimed = repo.claim(session, asset_ids=ids, policy=queue)
     return [claimed[asset_id] for asset_id in ids if asset_id in claimed]
 
