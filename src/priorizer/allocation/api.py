@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Annotated
 
@@ -31,7 +32,7 @@ router = APIRouter(tags=["allocation"])
     summary="Lease the most important assets that fit the node's free space",
     responses={200: {"headers": {"X-Node-Id": {"description": "The node id used."}}}},
 )
-def allocate(
+async def allocate(
     body: AllocateRequest,
     response: Response,
     db: DbDep,
@@ -40,9 +41,9 @@ def allocate(
     now: NowDep,
 ) -> list[AllocatedAsset]:
     node_id = body.node_id or f"node-{uuid.uuid4().hex[:16]}"
-    with db.write() as session:
-        leases = service.allocate(
-            session,
+    leases = await db.run_write(
+        functools.partial(
+            service.allocate,
             node_id=node_id,
             free_space_gb=body.free_space_gb,
             queue=queue,
@@ -50,6 +51,7 @@ def allocate(
             lease_seconds=settings.allocation_expiry_seconds,
             now=now,
         )
+    )
     response.headers["X-Node-Id"] = node_id
     return [
         AllocatedAsset(

@@ -1,0 +1,107 @@
+"""The storage boundary: writers' turns, the driver fast path, time formats."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import anyio
+import pytest
+from sqlalchemy import select, text
+
+from priorizer.db import Database, DriverStatement, WriterTurn, driver_time
+from priorizer.node.models import Node
+
+
+def test_writer_turns_exclude_each_other_across_open_files(tmp_path):
+    path = str(tmp_path / "db.sqlite3")
+    first, second = WriterTurn(path), WriterTurn(path)  # two open files, as two processes have
+    try:
+        assert first.acquire()
+        assert not second.acquire(blocking=False)
+        first.release()
+        assert second.acquire(blocking=False)
+        second.release()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_run_write_waits_for_a_busy_writer_then_commits(tmp_path, sqlite_template):
+    import shutil
+
+    path = tmp_path / "db.sqlite3"
+    shutil.copy(sqlite_template, path)
+    database = Database(f"sqlite:///{path}")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    released = threading.Event()
+
+    def hold_the_turn() -> None:
+        with database.write():
+            time.sleep(0.3)
+        released.set()
+
+    def add_node(session) -> str:
+        session.add(Node(id="node-a", first_seen_at=now, last_seen_at=now))
+        return "done"
+
+    holder = threading.Thread(target=hold_the_turn)
+    holder.start()
+    time.sleep(0.05)
+    try:
+        assert anyio.run(database.run_write, add_node) == "done"
+        assert released.is_set()  # it waited for the other writer instead of failing
+        with database.read() as session:
+            assert session.execute(select(Node.id)).scalars().all() == ["node-a"]
+    finally:
+        holder.join()
+        database.dispose()
+
+
+def test_run_write_rolls_back_when_work_fails(tmp_path, sqlite_template):
+    import shutil
+
+    path = tmp_path / "db.sqlite3"
+    shutil.copy(sqlite_template, path)
+    database = Database(f"sqlite:///{path}")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def add_then_fail(session) -> None:
+        session.add(Node(id="node-a", first_seen_at=now, last_seen_at=now))
+        session.flush()
+        raise RuntimeError("boom")
+
+    try:
+        with pytest.raises(RuntimeError):
+            anyio.run(database.run_write, add_then_fail)
+        with database.read() as session:
+            assert session.execute(select(Node.id)).scalars().all() == []
+        # The turn was given back: the next writer gets it at once.
+        assert anyio.run(database.run_write, lambda session: 1) == 1
+    finally:
+        database.dispose()
+
+
+def test_driver_statement_binds_constants_and_names_columns(database):
+    statement = DriverStatement(
+        lambda _dialect: text("SELECT :a + 1 AS answer, :b AS label").bindparams(b="fixed")
+    )
+    with database.write() as session:
+        [row] = statement.rows(session, {"a": 41})
+    assert (row.answer, row.label) == (42, "fixed")
+
+
+def test_driver_time_reads_back_as_the_same_instant(database):
+    moment = datetime(2026, 3, 4, 5, 6, 7, 890_000, tzinfo=UTC)
+    insert = DriverStatement(
+        lambda _dialect: text(
+            "INSERT INTO nodes (id, first_seen_at, last_seen_at) VALUES ('n', :t, :t)"
+        )
+    )
+    with database.write() as session:
+        insert.execute(session, {"t": driver_time(session, moment)})
+    with database.read() as session:
+        node = session.get(Node, "n")
+    assert node is not None
+    assert node.first_seen_at == moment
