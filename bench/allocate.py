@@ -95,17 +95,28 @@ def sqlite_catalog(n: int, workdir: Path) -> tuple[str, float]:
 
 
 def postgresql_catalog(n: int) -> tuple[str, float]:
-    name = f"priorizer_bench_{n}"
+    """A fresh database cloned from a template catalog, built once (like bench/.cache/)."""
+    template, name = f"priorizer_bench_template_{n}", f"priorizer_bench_{n}"
+    base = PG_ADMIN.rsplit("/", 1)[0]
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    seconds = float("nan")
     with admin.connect() as conn:
+        exists = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": template}
+        ).first()
+        if not exists:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{template}_partial" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{template}_partial"'))
+            seconds = build_catalog(f"{base}/{template}_partial", n)
+            built = create_engine(f"{base}/{template}_partial", isolation_level="AUTOCOMMIT")
+            with built.connect() as built_conn:
+                built_conn.execute(text("VACUUM ANALYZE"))
+            built.dispose()
+            conn.execute(text(f'ALTER DATABASE "{template}_partial" RENAME TO "{template}"'))
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     admin.dispose()
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    seconds = build_catalog(url, n)
-    with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(text("VACUUM ANALYZE"))
-    return url, seconds
+    return f"{base}/{name}", seconds
 
 
 def free_port() -> int:
@@ -169,7 +180,8 @@ def report(label: str, figures: dict[str, float]) -> None:
     print(
         f"{label:<28} {figures['rps']:>9.0f} req/s   p50 {figures['p50_ms']:6.2f} ms   "
         f"p90 {figures['p90_ms']:6.2f} ms   p99 {figures['p99_ms']:6.2f} ms   "
-        f"errors {figures['errors']:.0f}   items/req {figures['items'] / max(figures['requests'], 1):.1f}"
+        f"errors {figures['errors']:.0f}   "
+        f"items/req {figures['items'] / max(figures['requests'], 1):.1f}"
     )
 
 

@@ -3,9 +3,9 @@
 Concurrency contract (PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE):
 - A node's requests serialise on its `nodes` row, locked by the upsert that starts `allocate`,
   so its budget (rule 1) is read and spent by one transaction at a time.
-- Candidates are read without locks; the ones picked are then locked with `FOR UPDATE SKIP
-  LOCKED` (`lock_free`): a row another request is claiming is passed over, never waited for
-  (so no deadlocks), and the request picks again past it.
+- Candidates are read without locks; the claim then takes only the picked rows it can lock at
+  once (`FOR UPDATE SKIP LOCKED` inside the UPDATE): a row another request is claiming is
+  passed over, never waited for (so no deadlocks), and the request picks again past it.
 - Counters change only by relative, conditional UPDATEs (`leases = leases + 1 WHERE rank IS NOT
   NULL`), so the replication target (rule 3) holds whatever interleaving happens.
 - `uq_allocations_holding` makes a second open lease or copy on one node impossible.
@@ -118,22 +118,6 @@ def candidates(
     return _candidates(levels=len(levels)).rows(session, parameters)
 
 
-_LOCK = DriverStatement(
-    lambda dialect: (
-        select(assets.c.id)
-        .where(_id_list(dialect))
-        .order_by(assets.c.id)
-        .with_for_update(skip_locked=True)
-    )
-)
-
-
-def lock_free(session: Session, *, asset_ids: Sequence[str]) -> set[str]:
-    """PostgreSQL: lock these asset rows, skipping those another transaction holds (it is
-    claiming them right now). No waiting, so no deadlock between concurrent allocations."""
-    return {row.id for row in _LOCK.rows(session, {"ids": _ids(session, asset_ids)})}
-
-
 _NEXT_RANK = DriverStatement(
     lambda _dialect: (
         select(assets.c.rank)
@@ -149,12 +133,27 @@ def next_rank(session: Session, *, below: float) -> float | None:
     return _NEXT_RANK.scalar(session, {"below": below})
 
 
+def _claimable(dialect: str) -> Any:
+    """The listed assets; on PostgreSQL only those no other transaction holds locked (it is
+    claiming them right now): they are skipped, never waited for, so no deadlock either."""
+    if dialect != "postgresql":
+        return _id_list(dialect)
+    free = assets.alias("free")
+    locked = (
+        select(free.c.id)
+        .where(free.c.id == func.any(bindparam("ids")))
+        .order_by(free.c.id)
+        .with_for_update(skip_locked=True, key_share=True)  # FOR NO KEY UPDATE: ids stay
+    )
+    return assets.c.id.in_(locked.scalar_subquery())
+
+
 @functools.cache
 def _claim(policy: QueuePolicy) -> DriverStatement:
     return DriverStatement(
         lambda dialect: (
             update(assets)
-            .where(_id_list(dialect), assets.c.rank.is_not(None))
+            .where(_claimable(dialect), assets.c.rank.is_not(None))
             .values(leases=assets.c.leases + 1, rank=rank_after(policy, holders_delta=1))
             .returning(*CANDIDATE_COLUMNS)
         )
@@ -162,8 +161,8 @@ def _claim(policy: QueuePolicy) -> DriverStatement:
 
 
 def claim(session: Session, *, asset_ids: Sequence[str], policy: QueuePolicy) -> dict[str, Any]:
-    """Count one more open lease on each asset that is still in the queue; return those
-    (with what a node needs to fetch them), by id."""
+    """Count one more open lease on each listed asset that is still in the queue and free to
+    take; return those (with what a node needs to fetch them), by id."""
     if not asset_ids:
         return {}
     rows = _claim(policy).rows(session, {"ids": _ids(session, asset_ids)})

@@ -118,11 +118,6 @@ def _pick(
 def _claim(session: Session, picked: Sequence[Any], *, queue: QueuePolicy) -> list[Any]:
     """Count the new leases on the picked assets; the rows (with their details) we won."""
     ids = [row.id for row in picked]
-    if session.get_bind().dialect.name == "postgresql":
-        # Concurrent requests read the same queue: lock what we picked, skipping the rows
-        # another transaction is claiming right now (never waiting, so never deadlocking).
-        locked = repo.lock_free(session, asset_ids=ids)
-        ids = [asset_id for asset_id in ids if asset_id in locked]
     claimed = repo.claim(session, asset_ids=ids, policy=queue)
     return [claimed[asset_id] for asset_id in ids if asset_id in claimed]
 
