@@ -28,6 +28,8 @@ from sqlalchemy.orm import DeclarativeBase, Session
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CHECKPOINT_SECONDS = 1.0
+CHECKPOINT_WAIT_MS = 100
+BUSY_TIMEOUT_MS = 10_000
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -68,7 +70,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     # WAL + NORMAL survives a killed process; only an OS crash can lose the last commits.
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA cache_size=-262144")
     cursor.execute("PRAGMA mmap_size=4294967296")
@@ -205,14 +207,26 @@ class Database:
 
     def _checkpoint_loop(self) -> None:
         """Copy the WAL back into the database file every second, off the request path.
-        PASSIVE never blocks writers; a killed process leaves a WAL that the next open uses."""
+
+        A PASSIVE checkpoint copies the bulk while writers go on; but with writes never
+        pausing it can never catch up, and the WAL would grow without end. So writers then
+        pause for the short rest (a RESTART checkpoint under the writers' turn), and the next
+        write starts the WAL over. A killed process leaves a WAL that the next open replays."""
+        assert self._write_lock is not None
         while not self._closing.wait(CHECKPOINT_SECONDS):
             self.checkpoint("PASSIVE")
+            with self._write_lock:
+                self.checkpoint("RESTART")
 
     def checkpoint(self, mode: str = "PASSIVE") -> None:
         try:
             with self.read_engine.connect() as conn:
-                conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
+                # Never wait long for a reader to finish: the next round will do.
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+                try:
+                    conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
+                finally:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         except Exception:  # a failed checkpoint is retried next time; the WAL keeps the data
             log.warning("WAL checkpoint failed", exc_info=True)
 
