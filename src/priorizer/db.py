@@ -212,11 +212,14 @@ class Database:
         pausing it can never catch up, and the WAL would grow without end. So writers then
         pause for the short rest (a RESTART checkpoint under the writers' turn), and the next
         write starts the WAL over. A killed process leaves a WAL that the next open replays."""
-        assert self._write_lock is not None
         while not self._closing.wait(CHECKPOINT_SECONDS):
-            self.checkpoint("PASSIVE")
-            with self._write_lock:
-                self.checkpoint("RESTART")
+            self.checkpoint_round()
+
+    def checkpoint_round(self) -> None:
+        assert self._write_lock is not None
+        self.checkpoint("PASSIVE")
+        with self._write_lock:
+            self.checkpoint("RESTART")
 
     def checkpoint(self, mode: str = "PASSIVE") -> None:
         try:

@@ -105,3 +105,32 @@ def test_driver_time_reads_back_as_the_same_instant(database):
         node = session.get(Node, "n")
     assert node is not None
     assert node.first_seen_at == moment
+
+
+def _wal_frames(database: Database) -> int:
+    with database.read_engine.connect() as conn:
+        _busy, frames, _copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+    return frames
+
+
+def test_after_a_checkpoint_round_the_next_write_starts_the_wal_over(tmp_path, sqlite_template):
+    import shutil
+
+    path = tmp_path / "db.sqlite3"
+    shutil.copy(sqlite_template, path)
+    database = Database(f"sqlite:///{path}")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    try:
+        for i in range(200):
+            with database.write() as session:
+                session.add(Node(id=f"node-{i}", first_seen_at=now, last_seen_at=now))
+        grown = _wal_frames(database)
+
+        database.checkpoint_round()
+        with database.write() as session:
+            session.add(Node(id="node-last", first_seen_at=now, last_seen_at=now))
+
+        assert grown >= 200  # one frame or more per transaction until then
+        assert _wal_frames(database) < 10  # the last write started the WAL over
+    finally:
+        database.dispose()
