@@ -1,7 +1,8 @@
 """Benchmark: POST /allocate through a real server over a catalog of N synthetic assets.
 
-Prints p50/p99 latency and requests/s at C concurrent connections (wrk), next to the same
-figures for a bare FastAPI endpoint of the same shape (bench/bare_app.py) on this machine.
+Prints p50/p99 latency and requests/s at C concurrent connections (wrk, closed loop: the
+server is saturated), next to the same figures for a bare FastAPI endpoint of the same shape
+(bench/bare_app.py) on this machine; then latency at a fixed offered rate (open loop).
 
     python bench/allocate.py --assets 100000
     python bench/allocate.py --assets 1000000 --database postgresql
@@ -176,6 +177,54 @@ def measure(port: int, args: argparse.Namespace) -> dict[str, float]:
     return wrk(port, args.duration, args.connections)
 
 
+def open_loop(port: int, rate: float, seconds: int, connections: int) -> dict[str, float]:
+    """Latency at a fixed offered rate (not at saturation): request i is due at i / rate,
+    and its latency counts from then, so queueing behind slow requests is measured too."""
+    import asyncio
+
+    async def run() -> dict[str, float]:
+        rng = random.Random(7)
+        latencies: list[float] = []
+        errors = items = 0
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30
+        ) as client:
+
+            async def one(i: int, due: float) -> None:
+                nonlocal errors, items
+                body = {"free_space_gb": rng.randint(1, 20), "node_id": f"open-{i}"}
+                response = await client.post("/allocate", json=body)
+                latencies.append(time.perf_counter() - due)
+                if response.status_code == 200:
+                    items += len(response.json())
+                else:
+                    errors += 1
+
+            start = time.perf_counter()
+            tasks = []
+            for i in range(int(rate * seconds)):
+                due = start + i / rate
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                tasks.append(asyncio.create_task(one(i, due)))
+            await asyncio.gather(*tasks)
+            elapsed = time.perf_counter() - start
+        latencies.sort()
+        pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+        return {
+            "requests": len(latencies),
+            "errors": errors,
+            "items": items,
+            "rps": len(latencies) / elapsed,
+            "p50_ms": pick(0.50),
+            "p90_ms": pick(0.90),
+            "p99_ms": pick(0.99),
+            "max_ms": latencies[-1] * 1000,
+        }
+
+    return asyncio.run(run())
+
+
 def report(label: str, figures: dict[str, float]) -> None:
     print(
         f"{label:<28} {figures['rps']:>9.0f} req/s   p50 {figures['p50_ms']:6.2f} ms   "
@@ -204,6 +253,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument("--skip-bare", action="store_true")
+    parser.add_argument(
+        "--rate", type=float, default=200, help="offered requests/s for the open-loop figures"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -230,10 +282,12 @@ def main() -> None:
     server = start([priorizer, "serve"], env, port, workdir / "server.log")
     try:
         ours = measure(port, args)
+        steady = open_loop(port, args.rate, args.duration, args.connections)
         memory = rss_mb(server.pid)
     finally:
         stop(server)
     report(f"priorizer ({args.database})", ours)
+    report(f"  at {args.rate:.0f} req/s offered", steady)
     print(
         f"server RSS after the run: {memory:.0f} MiB; assets over target: "
         f"{check_rules(url, Settings().replication_target)}"

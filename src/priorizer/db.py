@@ -28,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Session
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CHECKPOINT_SECONDS = 1.0
+RESTART_EVERY_ROUNDS = 10
 CHECKPOINT_WAIT_MS = 100
 BUSY_TIMEOUT_MS = 10_000
 
@@ -209,17 +210,21 @@ class Database:
         """Copy the WAL back into the database file every second, off the request path.
 
         A PASSIVE checkpoint copies the bulk while writers go on; but with writes never
-        pausing it can never catch up, and the WAL would grow without end. So writers then
-        pause for the short rest (a RESTART checkpoint under the writers' turn), and the next
-        write starts the WAL over. A killed process leaves a WAL that the next open replays."""
+        pausing it can never catch up, and the WAL would grow without end. So every tenth
+        round writers pause for the short rest (a RESTART checkpoint under the writers' turn),
+        and the next write starts the WAL over. A killed process leaves a WAL that the next
+        open replays."""
+        rounds = 0
         while not self._closing.wait(CHECKPOINT_SECONDS):
-            self.checkpoint_round()
+            rounds += 1
+            self.checkpoint_round(restart=rounds % RESTART_EVERY_ROUNDS == 0)
 
-    def checkpoint_round(self) -> None:
+    def checkpoint_round(self, *, restart: bool = True) -> None:
         assert self._write_lock is not None
         self.checkpoint("PASSIVE")
-        with self._write_lock:
-            self.checkpoint("RESTART")
+        if restart:  # writers wait meanwhile (an fsync or two): not every round, then
+            with self._write_lock:
+                self.checkpoint("RESTART")
 
     def checkpoint(self, mode: str = "PASSIVE") -> None:
         try:

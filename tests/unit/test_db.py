@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from datetime import UTC, datetime
@@ -28,12 +29,17 @@ def test_writer_turns_exclude_each_other_across_open_files(tmp_path):
         second.close()
 
 
-def test_run_write_waits_for_a_busy_writer_then_commits(tmp_path, sqlite_template):
-    import shutil
-
+@pytest.fixture
+def sqlite_database(tmp_path, sqlite_template):
     path = tmp_path / "db.sqlite3"
     shutil.copy(sqlite_template, path)
     database = Database(f"sqlite:///{path}")
+    yield database
+    database.dispose()
+
+
+def test_run_write_waits_for_a_busy_writer_then_commits(sqlite_database):
+    database = sqlite_database
     now = datetime(2026, 1, 1, tzinfo=UTC)
     released = threading.Event()
 
@@ -51,20 +57,15 @@ def test_run_write_waits_for_a_busy_writer_then_commits(tmp_path, sqlite_templat
     time.sleep(0.05)
     try:
         assert anyio.run(database.run_write, add_node) == "done"
-        assert released.is_set()  # it waited for the other writer instead of failing
-        with database.read() as session:
-            assert session.execute(select(Node.id)).scalars().all() == ["node-a"]
     finally:
         holder.join()
-        database.dispose()
+    assert released.is_set()  # it waited for the other writer instead of failing
+    with database.read() as session:
+        assert session.execute(select(Node.id)).scalars().all() == ["node-a"]
 
 
-def test_run_write_rolls_back_when_work_fails(tmp_path, sqlite_template):
-    import shutil
-
-    path = tmp_path / "db.sqlite3"
-    shutil.copy(sqlite_template, path)
-    database = Database(f"sqlite:///{path}")
+def test_run_write_rolls_back_when_work_fails(sqlite_database):
+    database = sqlite_database
     now = datetime(2026, 1, 1, tzinfo=UTC)
 
     def add_then_fail(session) -> None:
@@ -72,15 +73,12 @@ def test_run_write_rolls_back_when_work_fails(tmp_path, sqlite_template):
         session.flush()
         raise RuntimeError("boom")
 
-    try:
-        with pytest.raises(RuntimeError):
-            anyio.run(database.run_write, add_then_fail)
-        with database.read() as session:
-            assert session.execute(select(Node.id)).scalars().all() == []
-        # The turn was given back: the next writer gets it at once.
-        assert anyio.run(database.run_write, lambda session: 1) == 1
-    finally:
-        database.dispose()
+    with pytest.raises(RuntimeError):
+        anyio.run(database.run_write, add_then_fail)
+    with database.read() as session:
+        assert session.execute(select(Node.id)).scalars().all() == []
+    # The turn was given back: the next writer gets it at once.
+    assert anyio.run(database.run_write, lambda session: 1) == 1
 
 
 def test_driver_statement_binds_constants_and_names_columns(database):
@@ -113,24 +111,17 @@ def _wal_frames(database: Database) -> int:
     return frames
 
 
-def test_after_a_checkpoint_round_the_next_write_starts_the_wal_over(tmp_path, sqlite_template):
-    import shutil
-
-    path = tmp_path / "db.sqlite3"
-    shutil.copy(sqlite_template, path)
-    database = Database(f"sqlite:///{path}")
+def test_after_a_checkpoint_round_the_next_write_starts_the_wal_over(sqlite_database):
+    database = sqlite_database
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    try:
-        for i in range(200):
-            with database.write() as session:
-                session.add(Node(id=f"node-{i}", first_seen_at=now, last_seen_at=now))
-        grown = _wal_frames(database)
-
-        database.checkpoint_round()
+    for i in range(200):
         with database.write() as session:
-            session.add(Node(id="node-last", first_seen_at=now, last_seen_at=now))
+            session.add(Node(id=f"node-{i}", first_seen_at=now, last_seen_at=now))
+    grown = _wal_frames(database)
 
-        assert grown >= 200  # one frame or more per transaction until then
-        assert _wal_frames(database) < 10  # the last write started the WAL over
-    finally:
-        database.dispose()
+    database.checkpoint_round()
+    with database.write() as session:
+        session.add(Node(id="node-last", first_seen_at=now, last_seen_at=now))
+
+    assert grown >= 200  # one frame or more per transaction until then
+    assert _wal_frames(database) < 10  # the last write started the WAL over
