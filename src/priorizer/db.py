@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CHECKPOINT_SECONDS = 1.0
 RESTART_EVERY_ROUNDS = 10
+RESTART_BACKLOG_FRAMES = 2_000  # 8 MiB of pages still to copy: a pause of a few ms
+WAL_LIMIT_FRAMES = 250_000  # 1 GiB: past this, writers pause whatever it costs
 CHECKPOINT_WAIT_MS = 100
 BUSY_TIMEOUT_MS = 10_000
 
@@ -209,11 +211,11 @@ class Database:
     def _checkpoint_loop(self) -> None:
         """Copy the WAL back into the database file every second, off the request path.
 
-        A PASSIVE checkpoint copies the bulk while writers go on; but with writes never
-        pausing it can never catch up, and the WAL would grow without end. So every tenth
-        round writers pause for the short rest (a RESTART checkpoint under the writers' turn),
-        and the next write starts the WAL over. A killed process leaves a WAL that the next
-        open replays."""
+        A PASSIVE checkpoint copies while writers go on; but as long as writes never pause,
+        the WAL cannot start over and grows. So now and then, once a passive checkpoint has
+        nearly caught up, writers pause for the short rest (a RESTART checkpoint under the
+        writers' turn: a few pages and an fsync), and the next write starts the WAL over.
+        A killed process leaves a WAL that the next open replays."""
         rounds = 0
         while not self._closing.wait(CHECKPOINT_SECONDS):
             rounds += 1
@@ -221,22 +223,27 @@ class Database:
 
     def checkpoint_round(self, *, restart: bool = True) -> None:
         assert self._write_lock is not None
-        self.checkpoint("PASSIVE")
-        if restart:  # writers wait meanwhile (an fsync or two): not every round, then
+        frames, copied = self.checkpoint("PASSIVE")
+        behind = frames - copied
+        if (restart and behind <= RESTART_BACKLOG_FRAMES) or frames > WAL_LIMIT_FRAMES:
             with self._write_lock:
                 self.checkpoint("RESTART")
 
-    def checkpoint(self, mode: str = "PASSIVE") -> None:
+    def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int]:
+        """Run a checkpoint; the frames in the WAL and those copied to the database."""
         try:
             with self.read_engine.connect() as conn:
                 # Never wait long for a reader to finish: the next round will do.
                 conn.exec_driver_sql(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
                 try:
-                    conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
+                    row = conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})").one()
                 finally:
                     conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         except Exception:  # a failed checkpoint is retried next time; the WAL keeps the data
             log.warning("WAL checkpoint failed", exc_info=True)
+            return 0, 0
+        _busy, frames, copied = row
+        return frames, copied
 
     def dispose(self) -> None:
         self._closing.set()
