@@ -273,13 +273,17 @@ def alembic_config(url: str) -> Any:
     return config
 
 
+def upsert_insert(dialect_name: str, table: Any) -> Any:
+    """An INSERT that knows ON CONFLICT, in that dialect (SQLite or PostgreSQL)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    module: Any = postgresql if dialect_name == "postgresql" else sqlite
+    return module.insert(table)
+
+
 def dialect_insert(session: Session, table: Any) -> Any:
-    """An INSERT that knows ON CONFLICT, in the session's dialect (SQLite or PostgreSQL)."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+    """An INSERT that knows ON CONFLICT, in the session's dialect."""
+    return upsert_insert(session.get_bind().dialect.name, table)
 
 
 class DriverStatement:
@@ -323,7 +327,7 @@ class DriverStatement:
 
 @functools.cache
 def _row_type(names: tuple[str, ...]) -> Any:
-    return collections.namedtuple("DriverRow", names)  # type: ignore[misc]
+    return collections.namedtuple("DriverRow", names)
 
 
 def driver_time(session: Session, value: datetime) -> Any:

@@ -17,9 +17,20 @@ import functools
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, and_, bindparam, exists, func, select, text, union_all, update
+from sqlalchemy import (
+    CursorResult,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from priorizer.allocation.models import ALLOCATED, EXPIRED, HOLDING, HOLDING_SQL, Allocation
@@ -27,8 +38,8 @@ from priorizer.allocation.policy import QueuePolicy, rank_sql
 from priorizer.catalog.models import ASSET_ACTIVE, Asset
 from priorizer.db import DriverStatement, driver_time
 
-assets = Asset.__table__
-leases = Allocation.__table__
+assets = cast(Table, Asset.__table__)
+leases = cast(Table, Allocation.__table__)
 
 # The queue order (docs/allocation.md): rank, then the largest file first, then id; all
 # descending, so that one backward walk of `ix_assets_queue` serves it.
@@ -259,10 +270,10 @@ def recompute_ranks(session: Session, *, policy: QueuePolicy, unknown_size_mb: f
         rank=rank_after(policy),
         budget_mb=func.coalesce(assets.c.size_mb, unknown_size_mb),
     )
-    return session.execute(statement).rowcount or 0
+    return cast(CursorResult[Any], session.execute(statement)).rowcount or 0
 
 
-def ranking(session: Session, *, limit: int) -> Sequence[Row[Any]]:
+def ranking(session: Session, *, limit: int) -> Sequence[Any]:
     query = (
         select(*CANDIDATE_COLUMNS, assets.c.rank, assets.c.copies, assets.c.leases)
         .where(assets.c.rank.is_not(None))

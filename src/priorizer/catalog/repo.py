@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, Table, func, select, update
 from sqlalchemy.orm import Session
 
 from priorizer.allocation.policy import QueuePolicy, rank_sql
 from priorizer.catalog.models import ASSET_ACTIVE, Asset, Dataset
 from priorizer.db import dialect_insert
 
-assets = Asset.__table__
+assets = cast(Table, Asset.__table__)
 CHUNK = 500
 
 
@@ -66,7 +66,7 @@ def set_priority(
             rank=rank_sql(priority, holders, assets.c.state == ASSET_ACTIVE, queue),
         )
     )
-    return bool(session.execute(statement).rowcount)
+    return bool(cast(CursorResult[Any], session.execute(statement)).rowcount)
 
 
 def get(session: Session, *, asset_id: str) -> Asset | None:

@@ -10,6 +10,7 @@ config = context.config
 
 def run() -> None:
     url = config.get_main_option("sqlalchemy.url")
+    assert url, "priorizer.db.alembic_config sets the URL"
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(

@@ -5,23 +5,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from priorizer.db import DriverStatement, dialect_insert, driver_time
+from priorizer.db import DriverStatement, dialect_insert, driver_time, upsert_insert
 from priorizer.node.models import Node
 
-nodes = Node.__table__
+nodes = cast(Table, Node.__table__)
 
 
 def _upsert(dialect: str, *, with_space: bool) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    values = {
+    values: dict[str, Any] = {
         "id": bindparam("node_id"),
         "first_seen_at": bindparam("now"),
         "last_seen_at": bindparam("now"),
@@ -29,7 +25,7 @@ def _upsert(dialect: str, *, with_space: bool) -> Any:
     changes: dict[str, Any] = {"last_seen_at": bindparam("now")}
     if with_space:
         values["free_space_mb"] = changes["free_space_mb"] = bindparam("free_space_mb")
-    statement = insert(nodes).values(values)
+    statement = upsert_insert(dialect, nodes).values(values)
     return statement.on_conflict_do_update(index_elements=[nodes.c.id], set_=changes)
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from priorizer.db import dialect_insert
 from priorizer.system.models import SystemValue
 
-values = SystemValue.__table__
+values = cast(Table, SystemValue.__table__)
 
 
 def get(session: Session, *, key: str) -> Any:
