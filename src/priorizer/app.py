@@ -47,15 +47,15 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         database = Database(settings.sqlalchemy_url)
         app.state.database = database
         app.state.scheduler = None
-        if settings.run_scheduler:
-            app.state.scheduler = build_scheduler(
-                database=database, settings=settings, queue=app.state.queue, clock=clock
-            )
-            app.state.scheduler.start()
         try:
+            if settings.run_scheduler:
+                app.state.scheduler = build_scheduler(
+                    database=database, settings=settings, queue=app.state.queue, clock=clock
+                )
+                app.state.scheduler.start()
             yield
         finally:
-            if app.state.scheduler is not None:
+            if app.state.scheduler is not None and app.state.scheduler.running:
                 app.state.scheduler.shutdown(wait=True)
             database.dispose()
 

@@ -89,14 +89,12 @@ def import_json(
 ) -> None:
     """Import the seed's JSON files (upsert by id; nothing is written if a file is bad)."""
     from priorizer.app import utcnow
-    from priorizer.db import Database
-    from priorizer.startup import import_files, prepare
+    from priorizer.startup import import_files, open_for_command
 
     settings = _settings()
-    prepare(settings)
-    database = Database(settings.sqlalchemy_url)
+    database, queue = open_for_command(settings)
     try:
-        report = import_files(database, settings, ckan_file, allocations, now=utcnow())
+        report = import_files(database, settings, ckan_file, allocations, now=utcnow(), queue=queue)
     except PriorizerError as error:
         raise _fail(error) from error
     finally:
@@ -108,16 +106,14 @@ def import_json(
 def export_json(
     directory: Annotated[Path, typer.Argument(help="Where to write the files.")],
 ) -> None:
-    """Write the catalog and open leases/copies in the seed's JSON shapes."""
-    from priorizer.db import Database
+    """Write the catalog and open leases/copies in the seed's JSON shapes (one snapshot)."""
     from priorizer.seed.service import export_seed
-    from priorizer.startup import prepare
+    from priorizer.startup import open_for_command
 
     settings = _settings()
-    prepare(settings)
-    database = Database(settings.sqlalchemy_url)
+    database, _queue = open_for_command(settings)
     try:
-        with database.read() as session:
+        with database.snapshot() as session:
             counts = export_seed(
                 session,
                 directory=directory,
@@ -132,16 +128,14 @@ def export_json(
 @cli.command()
 def maintain() -> None:
     """Run one maintenance cycle now (expire leases) and print its outcome."""
-    from priorizer.app import queue_policy, utcnow
-    from priorizer.db import Database
+    from priorizer.app import utcnow
     from priorizer.maintenance import run_cycle
-    from priorizer.startup import prepare
+    from priorizer.startup import open_for_command
 
     settings = _settings()
-    prepare(settings)
-    database = Database(settings.sqlalchemy_url)
+    database, queue = open_for_command(settings)
     try:
-        outcome = run_cycle(database=database, queue=queue_policy(settings), clock=utcnow)
+        outcome = run_cycle(database=database, queue=queue, clock=utcnow)
     finally:
         database.dispose()
     typer.echo(json.dumps(outcome))

@@ -27,11 +27,15 @@ class Settings(BaseSettings):
     # --- the seed's variables, names unchanged ---
     host: str = Field("127.0.0.1", validation_alias=_env("PRIORIZER_HOST"))
     port: int = Field(8002, ge=1, le=65535, validation_alias=_env("PRIORIZER_PORT"))
-    auto_update_interval_minutes: Positive = Field(
-        2.0, validation_alias=_env("AUTO_UPDATE_INTERVAL_MINUTES")
+    auto_update_interval_minutes: float = Field(
+        2.0,
+        ge=0.001,
+        le=10_080,
+        allow_inf_nan=False,
+        validation_alias=_env("AUTO_UPDATE_INTERVAL_MINUTES"),
     )
-    allocation_expiry_hours: Positive = Field(
-        24.0, validation_alias=_env("ALLOCATION_EXPIRY_HOURS")
+    allocation_expiry_hours: float = Field(
+        24.0, gt=0, le=87_600, allow_inf_nan=False, validation_alias=_env("ALLOCATION_EXPIRY_HOURS")
     )
     data_directory: Path = Field(Path("./data"), validation_alias=_env("DATA_DIRECTORY"))
     allocations_file: str = Field("allocations.json", validation_alias=_env("ALLOCATIONS_FILE"))
@@ -68,6 +72,8 @@ class Settings(BaseSettings):
         if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
             return "postgresql+psycopg://" + value.split("://", 1)[1]
         if scheme == "sqlite":
+            if value in ("sqlite://", "sqlite:///:memory:"):
+                raise ValueError("must name a file: an in-memory database is not shared")
             return value
         raise ValueError("must start with sqlite:// or postgresql:// (postgresql+psycopg://)")
 

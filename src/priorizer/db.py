@@ -200,6 +200,20 @@ class Database:
             yield session
 
     @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only session over one consistent snapshot, however many statements it runs
+        (exports). SQLite's read transaction is one already; PostgreSQL needs REPEATABLE READ."""
+        with Session(self.read_engine, expire_on_commit=False) as session:
+            if not self.is_sqlite:
+                session.connection(
+                    execution_options={
+                        "isolation_level": "REPEATABLE READ",
+                        "postgresql_readonly": True,
+                    }
+                )
+            yield session
+
+    @contextmanager
     def _session(self, engine: Engine) -> Iterator[Session]:
         with Session(engine, expire_on_commit=False) as session, session.begin():
             yield session
@@ -253,7 +267,8 @@ class Database:
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             self.read_engine.dispose()
-        if self._write_lock is not None:
+        checkpointing = self._checkpointer is not None and self._checkpointer.is_alive()
+        if self._write_lock is not None and not checkpointing:
             self._write_lock.close()
 
 

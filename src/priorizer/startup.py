@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from priorizer.allocation.policy import QueuePolicy
 from priorizer.app import queue_policy, utcnow
 from priorizer.catalog import service as catalog_service
 from priorizer.config import Settings
@@ -37,6 +38,28 @@ def prepare(settings: Settings, *, demo: bool = False, now: datetime | None = No
             _first_start_import(database, settings, demo=demo, now=now)
     finally:
         database.dispose()
+
+
+def open_for_command(
+    settings: Settings, *, now: datetime | None = None
+) -> tuple[Database, QueuePolicy]:
+    """For CLI commands, which may run beside a serving server: migrate, and keep the queue
+    policy the catalog was ranked with (a command's environment must not re-rank a catalog
+    that a server is handing out). No first-start import: the command says what to load."""
+    now = now or utcnow()
+    database = Database(settings.sqlalchemy_url)
+    try:
+        with _startup_lock(database):
+            migrate(settings.sqlalchemy_url)
+            with database.write() as session:
+                queue = system_service.stored_queue_policy(session)
+                if queue is None:
+                    queue = queue_policy(settings)
+                    system_service.ensure_queue_policy(session, queue=queue, now=now)
+    except BaseException:
+        database.dispose()
+        raise
+    return database, queue
 
 
 @contextmanager
@@ -81,6 +104,7 @@ def import_files(
     allocations_file: Path | None,
     *,
     now: datetime,
+    queue: QueuePolicy | None = None,
 ) -> ImportReport:
     """Validate both files whole, then write them in one transaction (all or nothing)."""
     assets = seed_service.parse_assets(seed_service.read_json(ckan_file), source=str(ckan_file))
@@ -96,7 +120,7 @@ def import_files(
             session,
             assets=assets,
             allocations=allocations,
-            queue=queue_policy(settings),
+            queue=queue or queue_policy(settings),
             lease_seconds=settings.allocation_expiry_seconds,
             now=now,
         )

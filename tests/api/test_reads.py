@@ -389,3 +389,12 @@ def test_allocations_bad_query_is_422(client, database, params):
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", next(iter(params))]
+
+
+def test_an_asset_whose_id_holds_a_slash_can_be_read(client, database, settings, clock):
+    add_assets(database, settings, [asset("dir/file-1")], clock())
+
+    response = client.get("/assets/asset-dir/file-1")
+
+    assert response.status_code == 200
+    assert response.json()["id"] == "asset-dir/file-1"

@@ -729,3 +729,65 @@ def test_data_files_take_precedence_over_demo(settings, clock):
     prepare(settings, demo=True, now=clock())
 
     assert count_assets(settings) == 3
+
+
+# --- records that meet what the database already holds ---------------------------------------
+
+
+def test_a_copy_in_the_records_turns_an_open_lease_into_that_copy(database, settings, clock):
+    import_rows(database, settings, clock(), CKAN_ROWS, [{"asset_id": "res-1", "node_id": "n-1"}])
+
+    import_rows(
+        database,
+        settings,
+        clock(),
+        CKAN_ROWS,
+        [{"asset_id": "res-1", "node_id": "n-1", "status": "completed"}],
+    )
+
+    statuses = [(row.asset_id, row.node_id, row.status) for row in allocations(database)]
+    assert statuses == [("res-1", "n-1", "completed")]
+    res_1 = assets_by_id(database)["res-1"]
+    assert (res_1.leases, res_1.copies) == (0, 1)
+
+
+def test_a_copy_beats_a_lease_of_the_same_pair_in_one_file(database, settings, clock):
+    import_rows(
+        database,
+        settings,
+        clock(),
+        CKAN_ROWS,
+        [
+            {"asset_id": "res-3", "node_id": "n-1", "status": "allocated"},
+            {"asset_id": "res-3", "node_id": "n-1", "status": "completed"},
+        ],
+    )
+
+    assert [row.status for row in allocations(database)] == ["completed"]
+    res_3 = assets_by_id(database)["res-3"]
+    assert (res_3.leases, res_3.copies) == (0, 1)
+
+
+def test_expiry_given_in_the_records_is_kept(database, settings, clock):
+    expires = "2026-01-15T18:30:00+00:00"
+    import_rows(
+        database,
+        settings,
+        clock(),
+        CKAN_ROWS,
+        [{"asset_id": "res-1", "node_id": "n-1", "expires_at": expires}],
+    )
+
+    [lease] = allocations(database)
+    assert lease.expires_at == datetime.fromisoformat(expires)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "\ud800"])
+def test_extra_fields_that_could_not_be_exported_are_refused(database, settings, clock, value):
+    before = table_snapshot(database)
+    row = {"id": "res-9", "url": "https://data.example.org/x", "note": value}
+
+    with pytest.raises(Invalid, match="row 0"):
+        import_rows(database, settings, clock(), [row])
+
+    assert table_snapshot(database) == before

@@ -246,3 +246,17 @@ def test_only_the_documented_names_are_read(monkeypatch, name, value):
     settings = Settings()
 
     assert (settings.host, settings.port) == ("127.0.0.1", 8002)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"allocation_expiry_hours": 1e9},
+        {"auto_update_interval_minutes": 0.0000001},
+        {"database_url": "sqlite:///:memory:"},
+        {"database_url": "sqlite://"},
+    ],
+)
+def test_settings_that_would_fail_later_are_refused_at_start(bad):
+    with pytest.raises(ValidationError):
+        Settings.of(**bad)

@@ -245,7 +245,7 @@ def close_lease(
 
 def drop_leases(session: Session, *, counts: dict[str, int], policy: QueuePolicy) -> None:
     """Count `n` fewer open leases on each asset, putting it back in the queue."""
-    for asset_id, n in counts.items():
+    for asset_id, n in sorted(counts.items()):  # id order: no deadlock with other writers
         session.execute(
             update(assets)
             .where(assets.c.id == asset_id)
@@ -335,11 +335,12 @@ def asset_history(session: Session, *, asset_id: str, limit: int) -> Sequence[Al
     return session.execute(query).scalars().all()
 
 
-def holds(session: Session, *, asset_id: str, node_id: str) -> bool:
-    query = select(leases.c.id).where(
+def holding_status(session: Session, *, asset_id: str, node_id: str) -> str | None:
+    """ALLOCATED or COMPLETED when the node holds the asset, else None."""
+    query = select(leases.c.status).where(
         leases.c.asset_id == asset_id, leases.c.node_id == node_id, leases.c.status.in_(HOLDING)
     )
-    return session.execute(query.limit(1)).first() is not None
+    return session.execute(query.limit(1)).scalar_one_or_none()
 
 
 def node_summaries(session: Session, *, node_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

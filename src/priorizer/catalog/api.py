@@ -58,7 +58,7 @@ def list_assets(
 
 
 @router.get(
-    "/assets/{asset_id}",
+    "/assets/{asset_id:path}",
     response_model=AssetDetail,
     summary="One asset, its open leases, its copies and its last 100 closed allocations",
 )

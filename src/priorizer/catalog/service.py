@@ -46,7 +46,7 @@ def upsert_assets(
     """Add assets or update them in place by id; copies and leases are kept."""
     ids = [item.id for item in items]
     known = repo.existing_ids(session, ids=ids)
-    rows = [_row(item, queue=queue, now=now) for item in items]
+    rows = [_row(item, queue=queue, now=now) for item in sorted(items, key=lambda i: i.id)]
     repo.upsert(session, rows=rows, queue=queue)
     return UpsertReport(created=len(set(ids) - known), updated=len(known))
 
@@ -78,7 +78,8 @@ def update_priorities(
     """Set base priorities (the seed's /update-ckan). Callers validate the whole batch first."""
     report = PriorityReport()
     known = repo.existing_ids(session, ids=[asset_id for asset_id, _ in updates])
-    for asset_id, priority in dict(updates).items():
+    # Rows in id order, like every multi-row write: two transactions never deadlock.
+    for asset_id, priority in sorted(dict(updates).items()):
         if asset_id not in known:
             report.unknown_ids.append(asset_id)
         elif repo.set_priority(session, asset_id=asset_id, priority=priority, queue=queue, now=now):

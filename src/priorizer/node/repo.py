@@ -60,9 +60,11 @@ def list_page(session: Session, *, after: str | None, limit: int) -> Sequence[No
 
 def ensure(session: Session, *, node_ids: Sequence[str], now: datetime) -> None:
     """Create the nodes that do not exist yet (imports), leaving the others untouched."""
-    if node_ids:
-        rows = [{"id": i, "first_seen_at": now, "last_seen_at": now} for i in node_ids]
-        session.execute(dialect_insert(session, nodes).values(rows).on_conflict_do_nothing())
+    statement = dialect_insert(session, nodes).on_conflict_do_nothing()
+    for start in range(0, len(node_ids), 1000):
+        chunk = node_ids[start : start + 1000]
+        rows = [{"id": i, "first_seen_at": now, "last_seen_at": now} for i in chunk]
+        session.execute(statement, rows)
 
 
 def count(session: Session) -> int:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from priorizer.catalog.schemas import AssetId, Text
 from priorizer.node.schemas import NodeId
@@ -30,6 +38,16 @@ class SeedAsset(BaseModel):
     def extras(self) -> dict[str, Any]:
         return dict(self.__pydantic_extra__ or {})
 
+    @model_validator(mode="after")
+    def _extras_round_trip(self) -> SeedAsset:
+        # Kept fields are exported again: refuse now what could not be written back
+        # (NaN, Infinity, lone surrogates), rather than break every later export.
+        try:
+            json.dumps(self.extras(), allow_nan=False, ensure_ascii=False).encode()
+        except (ValueError, UnicodeEncodeError) as error:
+            raise ValueError(f"an extra field cannot be kept as JSON ({error})") from error
+        return self
+
 
 class SeedAllocation(BaseModel):
     """One lease or copy in `allocations.json`."""
@@ -40,6 +58,7 @@ class SeedAllocation(BaseModel):
     node_id: NodeId
     status: Literal["allocated", "completed"] = "allocated"
     allocated_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
 
 
 def naive_to_utc(value: Any) -> Any:

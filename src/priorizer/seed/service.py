@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from priorizer.allocation import service as allocation_service
 from priorizer.allocation.policy import QueuePolicy
+from priorizer.allocation.service import Holding
 from priorizer.catalog import service as catalog_service
 from priorizer.catalog.service import NewAsset
 from priorizer.errors import Invalid
@@ -70,7 +71,11 @@ def parse_allocations(data: Any, *, source: str) -> list[SeedAllocation]:
         ]
     if isinstance(data, list):
         data = [
-            {**item, "allocated_at": naive_to_utc(item.get("allocated_at"))}
+            {
+                **item,
+                "allocated_at": naive_to_utc(item.get("allocated_at")),
+                "expires_at": naive_to_utc(item.get("expires_at")),
+            }
             if isinstance(item, dict)
             else item
             for item in data
@@ -135,7 +140,10 @@ def import_seed(
     if allocations:
         added, skipped = allocation_service.import_holdings(
             session,
-            records=[(a.asset_id, a.node_id, a.status, a.allocated_at) for a in allocations],
+            records=[
+                Holding(a.asset_id, a.node_id, a.status, a.allocated_at, a.expires_at)
+                for a in allocations
+            ],
             queue=queue,
             lease_seconds=lease_seconds,
             now=now,

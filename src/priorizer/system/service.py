@@ -32,6 +32,12 @@ def ensure_queue_policy(session: Session, *, queue: QueuePolicy, now: datetime) 
     return True
 
 
+def stored_queue_policy(session: Session) -> QueuePolicy | None:
+    """The queue policy the stored ranks were computed with, if any."""
+    value = repo.get(session, key=QUEUE_POLICY_KEY)
+    return None if value is None else QueuePolicy(**value)
+
+
 def record_maintenance(session: Session, *, outcome: dict[str, Any], now: datetime) -> None:
     repo.put(session, key=LAST_MAINTENANCE_KEY, value=outcome, now=now)
 
