@@ -139,6 +139,22 @@ _NEXT_RANK = DriverStatement(
 )
 
 
+_SMALLEST = DriverStatement(
+    lambda _dialect: (
+        select(assets.c.budget_mb)
+        .where(assets.c.rank.is_not(None))
+        .order_by(assets.c.budget_mb)
+        .limit(1)
+    )
+)
+
+
+def smallest_in_queue_mb(session: Session) -> float | None:
+    """What the smallest asset still in the queue counts for (an index seek); None when the
+    queue is empty. A budget below it can take nothing."""
+    return _SMALLEST.scalar(session, {})
+
+
 def next_rank(session: Session, *, below: float) -> float | None:
     """The highest rank any asset has below `below` (an index seek), to skip empty levels."""
     return _NEXT_RANK.scalar(session, {"below": below})

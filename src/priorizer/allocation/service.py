@@ -84,11 +84,14 @@ def _pick(
 ) -> list[Any]:
     """Choose, level by level, the largest assets that fit what is left of the budget,
     passing over the ids in `skip`. Every round finishes a level or picks an asset."""
+    smallest = repo.smallest_in_queue_mb(session)
+    if smallest is None:
+        return []
     levels = policy.rank_levels(queue)
     picked: list[Any] = []
     passed = set(skip)
     for _ in range(len(levels) + slots + 1):
-        if not levels or len(picked) >= slots or remaining < 0:
+        if not levels or len(picked) >= slots or remaining < smallest:
             break
         batch = levels[:LEVELS_PER_QUERY]
         # Read past the rows passed over: taken by this request, or lost to another.

@@ -65,5 +65,12 @@ class Asset(Base):
             sqlite_where=text("rank IS NOT NULL"),
             postgresql_where=text("rank IS NOT NULL"),
         ),
+        # The smallest asset still in the queue: a request stops once nothing can fit.
+        Index(
+            "ix_assets_open_budget",
+            "budget_mb",
+            sqlite_where=text("rank IS NOT NULL"),
+            postgresql_where=text("rank IS NOT NULL"),
+        ),
         Index("ix_assets_priority", "priority"),
     )

@@ -39,6 +39,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("assets", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_assets_dataset_id"), ["dataset_id"], unique=False)
+        batch_op.create_index(
+            "ix_assets_open_budget",
+            ["budget_mb"],
+            unique=False,
+            sqlite_where=sa.text("rank IS NOT NULL"),
+            postgresql_where=sa.text("rank IS NOT NULL"),
+        )
         batch_op.create_index("ix_assets_priority", ["priority"], unique=False)
         batch_op.create_index(
             "ix_assets_queue",
@@ -138,6 +145,11 @@ def downgrade() -> None:
     with op.batch_alter_table("assets", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_assets_queue",
+            sqlite_where=sa.text("rank IS NOT NULL"),
+            postgresql_where=sa.text("rank IS NOT NULL"),
+        )
+        batch_op.drop_index(
+            "ix_assets_open_budget",
             sqlite_where=sa.text("rank IS NOT NULL"),
             postgresql_where=sa.text("rank IS NOT NULL"),
         )
