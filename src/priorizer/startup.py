@@ -28,16 +28,10 @@ STARTUP_LOCK = 74_251_001
 
 
 def prepare(settings: Settings, *, demo: bool = False, now: datetime | None = None) -> None:
+    """Before serving: migrate, apply this server's queue policy, first-start import."""
     now = now or utcnow()
-    database = Database(settings.sqlalchemy_url)
-    try:
-        with _startup_lock(database):
-            migrate(settings.sqlalchemy_url)
-            with database.write() as session:
-                system_service.ensure_queue_policy(session, queue=queue_policy(settings), now=now)
-            _first_start_import(database, settings, demo=demo, now=now)
-    finally:
-        database.dispose()
+    database, _queue = _open(settings, now=now, owner=True, demo=demo)
+    database.dispose()
 
 
 def open_for_command(
@@ -46,16 +40,22 @@ def open_for_command(
     """For CLI commands, which may run beside a serving server: migrate, and keep the queue
     policy the catalog was ranked with (a command's environment must not re-rank a catalog
     that a server is handing out). No first-start import: the command says what to load."""
-    now = now or utcnow()
+    return _open(settings, now=now or utcnow(), owner=False, demo=False)
+
+
+def _open(
+    settings: Settings, *, now: datetime, owner: bool, demo: bool
+) -> tuple[Database, QueuePolicy]:
     database = Database(settings.sqlalchemy_url)
     try:
         with _startup_lock(database):
             migrate(settings.sqlalchemy_url)
             with database.write() as session:
-                queue = system_service.stored_queue_policy(session)
-                if queue is None:
-                    queue = queue_policy(settings)
-                    system_service.ensure_queue_policy(session, queue=queue, now=now)
+                stored = None if owner else system_service.stored_queue_policy(session)
+                queue = stored or queue_policy(settings)
+                system_service.ensure_queue_policy(session, queue=queue, now=now)
+            if owner:
+                _first_start_import(database, settings, demo=demo, now=now)
     except BaseException:
         database.dispose()
         raise
