@@ -17,7 +17,3 @@ class Conflict(PriorizerError):
 
 class Invalid(PriorizerError):
     status_code = 422
-
-
-class LeaseLost(Conflict):
-    """The lease changed under us: another transaction closed or took it first."""

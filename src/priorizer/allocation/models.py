@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from priorizer.db import Base, UtcDateTime
+from priorizer.db import Base, UtcDateTime, partial_index
 
 ALLOCATED = "allocated"
 COMPLETED = "completed"
@@ -19,7 +19,7 @@ STATUSES = (ALLOCATED, COMPLETED, RELEASED, EXPIRED, FAILED)
 HOLDING = (ALLOCATED, COMPLETED)
 # The same, as SQL: the exact text of the partial index's condition, which queries repeat so
 # that SQLite's planner sees they may use that index.
-HOLDING_SQL = "status IN ('allocated', 'completed')"
+HOLDING_SQL = "status IN ({})".format(", ".join(f"'{status}'" for status in HOLDING))
 
 
 class Allocation(Base):
@@ -42,13 +42,8 @@ class Allocation(Base):
     __table_args__ = (
         # Rule 3 as a constraint: one open lease or copy of an asset per node, whatever races.
         # Node first: one request's new rows land together in the index.
-        Index(
-            "uq_allocations_holding",
-            "node_id",
-            "asset_id",
-            unique=True,
-            sqlite_where=text(HOLDING_SQL),
-            postgresql_where=text(HOLDING_SQL),
+        partial_index(
+            "uq_allocations_holding", "node_id", "asset_id", where=HOLDING_SQL, unique=True
         ),
         Index("ix_allocations_node_status", "node_id", "status"),
         Index("ix_allocations_status_expires", "status", "expires_at"),

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, Index, Integer, String, Text, text
+from sqlalchemy import JSON, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from priorizer.db import Base, UtcDateTime
+from priorizer.db import Base, UtcDateTime, partial_index
 
 ASSET_ACTIVE = "active"
+IN_QUEUE_SQL = "rank IS NOT NULL"
 
 
 class Dataset(Base):
@@ -57,20 +58,8 @@ class Asset(Base):
 
     __table_args__ = (
         # The allocation queue: walk one rank level at a time, largest file that fits first.
-        Index(
-            "ix_assets_queue",
-            "rank",
-            "budget_mb",
-            "id",
-            sqlite_where=text("rank IS NOT NULL"),
-            postgresql_where=text("rank IS NOT NULL"),
-        ),
+        partial_index("ix_assets_queue", "rank", "budget_mb", "id", where=IN_QUEUE_SQL),
         # The smallest asset still in the queue: a request stops once nothing can fit.
-        Index(
-            "ix_assets_open_budget",
-            "budget_mb",
-            sqlite_where=text("rank IS NOT NULL"),
-            postgresql_where=text("rank IS NOT NULL"),
-        ),
+        partial_index("ix_assets_open_budget", "budget_mb", where=IN_QUEUE_SQL),
         Index("ix_assets_priority", "priority"),
     )
