@@ -20,6 +20,7 @@ from priorizer.catalog.api import router as catalog_router
 from priorizer.config import Settings
 from priorizer.db import Database
 from priorizer.errors import PriorizerError
+from priorizer.maintenance.service import MaintenancePolicy
 from priorizer.node.api import router as node_router
 from priorizer.scheduler import build_scheduler
 from priorizer.system.api import router as system_router
@@ -50,7 +51,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         try:
             if settings.run_scheduler:
                 app.state.scheduler = build_scheduler(
-                    database=database, settings=settings, queue=app.state.queue, clock=clock
+                    database=database, policy=app.state.maintenance, clock=clock
                 )
                 app.state.scheduler.start()
             yield
@@ -69,6 +70,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app.state.settings = settings
     app.state.clock = clock
     app.state.queue = queue_policy(settings)
+    app.state.maintenance = MaintenancePolicy.from_settings(settings, app.state.queue)
+    app.state.started_at = clock()
     for router in (allocation_router, catalog_router, node_router, system_router):
         app.include_router(router)
 

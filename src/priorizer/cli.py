@@ -127,18 +127,58 @@ def export_json(
 
 @cli.command()
 def maintain() -> None:
-    """Run one maintenance cycle now (expire leases) and print its outcome."""
+    """Run one maintenance cycle now and print what it did (waits for none: if another
+    process is running a cycle, says so and exits 1)."""
     from priorizer.app import utcnow
-    from priorizer.maintenance import run_cycle
+    from priorizer.maintenance.service import MaintenancePolicy, run_cycle
     from priorizer.startup import open_for_command
 
     settings = _settings()
     database, queue = open_for_command(settings)
     try:
-        outcome = run_cycle(database=database, queue=queue, clock=utcnow)
+        policy = MaintenancePolicy.from_settings(settings, queue)
+        outcome = run_cycle(database=database, policy=policy, clock=utcnow)
     finally:
         database.dispose()
-    typer.echo(json.dumps(outcome))
+    if outcome is None:
+        typer.echo("another process is running a maintenance cycle; try again later", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(outcome, default=str))
+
+
+@cli.command()
+def reinstate(
+    asset_ids: Annotated[list[str], typer.Argument(help="Assets to hand out again.")],
+) -> None:
+    """Put unreachable or withdrawn assets back in the queue, forgetting their failures."""
+    _set_states(asset_ids, withdraw=False)
+
+
+@cli.command()
+def withdraw(
+    asset_ids: Annotated[list[str], typer.Argument(help="Assets to take out of the catalog.")],
+) -> None:
+    """Take assets out of the catalog: never handed out again; open leases close at the
+    next maintenance cycle; copies and history are kept."""
+    _set_states(asset_ids, withdraw=True)
+
+
+def _set_states(asset_ids: list[str], *, withdraw: bool) -> None:
+    from priorizer.app import utcnow
+    from priorizer.catalog import service as catalog_service
+    from priorizer.startup import open_for_command
+
+    database, queue = open_for_command(_settings())
+    try:
+        with database.write() as session:
+            report = catalog_service.set_states(
+                session, asset_ids=asset_ids, withdraw=withdraw, queue=queue, now=utcnow()
+            )
+    finally:
+        database.dispose()
+    typer.echo(json.dumps(dataclasses.asdict(report)))
+    if report.unknown_ids:
+        raise typer.Exit(1)
 
 
 def main() -> None:

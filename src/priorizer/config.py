@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -57,6 +57,23 @@ class Settings(BaseSettings):
     )
     workers: int = Field(1, ge=1, le=64, validation_alias=_env("PRIORIZER_WORKERS"))
     run_scheduler: bool = Field(True, validation_alias=_env("PRIORIZER_RUN_SCHEDULER"))
+    # Lifecycle and maintenance (docs/maintenance.md).
+    failure_threshold: int = Field(3, ge=1, le=1000, validation_alias=_env("FAILURE_THRESHOLD"))
+    node_lost_days: float = Field(
+        14.0, gt=0, le=3650, allow_inf_nan=False, validation_alias=_env("NODE_LOST_DAYS")
+    )
+    priority_jitter: int = Field(1, ge=0, le=9, validation_alias=_env("PRIORITY_JITTER"))
+    lease_cap_initial: int = Field(
+        200, ge=1, le=1_000_000, validation_alias=_env("LEASE_CAP_INITIAL")
+    )
+    lease_cap_min: int = Field(10, ge=1, le=1_000_000, validation_alias=_env("LEASE_CAP_MIN"))
+    lease_cap_max: int = Field(10_000, ge=1, le=1_000_000, validation_alias=_env("LEASE_CAP_MAX"))
+    priority_refresh_limit: int = Field(
+        50_000, ge=1, le=100_000_000, validation_alias=_env("PRIORITY_REFRESH_LIMIT")
+    )
+    snapshot_retention_days: float = Field(
+        30.0, gt=0, le=3650, allow_inf_nan=False, validation_alias=_env("SNAPSHOT_RETENTION_DAYS")
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -76,6 +93,15 @@ class Settings(BaseSettings):
                 raise ValueError("must name a file: an in-memory database is not shared")
             return value
         raise ValueError("must start with sqlite:// or postgresql:// (postgresql+psycopg://)")
+
+    @model_validator(mode="after")
+    def _ordered_caps(self) -> Settings:
+        if not self.lease_cap_min <= self.lease_cap_initial <= self.lease_cap_max:
+            raise ValueError(
+                "lease caps must satisfy LEASE_CAP_MIN <= LEASE_CAP_INITIAL <= LEASE_CAP_MAX "
+                f"(got {self.lease_cap_min}, {self.lease_cap_initial}, {self.lease_cap_max})"
+            )
+        return self
 
     @classmethod
     def of(cls, **fields: Any) -> Settings:
@@ -98,6 +124,10 @@ class Settings(BaseSettings):
     @property
     def auto_update_interval_seconds(self) -> float:
         return self.auto_update_interval_minutes * 60
+
+    @property
+    def node_lost_seconds(self) -> float:
+        return self.node_lost_days * 86_400
 
 
 def describe_settings_error(error: ValidationError) -> str:

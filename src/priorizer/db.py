@@ -116,12 +116,12 @@ class WriterTurn:
     commands). Writers wait in the kernel's queue, and start as soon as the last one is done,
     instead of sleeping in SQLite's busy handler."""
 
-    def __init__(self, database_path: str | None) -> None:
+    def __init__(self, database_path: str | None, *, name: str = "writer") -> None:
         self._thread = threading.Lock()
         self._fd = (
             None
             if database_path is None
-            else os.open(database_path + "-writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            else os.open(f"{database_path}-{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         )
 
     def acquire(self, blocking: bool = True) -> bool:
@@ -224,6 +224,33 @@ class Database:
     def _session(self, engine: Engine) -> Iterator[Session]:
         with Session(engine, expire_on_commit=False) as session, session.begin():
             yield session
+
+    @contextmanager
+    def exclusive(self, name: str, *, key: int) -> Iterator[bool]:
+        """Whether this caller has `name` to itself among every process using the database,
+        held for the block; never waits. SQLite: `flock` on a file beside the database;
+        PostgreSQL: the session advisory lock `key`, on a connection of its own."""
+        if self.is_sqlite:
+            turn = WriterTurn(sqlite_path(self.url), name=name)
+            try:
+                mine = turn.acquire(blocking=False)
+                try:
+                    yield mine
+                finally:
+                    if mine:
+                        turn.release()
+            finally:
+                turn.close()
+            return
+        with self.write_engine.connect() as conn:
+            mine = bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({int(key)})").scalar())
+            conn.commit()
+            try:
+                yield mine
+            finally:
+                if mine:
+                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({int(key)})")
+                    conn.commit()
 
     def ping(self) -> None:
         with self.read_engine.connect() as conn:

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from priorizer.allocation.policy import QueuePolicy
 from priorizer.config import Settings
 from priorizer.db import Database
+from priorizer.maintenance.service import MaintenancePolicy
 
 
 def _database(request: Request) -> Database:
@@ -30,7 +31,12 @@ def _queue(request: Request) -> QueuePolicy:
     return request.app.state.queue
 
 
+def _maintenance(request: Request) -> MaintenancePolicy:
+    return request.app.state.maintenance
+
+
 DbDep = Annotated[Database, Depends(_database)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 NowDep = Annotated[datetime, Depends(_now)]
 QueueDep = Annotated[QueuePolicy, Depends(_queue)]
+MaintenanceDep = Annotated[MaintenancePolicy, Depends(_maintenance)]

@@ -1,4 +1,8 @@
-"""The maintenance scheduler: each job runs in its own transaction, timed and logged."""
+"""The maintenance scheduler: APScheduler fires a cycle at every slot, timed and logged.
+
+Slots are aligned on one origin (`maintenance.service.SLOT_ORIGIN`), so every process sharing
+a database fires at the same moments and the first to claim the slot runs it.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +10,28 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
-from priorizer.allocation.policy import QueuePolicy
-from priorizer.config import Settings
 from priorizer.db import Database
-from priorizer.maintenance import run_cycle
+from priorizer.maintenance.service import SLOT_ORIGIN, MaintenancePolicy, run_cycle
 
 log = logging.getLogger(__name__)
 
+JOB_ID = "maintenance"
+
 
 def build_scheduler(
-    *, database: Database, settings: Settings, queue: QueuePolicy, clock: Callable[[], datetime]
+    *, database: Database, policy: MaintenancePolicy, clock: Callable[[], datetime]
 ) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
-    interval = settings.auto_update_interval_seconds
     scheduler.add_job(
-        _guarded(run_cycle),
-        "interval",
-        seconds=interval,
-        id="maintenance",
-        name="maintenance",
-        kwargs={"database": database, "queue": queue, "clock": clock},
+        _scheduled_cycle,
+        IntervalTrigger(seconds=policy.interval_seconds, start_date=SLOT_ORIGIN, timezone="UTC"),
+        id=JOB_ID,
+        name=JOB_ID,
+        kwargs={"database": database, "policy": policy, "clock": clock},
         max_instances=1,
         coalesce=True,
         misfire_grace_time=None,
@@ -37,15 +39,14 @@ def build_scheduler(
     return scheduler
 
 
-def _guarded(job: Callable[..., dict[str, Any]]) -> Callable[..., None]:
-    def run(**kwargs: Any) -> None:
-        started = time.perf_counter()
-        try:
-            outcome = job(**kwargs)
-        except Exception:
-            log.exception("%s failed after %.3fs", job.__name__, time.perf_counter() - started)
-            return
-        log.info("%s done in %.3fs: %s", job.__name__, time.perf_counter() - started, outcome)
-
-    run.__name__ = job.__name__
-    return run
+def _scheduled_cycle(
+    *, database: Database, policy: MaintenancePolicy, clock: Callable[[], datetime]
+) -> None:
+    started = time.perf_counter()
+    try:
+        outcome = run_cycle(database=database, policy=policy, clock=clock, scheduled=True)
+    except Exception:
+        log.exception("maintenance cycle failed after %.3fs", time.perf_counter() - started)
+        return
+    if outcome is not None:
+        log.info("maintenance cycle done in %.3fs: %s", time.perf_counter() - started, outcome)

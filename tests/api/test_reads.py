@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from priorizer.app import queue_policy
+from priorizer.maintenance.service import cap_limits
 from priorizer.seed import service as seed_service
 from tests.factories import add_assets, asset, table_snapshot
 
@@ -214,6 +215,7 @@ def test_asset_detail_keeps_old_holders_after_long_history(client, database, set
         for _ in range(201):
             allocation_service.allocate(
                 session,
+                limits=cap_limits(settings),
                 node_id="churn",
                 free_space_gb=1,
                 queue=queue,
@@ -278,7 +280,9 @@ def test_nodes_show_open_leases_reserved_space_and_copies(client, database, sett
     }
     # Imported nodes never reported their space.
     assert nodes["node-c"]["free_space_mb"] is None
-    assert client.get("/nodes/node-a").json() == nodes["node-a"]
+    detail = client.get("/nodes/node-a").json()
+    assert {k: detail[k] for k in nodes["node-a"]} == nodes["node-a"]
+    assert (detail["lease_cap"], detail["completions"], detail["lost"]) == (200, 0, False)
 
 
 def test_nodes_paging(client, database, settings, clock):

@@ -335,7 +335,7 @@ def test_import_accepts_allocation_times_west_of_utc(tmp_path: Path) -> None:
 
 
 def test_maintain_expires_overdue_leases_and_prints_json(db_url: str, tmp_path: Path) -> None:
-    env = cli_env(tmp_path, db_url)
+    env = {**cli_env(tmp_path, db_url), "PRIORITY_JITTER": "0"}  # ranks stay put
     fresh = datetime.now(UTC).isoformat()
     ckan = write_json(tmp_path / "good.json", GOOD_ASSETS)
     allocs = write_json(
@@ -357,7 +357,7 @@ def test_maintain_expires_overdue_leases_and_prints_json(db_url: str, tmp_path: 
     outcome = ok(["maintain"], env)
 
     assert outcome["outcome"] == "ok"
-    assert outcome["expired_leases"] == 2, outcome
+    assert outcome["steps"]["expired_leases"] == 2, outcome
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
@@ -377,4 +377,4 @@ def test_maintain_expires_overdue_leases_and_prints_json(db_url: str, tmp_path: 
         "a-4": (0, 1, -2.0),
     }
 
-    assert ok(["maintain"], env)["expired_leases"] == 0
+    assert ok(["maintain"], env)["steps"]["expired_leases"] == 0

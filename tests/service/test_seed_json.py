@@ -18,6 +18,7 @@ from priorizer.app import queue_policy
 from priorizer.catalog.models import Asset
 from priorizer.db import Database, migrate
 from priorizer.errors import Invalid
+from priorizer.maintenance.service import cap_limits
 from priorizer.models import metadata
 from priorizer.seed import service as seed_service
 from priorizer.startup import import_files, prepare
@@ -539,6 +540,7 @@ def test_export_leaves_out_closed_allocations(database, settings, clock, tmp_pat
     with database.write() as session:
         allocation_service.allocate(
             session,
+            limits=cap_limits(settings),
             node_id="node-a",
             free_space_gb=1,
             queue=queue,
@@ -563,6 +565,7 @@ def test_export_then_import_into_fresh_database_gives_same_catalog(
     with database.write() as session:
         allocation_service.allocate(
             session,
+            limits=cap_limits(settings),
             node_id="node-new",
             free_space_gb=4,
             queue=queue_policy(settings),

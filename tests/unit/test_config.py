@@ -114,7 +114,17 @@ def test_every_variable_at_once(monkeypatch):
 
     settings = Settings()
 
-    assert settings.model_dump(exclude={"workers", "run_scheduler"}) == {
+    lifecycle = {
+        "failure_threshold",
+        "node_lost_days",
+        "priority_jitter",
+        "priority_refresh_limit",
+        "lease_cap_initial",
+        "lease_cap_min",
+        "lease_cap_max",
+        "snapshot_retention_days",
+    }
+    assert settings.model_dump(exclude={"workers", "run_scheduler", *lifecycle}) == {
         "host": "10.0.0.5",
         "port": 8100,
         "auto_update_interval_minutes": 3.0,

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from priorizer.allocation import service
+from priorizer.allocation import lifecycle, service
 from priorizer.allocation.schemas import (
     AllocatedAsset,
     AllocateRequest,
     AllocationPage,
     AllocationRead,
     AllocationStatus,
+    CompleteRequest,
+    CompleteResponse,
+    FailRequest,
+    FailResponse,
     RankingEntry,
     ReleaseRequest,
     ReleaseResponse,
+    RenewRequest,
+    RenewResponse,
 )
 from priorizer.catalog.schemas import AssetId
-from priorizer.deps import DbDep, NowDep, QueueDep, SettingsDep
+from priorizer.deps import DbDep, MaintenanceDep, NowDep, QueueDep, SettingsDep
 from priorizer.node.schemas import NodeId
 
 router = APIRouter(tags=["allocation"])
@@ -38,6 +45,7 @@ async def allocate(
     db: DbDep,
     settings: SettingsDep,
     queue: QueueDep,
+    maintenance: MaintenanceDep,
     now: NowDep,
 ) -> list[AllocatedAsset]:
     node_id = body.node_id or f"node-{uuid.uuid4().hex[:16]}"
@@ -48,6 +56,7 @@ async def allocate(
             free_space_gb=body.free_space_gb,
             queue=queue,
             max_assets=settings.max_assets_per_allocation,
+            limits=maintenance.caps,
             lease_seconds=settings.allocation_expiry_seconds,
             now=now,
         )
@@ -77,6 +86,79 @@ def release(body: ReleaseRequest, db: DbDep, queue: QueueDep, now: NowDep) -> Re
             session, asset_id=body.asset_id, node_id=body.node_id, queue=queue, now=now
         )
     return ReleaseResponse()
+
+
+@router.post(
+    "/complete",
+    response_model=CompleteResponse,
+    summary="Report a finished copy: the lease becomes a copy the node holds",
+    responses={
+        404: {"description": "The node holds no lease (open or expired) on the asset."},
+        409: {"description": "The node reported this copy before with another checksum."},
+    },
+)
+def complete(
+    body: CompleteRequest, db: DbDep, maintenance: MaintenanceDep, now: NowDep
+) -> CompleteResponse:
+    with db.write() as session:
+        done = lifecycle.complete(
+            session,
+            asset_id=body.asset_id,
+            node_id=body.node_id,
+            checksum_sha256=body.checksum_sha256,
+            magnet_link=body.magnet_link,
+            size_mb=body.size_mb,
+            queue=maintenance.queue,
+            limits=maintenance.caps,
+            now=now,
+        )
+    return CompleteResponse(**dataclasses.asdict(done))
+
+
+@router.post(
+    "/fail",
+    response_model=FailResponse,
+    summary="Report a failed download: the lease closes and the asset returns to the queue",
+    responses={404: {"description": "That node holds no open lease on that asset."}},
+)
+def fail(
+    body: FailRequest,
+    db: DbDep,
+    settings: SettingsDep,
+    maintenance: MaintenanceDep,
+    now: NowDep,
+) -> FailResponse:
+    with db.write() as session:
+        failure = lifecycle.fail(
+            session,
+            asset_id=body.asset_id,
+            node_id=body.node_id,
+            reason=body.reason,
+            queue=maintenance.queue,
+            limits=maintenance.caps,
+            failure_threshold=settings.failure_threshold,
+            now=now,
+        )
+    return FailResponse(**dataclasses.asdict(failure))
+
+
+@router.post(
+    "/renew",
+    response_model=RenewResponse,
+    summary="Extend a node's open leases (all, or those listed)",
+    responses={404: {"description": "No such node."}},
+)
+def renew(body: RenewRequest, db: DbDep, settings: SettingsDep, now: NowDep) -> RenewResponse:
+    with db.write() as session:
+        renewed, expires_at = lifecycle.renew(
+            session,
+            node_id=body.node_id,
+            asset_ids=body.asset_ids,
+            lease_seconds=settings.allocation_expiry_seconds,
+            now=now,
+        )
+    missing = sorted(set(body.asset_ids or ()) - set(renewed))
+    return RenewResponse(renewed=len(renewed), expires_at=expires_at, not_renewed=missing)
 
 
 @router.get("/allocations", response_model=AllocationPage, summary="Allocations, oldest first")

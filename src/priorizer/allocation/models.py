@@ -37,7 +37,11 @@ class Allocation(Base):
     renewed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Why it closed (a node's failure reason, or what the server did).
     note: Mapped[str | None] = mapped_column(Text)
+    # What the node reported with its copy.
+    checksum_sha256: Mapped[str | None] = mapped_column(String(64))
+    magnet_link: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         # Rule 3 as a constraint: one open lease or copy of an asset per node, whatever races.

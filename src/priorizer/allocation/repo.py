@@ -33,9 +33,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from priorizer.allocation.models import ALLOCATED, EXPIRED, HOLDING, HOLDING_SQL, Allocation
+from priorizer.allocation.models import (
+    ALLOCATED,
+    COMPLETED,
+    EXPIRED,
+    FAILED,
+    HOLDING,
+    HOLDING_SQL,
+    RELEASED,
+    Allocation,
+)
 from priorizer.allocation.policy import QueuePolicy, rank_sql
-from priorizer.catalog.models import ASSET_ACTIVE, Asset
+from priorizer.catalog.models import ASSET_ACTIVE, ASSET_WITHDRAWN, Asset
 from priorizer.db import DriverStatement, driver_time
 
 assets = cast(Table, Asset.__table__)
@@ -65,15 +74,17 @@ def rank_after(policy: QueuePolicy, *, holders_delta: int = 0) -> Any:
 
 # The hot path: statements compiled once and run on the driver's cursor (`DriverStatement`);
 # building and executing SQLAlchemy constructs per call costs more than these index seeks.
-_RESERVED = DriverStatement(
-    lambda _dialect: select(func.coalesce(func.sum(leases.c.reserved_mb), 0.0)).where(
+_OPEN_LOAD = DriverStatement(
+    lambda _dialect: select(func.count(), func.coalesce(func.sum(leases.c.reserved_mb), 0.0)).where(
         leases.c.node_id == bindparam("node_id"), leases.c.status == ALLOCATED
     )
 )
 
 
-def open_reserved_mb(session: Session, *, node_id: str) -> float:
-    return float(_RESERVED.scalar(session, {"node_id": node_id}))
+def open_load(session: Session, *, node_id: str) -> tuple[int, float]:
+    """The node's open leases: how many, and the MiB they reserve."""
+    count, reserved = _OPEN_LOAD.rows(session, {"node_id": node_id})[0]
+    return int(count), float(reserved)
 
 
 def _id_list(dialect: str) -> Any:
@@ -269,15 +280,180 @@ def drop_leases(session: Session, *, counts: dict[str, int], policy: QueuePolicy
         )
 
 
-def expire_due(session: Session, *, now: datetime) -> list[str]:
-    """Close every open lease whose expiry passed; the asset ids, once per closed lease."""
+def _lockable_ids(where: Any, *, limit: Any) -> Any:
+    """Ids of allocations matching `where`, at most `limit`, passing over rows another
+    transaction has locked (PostgreSQL; SQLite has one writer at a time anyway)."""
+    return (
+        select(leases.c.id)
+        .where(where)
+        .order_by(leases.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+
+
+_EXPIRE_DUE = DriverStatement(
+    lambda _dialect: (
+        update(leases)
+        .where(
+            leases.c.id.in_(
+                _lockable_ids(
+                    and_(leases.c.status == ALLOCATED, leases.c.expires_at <= bindparam("now")),
+                    limit=bindparam("limit"),
+                )
+            )
+        )
+        .values(status=EXPIRED, closed_at=bindparam("now"))
+        .returning(leases.c.asset_id, leases.c.node_id)
+    )
+)
+
+
+def expire_due(session: Session, *, now: datetime, limit: int) -> list[tuple[str, str]]:
+    """Close up to `limit` open leases whose expiry passed (oldest first): (asset, node) of
+    each. An index seek that finds nothing when nothing is due, so requests may call it."""
+    rows = _EXPIRE_DUE.rows(session, {"now": driver_time(session, now), "limit": limit})
+    return [(row.asset_id, row.node_id) for row in rows]
+
+
+def close_orphans(session: Session, *, now: datetime, limit: int) -> list[tuple[str, str]]:
+    """Close up to `limit` open leases on assets withdrawn from the catalog."""
+    withdrawn = exists().where(assets.c.id == leases.c.asset_id, assets.c.state == ASSET_WITHDRAWN)
     statement = (
         update(leases)
-        .where(leases.c.status == ALLOCATED, leases.c.expires_at <= now)
-        .values(status=EXPIRED, closed_at=now)
+        .where(
+            leases.c.id.in_(
+                _lockable_ids(and_(leases.c.status == ALLOCATED, withdrawn), limit=limit)
+            )
+        )
+        .values(status=RELEASED, closed_at=now, note="asset withdrawn from the catalog")
+        .returning(leases.c.asset_id, leases.c.node_id)
+    )
+    return [(row.asset_id, row.node_id) for row in session.execute(statement)]
+
+
+def lease_of(session: Session, *, asset_id: str, node_id: str, status: str) -> Allocation | None:
+    """The node's newest allocation of the asset in that status, locked until commit."""
+    query = (
+        select(Allocation)
+        .where(
+            Allocation.asset_id == asset_id,
+            Allocation.node_id == node_id,
+            Allocation.status == status,
+        )
+        .order_by(Allocation.id.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    return session.execute(query).scalar_one_or_none()
+
+
+def failed_nodes(session: Session, *, asset_id: str, since: datetime | None) -> int:
+    """Distinct nodes that reported a failure on the asset (since `since`, when given)."""
+    query = select(func.count(func.distinct(leases.c.node_id))).where(
+        leases.c.asset_id == asset_id, leases.c.status == FAILED
+    )
+    if since is not None:
+        query = query.where(leases.c.closed_at >= since)
+    return session.execute(query).scalar_one()
+
+
+def renew(
+    session: Session,
+    *,
+    node_id: str,
+    asset_ids: Sequence[str] | None,
+    now: datetime,
+    expires_at: datetime,
+) -> list[str]:
+    """Extend the node's open, unexpired leases (those on `asset_ids`, or all); their assets."""
+    statement = (
+        update(leases)
+        .where(
+            leases.c.node_id == node_id,
+            leases.c.status == ALLOCATED,
+            leases.c.expires_at > now,
+        )
+        .values(renewed_at=now, expires_at=expires_at)
         .returning(leases.c.asset_id)
     )
+    if asset_ids is not None:
+        statement = statement.where(leases.c.asset_id.in_(asset_ids))
     return list(session.execute(statement).scalars())
+
+
+def copies_on(session: Session, *, node_id: str, closed_until: datetime) -> list[str]:
+    """Assets the node completed a copy of, at or before `closed_until`."""
+    query = select(leases.c.asset_id).where(
+        leases.c.node_id == node_id,
+        leases.c.status == COMPLETED,
+        leases.c.closed_at <= closed_until,
+    )
+    return list(session.execute(query).scalars())
+
+
+def change_copies(session: Session, *, counts: dict[str, int], policy: QueuePolicy) -> None:
+    """Count `n` more (or fewer, when negative) copies on each asset, re-ranking it."""
+    for asset_id, n in sorted(counts.items()):  # id order: no deadlock with other writers
+        if n:
+            session.execute(
+                update(assets)
+                .where(assets.c.id == asset_id)
+                .values(copies=assets.c.copies + n, rank=rank_after(policy, holders_delta=n))
+            )
+
+
+def nodes_with_expiries(session: Session, *, since: datetime) -> list[str]:
+    """Nodes with a lease that was due to expire after `since` and did."""
+    query = (
+        select(leases.c.node_id)
+        .where(leases.c.status == EXPIRED, leases.c.expires_at > since)
+        .distinct()
+    )
+    return sorted(session.execute(query).scalars())
+
+
+def expired_counts(session: Session, *, node_ids: Sequence[str]) -> dict[str, int]:
+    """All expired leases of each node listed (an index-only count per node)."""
+    counts: dict[str, int] = {}
+    for start in range(0, len(node_ids), 500):
+        chunk = node_ids[start : start + 500]
+        query = (
+            select(leases.c.node_id, func.count())
+            .where(leases.c.node_id.in_(chunk), leases.c.status == EXPIRED)
+            .group_by(leases.c.node_id)
+        )
+        counts.update({node_id: n for node_id, n in session.execute(query)})
+    return counts
+
+
+def turnarounds(session: Session, *, node_id: str, limit: int) -> list[float]:
+    """Seconds from lease to copy, for the node's latest completions."""
+    query = (
+        select(leases.c.allocated_at, leases.c.closed_at)
+        .where(leases.c.node_id == node_id, leases.c.status == COMPLETED)
+        .order_by(leases.c.id.desc())
+        .limit(limit)
+    )
+    return [
+        (closed - allocated).total_seconds()
+        for allocated, closed in session.execute(query)
+        if closed is not None
+    ]
+
+
+def open_totals(session: Session) -> tuple[int, float]:
+    """Open leases everywhere, and the MiB they reserve."""
+    query = select(func.count(), func.coalesce(func.sum(leases.c.reserved_mb), 0.0)).where(
+        leases.c.status == ALLOCATED
+    )
+    count, reserved = session.execute(query).one()
+    return int(count), float(reserved)
+
+
+def last_allocation_id(session: Session) -> int:
+    return session.execute(select(func.coalesce(func.max(leases.c.id), 0))).scalar_one()
 
 
 def recompute_ranks(session: Session, *, policy: QueuePolicy, unknown_size_mb: float) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from priorizer.allocation.models import STATUSES
 from priorizer.catalog.schemas import AssetId
@@ -58,6 +58,86 @@ class ReleaseResponse(BaseModel):
     message: str = "Asset released successfully"
 
 
+Sha256 = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9a-fA-F]{64}$", to_lower=True),
+    Field(description="SHA-256 of the file, 64 hexadecimal digits."),
+]
+MagnetLink = Annotated[
+    str,
+    StringConstraints(max_length=4096, pattern=r"^magnet:\?[^\x00-\x1f\x7f]*$"),
+    Field(description="A magnet link (magnet:?...) where the copy is seeded."),
+]
+
+
+class CompleteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    asset_id: AssetId
+    node_id: NodeId
+    checksum_sha256: Sha256 | None = None
+    magnet_link: MagnetLink | None = None
+    size_mb: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            le=MAX_FREE_SPACE_GB * 1024,
+            allow_inf_nan=False,
+            strict=True,
+            description="The size the node found, in MiB; fills in an unknown size.",
+        ),
+    ] = None
+
+
+class CompleteResponse(BaseModel):
+    status: Literal["success"] = "success"
+    message: str = "Copy recorded"
+    allocation_id: int
+    copies: int = Field(description="Copies of the asset now counted.")
+    conflicting_copies: bool = Field(description="Nodes reported different checksums for it.")
+    already_recorded: bool = Field(description="This copy had been reported before (a retry).")
+    late: bool = Field(description="The lease had expired; the copy was recorded anyway.")
+
+
+class FailRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    asset_id: AssetId
+    node_id: NodeId
+    reason: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=2000, pattern=r"^[^\x00]+$"),
+        Field(description="What went wrong (HTTP 404, checksum mismatch, disk full, ...)."),
+    ]
+
+
+class FailResponse(BaseModel):
+    status: Literal["success"] = "success"
+    message: str = "Failure recorded"
+    allocation_id: int
+    failed_nodes: int = Field(description="Distinct nodes that failed this asset.")
+    unreachable: bool = Field(description="The asset is no longer handed out.")
+
+
+class RenewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    node_id: NodeId
+    asset_ids: Annotated[
+        list[AssetId] | None,
+        Field(max_length=100_000, description="Leases to renew; all the node's when missing."),
+    ] = None
+
+
+class RenewResponse(BaseModel):
+    status: Literal["success"] = "success"
+    renewed: int = Field(description="Leases extended.")
+    expires_at: datetime = Field(description="Their new expiry.")
+    not_renewed: list[str] = Field(
+        description="Listed assets on which the node holds no open, unexpired lease."
+    )
+
+
 class AllocationRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -70,6 +150,9 @@ class AllocationRead(BaseModel):
     renewed_at: datetime
     expires_at: datetime
     closed_at: datetime | None
+    note: str | None = None
+    checksum_sha256: str | None = None
+    magnet_link: str | None = None
 
 
 class AllocationPage(BaseModel):

@@ -10,11 +10,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from priorizer.allocation import policy, repo
+from priorizer.allocation import lifecycle, policy, repo
 from priorizer.allocation.models import ALLOCATED, COMPLETED, RELEASED, Allocation
 from priorizer.allocation.policy import QueuePolicy
 from priorizer.errors import Invalid, NotFound
 from priorizer.node import service as node_service
+from priorizer.node.standing import CapLimits
 
 # Rank levels read per statement (the default policy has 13 in all): few, since the top levels
 # usually fill a request and every level read costs rows fetched.
@@ -39,16 +40,23 @@ def allocate(
     free_space_gb: float,
     queue: QueuePolicy,
     max_assets: int,
+    limits: CapLimits,
     lease_seconds: float,
     now: datetime,
 ) -> list[Lease]:
-    """Lease to `node_id` the highest-ranked assets that fit its budget (rules 1-6)."""
-    node_service.record_seen(
+    """Lease to `node_id` the highest-ranked assets that fit its budget (rules 1-6), no more
+    than its lease cap allows it to hold open (`node.standing`)."""
+    stored_cap = node_service.record_seen(
         session, node_id=node_id, free_space_mb=free_space_gb * policy.MB_PER_GB, now=now
     )
-    remaining = policy.node_budget_mb(
-        free_space_gb, repo.open_reserved_mb(session, node_id=node_id)
-    )
+    # Leases past their expiry never block: close those due before picking, whether or not
+    # maintenance is running (a seek that finds nothing, usually).
+    lifecycle.expire_due(session, queue=queue, now=now, limit=lifecycle.EXPIRE_PER_REQUEST)
+    open_count, reserved_mb = repo.open_load(session, node_id=node_id)
+    max_assets = min(max_assets, limits.clamp(stored_cap) - open_count)
+    if max_assets <= 0:
+        return []
+    remaining = policy.node_budget_mb(free_space_gb, reserved_mb)
     expires_at = now + timedelta(seconds=lease_seconds)
     leases: list[Lease] = []
     lost: set[str] = set()
@@ -144,20 +152,16 @@ def release_lease(
     session: Session, *, asset_id: str, node_id: str, queue: QueuePolicy, now: datetime
 ) -> None:
     """Close the node's open lease on the asset and put the asset back in the queue."""
+    node = node_service.lock_node(session, node_id=node_id)  # first: see lifecycle's lock order
     if (
-        repo.close_lease(session, asset_id=asset_id, node_id=node_id, status=RELEASED, now=now)
+        node is None
+        or repo.close_lease(session, asset_id=asset_id, node_id=node_id, status=RELEASED, now=now)
         is None
     ):
         raise NotFound(f"node {node_id!r} holds no open lease on asset {asset_id!r}")
     repo.drop_leases(session, counts={asset_id: 1}, policy=queue)
-    node_service.record_seen(session, node_id=node_id, free_space_mb=None, now=now)
-
-
-def expire_leases(session: Session, *, queue: QueuePolicy, now: datetime) -> int:
-    """Expire every lease past its expiry; their assets return to the queue."""
-    asset_ids = repo.expire_due(session, now=now)
-    repo.drop_leases(session, counts=Counter(asset_ids), policy=queue)
-    return len(asset_ids)
+    node.last_seen_at = now
+    node.releases += 1
 
 
 def apply_queue_policy(session: Session, *, queue: QueuePolicy) -> int:

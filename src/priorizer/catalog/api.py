@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from priorizer.allocation import service as allocation_service
 from priorizer.allocation.models import ALLOCATED, COMPLETED
+from priorizer.allocation.policy import QueuePolicy
 from priorizer.catalog import service
 from priorizer.catalog.schemas import (
     AssetDetail,
     AssetId,
+    AssetIdsRequest,
     AssetPage,
     AssetRead,
+    AssetStateResponse,
     HoldingRead,
     UpdateCkanRequest,
     UpdateCkanResponse,
 )
+from priorizer.db import Database
 from priorizer.deps import DbDep, NowDep, QueueDep
 
 router = APIRouter(tags=["catalog"])
@@ -39,6 +44,38 @@ def update_ckan(
         unchanged_items=report.unchanged,
         unknown_ids=report.unknown_ids,
     )
+
+
+@router.post(
+    "/assets/reinstate",
+    response_model=AssetStateResponse,
+    tags=["admin"],
+    summary="Hand unreachable or withdrawn assets out again, forgetting their failures",
+)
+def reinstate(body: AssetIdsRequest, db: DbDep, queue: QueueDep, now: NowDep) -> AssetStateResponse:
+    return _set_states(body, db, queue, now, withdraw=False)
+
+
+@router.post(
+    "/assets/withdraw",
+    response_model=AssetStateResponse,
+    tags=["admin"],
+    summary="Take assets out of the catalog (copies and history are kept)",
+    description="Withdrawn assets are never handed out again; their open leases are closed "
+    "by the next maintenance cycle.",
+)
+def withdraw(body: AssetIdsRequest, db: DbDep, queue: QueueDep, now: NowDep) -> AssetStateResponse:
+    return _set_states(body, db, queue, now, withdraw=True)
+
+
+def _set_states(
+    body: AssetIdsRequest, db: Database, queue: QueuePolicy, now: datetime, *, withdraw: bool
+) -> AssetStateResponse:
+    with db.write() as session:
+        report = service.set_states(
+            session, asset_ids=body.asset_ids, withdraw=withdraw, queue=queue, now=now
+        )
+    return AssetStateResponse(changed=report.changed, unknown_ids=report.unknown_ids)
 
 
 @router.get("/assets", response_model=AssetPage, summary="The catalog, by id, a page at a time")

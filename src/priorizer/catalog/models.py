@@ -5,12 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from priorizer.db import Base, UtcDateTime, partial_index
 
 ASSET_ACTIVE = "active"
+# Failed by FAILURE_THRESHOLD distinct nodes: not handed out until an operator reinstates it.
+ASSET_UNREACHABLE = "unreachable"
+# Taken out of the catalog by an operator: kept (its copies matter), never handed out again.
+ASSET_WITHDRAWN = "withdrawn"
+ASSET_STATES = (ASSET_ACTIVE, ASSET_UNREACHABLE, ASSET_WITHDRAWN)
 IN_QUEUE_SQL = "rank IS NOT NULL"
 
 
@@ -32,7 +37,8 @@ class Asset(Base):
     Besides what describes the file, an asset carries the allocation queue's denormalised state,
     written only by `allocation.repo`: `copies` (completed copies), `leases` (open leases),
     `budget_mb` (what the asset counts for in a node's budget) and `rank` (its place in the queue,
-    NULL when it is not to be handed out). See `allocation.policy` for the rules.
+    NULL when it is not to be handed out). See `allocation.policy` for the rules. `copies` counts
+    copies on nodes that are not lost (see `maintenance`).
     """
 
     __tablename__ = "assets"
@@ -51,6 +57,14 @@ class Asset(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
+    # What nodes reported on completing it (allocation.lifecycle): the first checksum reported,
+    # and whether a later copy disagreed with it.
+    checksum_sha256: Mapped[str | None] = mapped_column(String(64))
+    conflicting_copies: Mapped[bool] = mapped_column(Boolean, server_default="0")
+    # Distinct nodes that reported a failure since the last reinstatement.
+    failed_nodes: Mapped[int] = mapped_column(Integer, server_default="0")
+    failures_reset_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
     copies: Mapped[int] = mapped_column(Integer, server_default="0")
     leases: Mapped[int] = mapped_column(Integer, server_default="0")
     budget_mb: Mapped[float] = mapped_column(Float)
@@ -62,4 +76,5 @@ class Asset(Base):
         # The smallest asset still in the queue: a request stops once nothing can fit.
         partial_index("ix_assets_open_budget", "budget_mb", where=IN_QUEUE_SQL),
         Index("ix_assets_priority", "priority"),
+        Index("ix_assets_state", "state"),
     )

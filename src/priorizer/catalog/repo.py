@@ -6,11 +6,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, func, select, update
+from sqlalchemy import CursorResult, Table, and_, func, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from priorizer.allocation.policy import QueuePolicy, rank_sql
-from priorizer.catalog.models import ASSET_ACTIVE, Asset, Dataset
+from priorizer.catalog.models import (
+    ASSET_ACTIVE,
+    ASSET_UNREACHABLE,
+    ASSET_WITHDRAWN,
+    Asset,
+    Dataset,
+)
 from priorizer.db import dialect_insert
 
 assets = cast(Table, Asset.__table__)
@@ -69,8 +75,68 @@ def set_priority(
     return bool(cast(CursorResult[Any], session.execute(statement)).rowcount)
 
 
-def get(session: Session, *, asset_id: str) -> Asset | None:
-    return session.get(Asset, asset_id)
+def get(session: Session, *, asset_id: str, for_update: bool = False) -> Asset | None:
+    return session.get(Asset, asset_id, with_for_update=for_update or None)
+
+
+def set_state(
+    session: Session, *, asset_id: str, state: str, queue: QueuePolicy, now: datetime
+) -> bool:
+    """Withdraw or reinstate an asset (re-ranked); reinstating also forgets its failures.
+    False when the asset is unknown."""
+    holders = assets.c.copies + assets.c.leases
+    changes: dict[str, Any] = {
+        "state": state,
+        "updated_at": now,
+        "rank": rank_sql(assets.c.priority, holders, literal(state == ASSET_ACTIVE), queue),
+    }
+    if state == ASSET_ACTIVE:
+        changes.update(failed_nodes=0, failures_reset_at=now)
+    statement = update(assets).where(assets.c.id == asset_id).values(changes)
+    return bool(cast(CursorResult[Any], session.execute(statement)).rowcount)
+
+
+def id_after(session: Session, *, after: str, offset: int) -> str | None:
+    """The id `offset` places after `after` in id order (None past the end)."""
+    query = select(assets.c.id).where(assets.c.id > after).order_by(assets.c.id)
+    return session.execute(query.offset(offset).limit(1)).scalar_one_or_none()
+
+
+def _redraw_sql(dialect: str, jitter: int) -> str:
+    """A new effective priority per row: base + a uniform whole offset in [-jitter, jitter],
+    clamped to 1-10, drawn by the database itself."""
+    span = 2 * jitter + 1
+    if dialect == "postgresql":
+        draw = f"base_priority + floor(random() * {span})::int - {jitter}"
+        return f"greatest(1, least(10, {draw}))"
+    return f"max(1, min(10, base_priority + abs(random()) % {span} - {jitter}))"
+
+
+def redraw_priorities(
+    session: Session, *, after: str, upto: str | None, jitter: int, queue: QueuePolicy
+) -> int:
+    """Redraw the effective priority of the assets with ids in (after, upto], and their rank
+    where it changed; base priorities are only read. The rows changed."""
+    bounds = assets.c.id > after if upto is None else and_(assets.c.id > after, assets.c.id <= upto)
+    dialect = session.get_bind().dialect.name
+    draw = text(_redraw_sql(dialect, jitter)) if jitter else assets.c.base_priority
+    changed = cast(
+        CursorResult[Any],
+        session.execute(update(assets).where(bounds).values(priority=draw)),
+    ).rowcount
+    holders = assets.c.copies + assets.c.leases
+    new_rank = rank_sql(assets.c.priority, holders, assets.c.state == ASSET_ACTIVE, queue)
+    session.execute(
+        update(assets).where(bounds, assets.c.rank.is_distinct_from(new_rank)).values(rank=new_rank)
+    )
+    return changed or 0
+
+
+def distribution(session: Session, column: str) -> dict[str, int]:
+    """How many assets have each value of `column` (priority, copies, state)."""
+    col = assets.c[column]
+    rows = session.execute(select(col, func.count()).group_by(col).order_by(col))
+    return {str(value): n for value, n in rows}
 
 
 def list_page(
@@ -114,15 +180,22 @@ def stats(session: Session, *, replication_target: int) -> dict[str, Any]:
         func.coalesce(func.sum(assets.c.copies), 0),
         func.count().filter(assets.c.copies > 0),
         func.count().filter(assets.c.copies >= replication_target),
+        func.count().filter(assets.c.conflicting_copies),
+        func.count().filter(assets.c.state == ASSET_UNREACHABLE),
+        func.count().filter(assets.c.state == ASSET_WITHDRAWN),
     )
-    total, priority_sum, copies, with_copy, at_target = session.execute(query).one()
-    return {
-        "assets": total,
-        "total_priority_score": int(priority_sum),
-        "copies": int(copies),
-        "assets_with_a_copy": with_copy,
-        "assets_at_target": at_target,
-    }
+    row = session.execute(query).one()
+    names = (
+        "assets",
+        "total_priority_score",
+        "copies",
+        "assets_with_a_copy",
+        "assets_at_target",
+        "assets_with_conflicting_copies",
+        "unreachable_assets",
+        "withdrawn_assets",
+    )
+    return {name: int(value) for name, value in zip(names, row, strict=True)}
 
 
 def count(session: Session) -> int:

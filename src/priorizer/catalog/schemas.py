@@ -57,9 +57,12 @@ class AssetRead(BaseModel):
     base_priority: int = Field(description="The priority set by import or operator.")
     format: str | None
     dataset_id: str | None
-    state: str
-    copies: int
+    state: str = Field(description="active, unreachable (failed by too many nodes) or withdrawn.")
+    copies: int = Field(description="Copies on nodes that are not lost.")
     leases: int
+    checksum_sha256: str | None = Field(description="The first checksum a node reported.")
+    conflicting_copies: bool = Field(description="Nodes reported different checksums.")
+    failed_nodes: int = Field(description="Distinct nodes that failed it since reinstated.")
     rank: float | None = Field(description="Queue position value; null when not handed out.")
     created_at: datetime
     updated_at: datetime
@@ -80,9 +83,24 @@ class HoldingRead(BaseModel):
     renewed_at: datetime
     expires_at: datetime
     closed_at: datetime | None
+    note: str | None = Field(None, description="Why it closed, when it did.")
+    checksum_sha256: str | None = None
+    magnet_link: str | None = None
 
 
 class AssetDetail(AssetRead):
     open_leases: list[HoldingRead]
     holders: list[HoldingRead] = Field(description="Nodes holding a completed copy.")
     history: list[HoldingRead] = Field(description="Closed allocations, newest first.")
+
+
+class AssetIdsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    asset_ids: Annotated[list[AssetId], Field(min_length=1, max_length=10_000)]
+
+
+class AssetStateResponse(BaseModel):
+    status: Literal["success"] = "success"
+    changed: int = Field(description="Known assets set to the new state.")
+    unknown_ids: list[str] = Field(default_factory=list, description="Ids not in the catalog.")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from priorizer.allocation.policy import QueuePolicy, effective_size_mb, rank
 from priorizer.catalog import repo
-from priorizer.catalog.models import ASSET_ACTIVE, Asset
+from priorizer.catalog.models import ASSET_ACTIVE, ASSET_WITHDRAWN, Asset
 from priorizer.errors import NotFound
 
 
@@ -86,6 +86,31 @@ def update_priorities(
             report.updated += 1
         else:
             report.unchanged += 1
+    return report
+
+
+@dataclass(slots=True)
+class StateReport:
+    changed: int = 0
+    unknown_ids: list[str] = field(default_factory=list)
+
+
+def set_states(
+    session: Session,
+    *,
+    asset_ids: Sequence[str],
+    withdraw: bool,
+    queue: QueuePolicy,
+    now: datetime,
+) -> StateReport:
+    """Withdraw assets from the catalog, or reinstate them (active again, failures forgotten)."""
+    report = StateReport()
+    state = ASSET_WITHDRAWN if withdraw else ASSET_ACTIVE
+    for asset_id in sorted(set(asset_ids)):
+        if repo.set_state(session, asset_id=asset_id, state=state, queue=queue, now=now):
+            report.changed += 1
+        else:
+            report.unknown_ids.append(asset_id)
     return report
 
 

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from priorizer.allocation import lifecycle
 from priorizer.allocation import service as allocation_service
-from priorizer.deps import DbDep
+from priorizer.deps import DbDep, MaintenanceDep
 from priorizer.node import service
-from priorizer.node.schemas import NodeId, NodePage, NodeRead
+from priorizer.node.schemas import NodeDetail, NodeId, NodePage, NodeRead
 
 router = APIRouter(tags=["nodes"])
 
@@ -29,9 +30,11 @@ def list_nodes(
     return NodePage(items=items, next_cursor=items[-1].id if len(items) == limit else None)
 
 
-@router.get("/nodes/{node_id}", response_model=NodeRead, summary="One node")
-def get_node(node_id: NodeId, db: DbDep) -> NodeRead:
+@router.get("/nodes/{node_id}", response_model=NodeDetail, summary="One node and its standing")
+def get_node(node_id: NodeId, db: DbDep, maintenance: MaintenanceDep) -> NodeDetail:
     with db.read() as session:
         node = service.get_node(session, node_id=node_id)
         summary = allocation_service.node_summaries(session, node_ids=[node.id])[node.id]
-        return NodeRead.model_validate(node).model_copy(update=summary)
+        standing = lifecycle.node_standing(session, node=node, limits=maintenance.caps)
+        base = NodeRead.model_validate(node).model_dump()
+        return NodeDetail(**{**base, **summary, **standing})

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from priorizer.db import DriverStatement, dialect_insert, driver_time, upsert_insert
@@ -26,7 +26,8 @@ def _upsert(dialect: str, *, with_space: bool) -> Any:
     if with_space:
         values["free_space_mb"] = changes["free_space_mb"] = bindparam("free_space_mb")
     statement = upsert_insert(dialect, nodes).values(values)
-    return statement.on_conflict_do_update(index_elements=[nodes.c.id], set_=changes)
+    statement = statement.on_conflict_do_update(index_elements=[nodes.c.id], set_=changes)
+    return statement.returning(nodes.c.lease_cap)
 
 
 # On the allocation hot path: run on the driver's cursor (see `DriverStatement`).
@@ -38,17 +39,65 @@ _SEEN = {
 
 def record_seen(
     session: Session, *, node_id: str, free_space_mb: float | None, now: datetime
-) -> None:
-    """Create or refresh the node. On PostgreSQL this also locks its row until commit, which
-    serialises that node's concurrent requests (its budget is read and spent by one at a time)."""
+) -> int | None:
+    """Create or refresh the node; its stored lease cap (None: the initial one). On PostgreSQL
+    this also locks its row until commit, which serialises that node's concurrent requests
+    (its budget is read and spent by one at a time)."""
     parameters = {"node_id": node_id, "now": driver_time(session, now)}
     if free_space_mb is not None:
         parameters["free_space_mb"] = free_space_mb
-    _SEEN[free_space_mb is not None].execute(session, parameters)
+    return _SEEN[free_space_mb is not None].scalar(session, parameters)
 
 
-def get(session: Session, *, node_id: str) -> Node | None:
-    return session.get(Node, node_id)
+def get(session: Session, *, node_id: str, for_update: bool = False) -> Node | None:
+    return session.get(Node, node_id, with_for_update=for_update or None)
+
+
+def newly_lost(session: Session, *, seen_before: datetime) -> list[str]:
+    """Nodes not seen since `seen_before` and not marked lost yet."""
+    query = select(nodes.c.id).where(nodes.c.last_seen_at < seen_before, nodes.c.lost_at.is_(None))
+    return list(session.execute(query.order_by(nodes.c.id)).scalars())
+
+
+def returned(session: Session) -> list[tuple[str, datetime]]:
+    """Nodes marked lost that have been seen since, with when they were marked."""
+    query = select(nodes.c.id, nodes.c.lost_at).where(
+        nodes.c.lost_at.is_not(None), nodes.c.last_seen_at > nodes.c.lost_at
+    )
+    return [(row.id, row.lost_at) for row in session.execute(query.order_by(nodes.c.id))]
+
+
+def set_lost(session: Session, *, node_id: str, lost_at: datetime | None) -> None:
+    session.execute(update(nodes).where(nodes.c.id == node_id).values(lost_at=lost_at))
+
+
+def totals(session: Session, *, active_since: datetime) -> dict[str, Any]:
+    """Fleet-wide counters and space, for statistics snapshots."""
+    query = select(
+        func.count(),
+        func.count().filter(nodes.c.last_seen_at >= active_since),
+        func.count().filter(nodes.c.lost_at.is_not(None)),
+        func.coalesce(func.sum(nodes.c.free_space_mb), 0.0),
+        func.coalesce(func.sum(nodes.c.completions), 0),
+        func.coalesce(func.sum(nodes.c.failures), 0),
+        func.coalesce(func.sum(nodes.c.expirations), 0),
+        func.coalesce(func.sum(nodes.c.releases), 0),
+    )
+    row = session.execute(query).one()
+    names = (
+        "nodes",
+        "active_nodes",
+        "lost_nodes",
+        "free_space_mb",
+        "completions",
+        "failures",
+        "expirations",
+        "releases",
+    )
+    return {
+        name: (float(v) if name == "free_space_mb" else int(v))
+        for name, v in zip(names, row, strict=True)
+    }
 
 
 def list_page(session: Session, *, after: str | None, limit: int) -> Sequence[Node]:
@@ -67,5 +116,8 @@ def ensure(session: Session, *, node_ids: Sequence[str], now: datetime) -> None:
         session.execute(statement, rows)
 
 
-def count(session: Session) -> int:
-    return session.execute(select(func.count()).select_from(nodes)).scalar_one()
+def count(session: Session, *, lost: bool = False) -> int:
+    query = select(func.count()).select_from(nodes)
+    if lost:
+        query = query.where(nodes.c.lost_at.is_not(None))
+    return session.execute(query).scalar_one()

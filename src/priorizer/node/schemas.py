@@ -26,6 +26,22 @@ class NodeRead(BaseModel):
     copies: int = 0
 
 
+class NodeDetail(NodeRead):
+    """A node with its standing (docs/maintenance.md)."""
+
+    completions: int
+    failures: int
+    expirations: int
+    releases: int
+    consecutive_successes: int
+    lease_cap: int = Field(description="Open leases it may hold at once.")
+    median_turnaround_seconds: float | None = Field(
+        description="From lease to reported copy, over its latest 200 completions."
+    )
+    lost: bool = Field(description="Unseen for NODE_LOST_DAYS: its copies do not count.")
+    lost_at: datetime | None
+
+
 class NodePage(BaseModel):
     items: list[NodeRead]
     next_cursor: str | None

@@ -14,8 +14,13 @@ from priorizer.node.models import Node
 
 def record_seen(
     session: Session, *, node_id: str, free_space_mb: float | None, now: datetime
-) -> None:
-    repo.record_seen(session, node_id=node_id, free_space_mb=free_space_mb, now=now)
+) -> int | None:
+    """Create or refresh the node; its stored lease cap (None: the initial one applies)."""
+    return repo.record_seen(session, node_id=node_id, free_space_mb=free_space_mb, now=now)
+
+
+def lock_node(session: Session, *, node_id: str) -> Node | None:
+    return repo.get(session, node_id=node_id, for_update=True)
 
 
 def ensure_nodes(session: Session, *, node_ids: Sequence[str], now: datetime) -> None:
@@ -35,3 +40,7 @@ def list_nodes(session: Session, *, after: str | None = None, limit: int = 100) 
 
 def count_nodes(session: Session) -> int:
     return repo.count(session)
+
+
+def count_lost(session: Session) -> int:
+    return repo.count(session, lost=True)

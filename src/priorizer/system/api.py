@@ -2,31 +2,47 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from priorizer.deps import DbDep, SettingsDep
+from priorizer.maintenance import repo as maintenance_repo
+from priorizer.scheduler import JOB_ID
 from priorizer.system import service
-from priorizer.system.schemas import HealthRead, StatusRead
+from priorizer.system.schemas import HealthRead, MaintenanceRunRead, StatusRead
 
 router = APIRouter(tags=["system"])
 
 
 def _health(request: Request) -> HealthRead:
-    database_ok, scheduler_ok, reasons = True, True, []
+    """The database answers, this process's scheduler runs (when it should), and the last
+    maintenance cycle (run by any process) succeeded on time."""
+    state = request.app.state
+    checks = {"database": True, "scheduler": True, "maintenance": True}
+    reasons = []
     try:
-        request.app.state.database.ping()
+        state.database.ping()
+        with state.database.read() as session:
+            problem = service.maintenance_problem(
+                session,
+                now=state.clock(),
+                interval_seconds=state.settings.auto_update_interval_seconds,
+                started_at=state.started_at,
+            )
+        if problem is not None:
+            checks["maintenance"] = False
+            reasons.append(problem)
     except Exception as error:  # any failure to answer is "unavailable", whatever the driver says
-        database_ok = False
+        checks["database"] = checks["maintenance"] = False
         reasons.append(f"database does not answer ({type(error).__name__})")
-    scheduler = request.app.state.scheduler
-    if request.app.state.settings.run_scheduler and (scheduler is None or not scheduler.running):
-        scheduler_ok = False
+    if state.settings.run_scheduler and (state.scheduler is None or not state.scheduler.running):
+        checks["scheduler"] = False
         reasons.append("maintenance scheduler is not running")
     return HealthRead(
-        status="ok" if database_ok and scheduler_ok else "unavailable",
-        database=database_ok,
-        scheduler=scheduler_ok,
+        status="ok" if all(checks.values()) else "unavailable",
+        **checks,
         reason="; ".join(reasons) or None,
     )
 
@@ -34,7 +50,7 @@ def _health(request: Request) -> HealthRead:
 @router.get(
     "/health",
     response_model=HealthRead,
-    summary="200 when the database answers and the scheduler runs, 503 otherwise",
+    summary="200 when the database answers, the scheduler runs and maintenance is on time",
     responses={503: {"model": HealthRead}},
 )
 def health(request: Request) -> HealthRead | JSONResponse:
@@ -49,11 +65,28 @@ def status(request: Request, db: DbDep, settings: SettingsDep) -> StatusRead:
     with db.read() as session:
         figures = service.status(session, replication_target=settings.replication_target)
     scheduler = request.app.state.scheduler
-    job = scheduler.get_job("maintenance") if scheduler is not None else None
+    job = scheduler.get_job(JOB_ID) if scheduler is not None else None
+    health = _health(request)
     return StatusRead(
         **figures,
         ckan_datasets=figures["assets"],
         next_auto_update=job.next_run_time if job is not None else None,
-        system_health="healthy" if _health(request).status == "ok" else "degraded",
+        system_health="healthy" if health.status == "ok" else "degraded",
+        health_reason=health.reason,
         replication_target=settings.replication_target,
     )
+
+
+@router.get(
+    "/maintenance/runs",
+    response_model=list[MaintenanceRunRead],
+    summary="The latest maintenance cycles, newest first",
+)
+def maintenance_runs(
+    db: DbDep, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> list[MaintenanceRunRead]:
+    with db.read() as session:
+        return [
+            MaintenanceRunRead.model_validate(r)
+            for r in maintenance_repo.recent(session, limit=limit)
+        ]

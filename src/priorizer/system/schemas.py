@@ -5,7 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MaintenanceRunRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    slot: int | None = Field(description="The scheduled slot; null for a run asked for by hand.")
+    runner: str = Field(description="host:pid of the process that ran it.")
+    started_at: datetime
+    finished_at: datetime | None
+    duration_seconds: float | None
+    outcome: Literal["running", "ok", "failed"]
+    error: str | None
+    steps: dict[str, Any] | None = Field(description="What each step did.")
 
 
 class StatusRead(BaseModel):
@@ -20,12 +34,24 @@ class StatusRead(BaseModel):
     copies: int
     assets_with_a_copy: int
     assets_at_target: int
+    assets_with_conflicting_copies: int = Field(description="Nodes reported different checksums.")
+    unreachable_assets: int = Field(description="Failed by FAILURE_THRESHOLD distinct nodes.")
+    withdrawn_assets: int
+    lost_nodes: int = Field(description="Unseen for NODE_LOST_DAYS; their copies do not count.")
     replication_target: int
-    last_maintenance: dict[str, Any] | None
+    last_maintenance: MaintenanceRunRead | None = Field(
+        description="The last maintenance cycle that finished: when, how long, with what outcome."
+    )
+    last_snapshot: dict[str, Any] | None = Field(
+        description="Statistics taken by the last successful cycle (distributions, fleet, "
+        "lease events since the cycle before)."
+    )
+    health_reason: str | None = Field(None, description="Why the system is degraded.")
 
 
 class HealthRead(BaseModel):
     status: Literal["ok", "unavailable"]
     database: bool
     scheduler: bool
+    maintenance: bool = Field(description="The last cycle succeeded, on time.")
     reason: str | None = None

@@ -12,13 +12,15 @@ from sqlalchemy.orm import Session
 from priorizer.allocation import service as allocation_service
 from priorizer.allocation.policy import QueuePolicy
 from priorizer.catalog import service as catalog_service
+from priorizer.maintenance import repo as maintenance_repo
+from priorizer.maintenance import service as maintenance_service
+from priorizer.maintenance.models import FAILED
 from priorizer.node import service as node_service
 from priorizer.system import repo
 
 log = logging.getLogger(__name__)
 
 QUEUE_POLICY_KEY = "queue_policy"
-LAST_MAINTENANCE_KEY = "last_maintenance"
 
 
 def ensure_queue_policy(session: Session, *, queue: QueuePolicy, now: datetime) -> bool:
@@ -38,19 +40,31 @@ def stored_queue_policy(session: Session) -> QueuePolicy | None:
     return None if value is None else QueuePolicy(**value)
 
 
-def record_maintenance(session: Session, *, outcome: dict[str, Any], now: datetime) -> None:
-    repo.put(session, key=LAST_MAINTENANCE_KEY, value=outcome, now=now)
-
-
-def last_maintenance(session: Session) -> dict[str, Any] | None:
-    return repo.get(session, key=LAST_MAINTENANCE_KEY)
+def maintenance_problem(
+    session: Session, *, now: datetime, interval_seconds: float, started_at: datetime
+) -> str | None:
+    """Why maintenance is unhealthy, or None: the last cycle failed, or none succeeded on time
+    (within three intervals and ten seconds of the last success, or of this process's start)."""
+    last = maintenance_repo.latest(session)
+    if last is not None and last.outcome == FAILED:
+        return f"the last maintenance cycle failed at {last.finished_at:%Y-%m-%d %H:%M:%S} UTC"
+    ok = maintenance_repo.latest_ok(session)
+    since = started_at if ok is None or ok.finished_at is None else max(ok.finished_at, started_at)
+    if (now - since).total_seconds() > 3 * interval_seconds + 10:
+        when = "never" if ok is None else f"at {ok.finished_at:%Y-%m-%d %H:%M:%S} UTC"
+        return f"maintenance is overdue: the last successful cycle ran {when}"
+    return None
 
 
 def status(session: Session, *, replication_target: int) -> dict[str, Any]:
     stats = catalog_service.catalog_stats(session, replication_target=replication_target)
+    last = maintenance_repo.latest(session)
+    ok = maintenance_repo.latest_ok(session)
     return {
         **stats,
         "active_allocations": allocation_service.count_open(session),
         "nodes": node_service.count_nodes(session),
-        "last_maintenance": last_maintenance(session),
+        "lost_nodes": node_service.count_lost(session),
+        "last_maintenance": maintenance_service.run_view(last),
+        "last_snapshot": ok.stats if ok is not None else None,
     }

@@ -1,0 +1,261 @@
+"""A lease's life after /allocate: renewed, completed into a copy, failed, expired, orphaned.
+
+Lock order, the same everywhere on PostgreSQL so that writers never deadlock: the node's row
+first, then allocation rows, then asset rows in id order.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from priorizer.allocation import repo
+from priorizer.allocation.models import ALLOCATED, COMPLETED, EXPIRED, FAILED, Allocation
+from priorizer.allocation.policy import QueuePolicy, rank
+from priorizer.catalog import repo as catalog_repo
+from priorizer.catalog.models import ASSET_ACTIVE, ASSET_UNREACHABLE, Asset
+from priorizer.errors import Conflict, NotFound
+from priorizer.node import repo as node_repo
+from priorizer.node import standing
+from priorizer.node.models import Node
+from priorizer.node.standing import CapLimits, Standing
+
+# Due leases closed by one allocation request before it picks (see `expire_due`).
+EXPIRE_PER_REQUEST = 200
+# Median turnaround over a node's latest completions.
+TURNAROUND_SAMPLE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    allocation_id: int
+    copies: int
+    conflicting_copies: bool
+    already_recorded: bool
+    late: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    allocation_id: int
+    failed_nodes: int
+    unreachable: bool
+
+
+def _known_node(session: Session, node_id: str, now: datetime) -> Node:
+    """The node, locked (first, see the lock order), marked as seen."""
+    node = node_repo.get(session, node_id=node_id, for_update=True)
+    if node is None:
+        raise NotFound(f"no node {node_id!r}: it has never asked for work")
+    node.last_seen_at = now
+    return node
+
+
+def _locked_asset(session: Session, asset_id: str) -> Asset:
+    asset = catalog_repo.get(session, asset_id=asset_id, for_update=True)
+    if asset is None:
+        raise NotFound(f"no asset {asset_id!r}")
+    return asset
+
+
+def _rerank(asset: Asset, queue: QueuePolicy) -> None:
+    asset.rank = rank(
+        asset.priority, asset.copies + asset.leases, asset.state == ASSET_ACTIVE, queue
+    )
+
+
+def complete(
+    session: Session,
+    *,
+    asset_id: str,
+    node_id: str,
+    checksum_sha256: str | None,
+    magnet_link: str | None,
+    size_mb: float | None,
+    queue: QueuePolicy,
+    limits: CapLimits,
+    now: datetime,
+) -> Completion:
+    """The node's lease on the asset becomes a copy it holds.
+
+    A completion repeated (a retry) is answered as recorded, unless it reports another checksum.
+    A completion that arrives after its lease expired still records the copy: the node has it.
+    """
+    node = _known_node(session, node_id, now)
+    lease = repo.lease_of(session, asset_id=asset_id, node_id=node_id, status=ALLOCATED)
+    late = False
+    if lease is None:
+        copy = repo.lease_of(session, asset_id=asset_id, node_id=node_id, status=COMPLETED)
+        if copy is not None:
+            return _repeated(session, copy, checksum_sha256)
+        lease = repo.lease_of(session, asset_id=asset_id, node_id=node_id, status=EXPIRED)
+        if lease is None:
+            raise NotFound(f"node {node_id!r} holds no lease on asset {asset_id!r}")
+        late = True
+    asset = _locked_asset(session, asset_id)
+    lease.status, lease.closed_at = COMPLETED, now
+    lease.checksum_sha256, lease.magnet_link = checksum_sha256, magnet_link
+    if not late:
+        asset.leases -= 1
+    asset.copies += 1
+    if asset.size_mb is None and size_mb is not None:
+        asset.size_mb = asset.budget_mb = size_mb
+    if checksum_sha256 is not None:
+        if asset.checksum_sha256 is None:
+            asset.checksum_sha256 = checksum_sha256
+        elif asset.checksum_sha256 != checksum_sha256:
+            asset.conflicting_copies = True
+    _rerank(asset, queue)
+    _apply(node, standing.after_completion(_standing(node), limits))
+    node.completions += 1
+    return Completion(lease.id, asset.copies, asset.conflicting_copies, False, late)
+
+
+def _repeated(session: Session, copy: Allocation, checksum_sha256: str | None) -> Completion:
+    if checksum_sha256 is not None and copy.checksum_sha256 not in (None, checksum_sha256):
+        raise Conflict(
+            f"node {copy.node_id!r} already reported a copy of asset {copy.asset_id!r} "
+            f"with checksum {copy.checksum_sha256}"
+        )
+    asset = _locked_asset(session, copy.asset_id)
+    return Completion(copy.id, asset.copies, asset.conflicting_copies, True, False)
+
+
+def fail(
+    session: Session,
+    *,
+    asset_id: str,
+    node_id: str,
+    reason: str,
+    queue: QueuePolicy,
+    limits: CapLimits,
+    failure_threshold: int,
+    now: datetime,
+) -> Failure:
+    """Close the node's lease as failed; the asset returns to the queue, or, once
+    `failure_threshold` distinct nodes failed it, is marked unreachable."""
+    node = _known_node(session, node_id, now)
+    lease = repo.lease_of(session, asset_id=asset_id, node_id=node_id, status=ALLOCATED)
+    if lease is None:
+        raise NotFound(f"node {node_id!r} holds no open lease on asset {asset_id!r}")
+    lease.status, lease.closed_at, lease.note = FAILED, now, reason
+    session.flush()
+    asset = _locked_asset(session, asset_id)
+    asset.leases -= 1
+    asset.failed_nodes = repo.failed_nodes(
+        session, asset_id=asset_id, since=asset.failures_reset_at
+    )
+    if asset.failed_nodes >= failure_threshold and asset.state == ASSET_ACTIVE:
+        asset.state = ASSET_UNREACHABLE
+    _rerank(asset, queue)
+    _apply(node, standing.after_failure(_standing(node), limits))
+    node.failures += 1
+    return Failure(lease.id, asset.failed_nodes, asset.state == ASSET_UNREACHABLE)
+
+
+def renew(
+    session: Session,
+    *,
+    node_id: str,
+    asset_ids: Sequence[str] | None,
+    lease_seconds: float,
+    now: datetime,
+) -> tuple[list[str], datetime]:
+    """Extend the node's open leases (all, or those on `asset_ids`): the assets renewed and
+    their new expiry. A lease already past its expiry is not renewed: it has expired."""
+    _known_node(session, node_id, now)
+    expires_at = now + timedelta(seconds=lease_seconds)
+    renewed = repo.renew(
+        session, node_id=node_id, asset_ids=asset_ids, now=now, expires_at=expires_at
+    )
+    return renewed, expires_at
+
+
+def expire_due(session: Session, *, queue: QueuePolicy, now: datetime, limit: int) -> int:
+    """Expire up to `limit` leases past their expiry; their assets return to the queue. The
+    nodes' standing catches up at the next maintenance cycle (`account_expirations`), so this
+    takes no node locks and may run inside any request."""
+    closed = repo.expire_due(session, now=now, limit=limit)
+    if closed:
+        repo.drop_leases(session, counts=Counter(a for a, _ in closed), policy=queue)
+    return len(closed)
+
+
+def close_orphans(session: Session, *, queue: QueuePolicy, now: datetime, limit: int) -> int:
+    """Close up to `limit` open leases on assets withdrawn from the catalog."""
+    closed = repo.close_orphans(session, now=now, limit=limit)
+    if closed:
+        repo.drop_leases(session, counts=Counter(a for a, _ in closed), policy=queue)
+    return len(closed)
+
+
+def account_expirations(session: Session, *, since: datetime, limits: CapLimits) -> dict[str, int]:
+    """Bring nodes' standing up to date with their expired leases: each node with expirations
+    it was not yet charged for has its cap halved, once, and its run of successes ended.
+    Idempotent: a node's stored count is compared with its expired leases."""
+    node_ids = repo.nodes_with_expiries(session, since=since)
+    counts = repo.expired_counts(session, node_ids=node_ids)
+    charged: dict[str, int] = {}
+    for node_id in node_ids:  # sorted: lock order
+        node = node_repo.get(session, node_id=node_id, for_update=True)
+        new = counts.get(node_id, 0) - (node.expirations if node else 0)
+        if node is None or new <= 0:
+            continue
+        _apply(node, standing.after_expirations(_standing(node), limits))
+        node.expirations += new
+        charged[node_id] = new
+    return charged
+
+
+def _standing(node: Node) -> Standing:
+    return Standing(node.lease_cap, node.consecutive_successes)
+
+
+def _apply(node: Node, new: Standing) -> None:
+    node.lease_cap, node.consecutive_successes = new.cap, new.run
+
+
+def node_standing(session: Session, *, node: Node, limits: CapLimits) -> dict[str, object]:
+    """What a node did and may do: counters, lease cap, median turnaround."""
+    times = repo.turnarounds(session, node_id=node.id, limit=TURNAROUND_SAMPLE)
+    return {
+        "completions": node.completions,
+        "failures": node.failures,
+        "expirations": node.expirations,
+        "releases": node.releases,
+        "consecutive_successes": node.consecutive_successes,
+        "lease_cap": limits.clamp(node.lease_cap),
+        "median_turnaround_seconds": statistics.median(times) if times else None,
+        "lost": node.lost_at is not None,
+        "lost_at": node.lost_at,
+    }
+
+
+def mark_lost_nodes(
+    session: Session, *, queue: QueuePolicy, seen_before: datetime, now: datetime
+) -> tuple[int, int]:
+    """Nodes unseen since `seen_before` are lost: their copies stop counting toward the
+    target, so those assets are handed out again. (nodes, copies) affected."""
+    lost = node_repo.newly_lost(session, seen_before=seen_before)
+    freed: Counter[str] = Counter()
+    for node_id in lost:
+        node_repo.set_lost(session, node_id=node_id, lost_at=now)
+        freed.update(repo.copies_on(session, node_id=node_id, closed_until=now))
+    repo.change_copies(session, counts={a: -n for a, n in freed.items()}, policy=queue)
+    return len(lost), sum(freed.values())
+
+
+def restore_returned_nodes(session: Session, *, queue: QueuePolicy) -> tuple[int, int]:
+    """Lost nodes seen again count their old copies again (those made since always counted)."""
+    back = node_repo.returned(session)
+    restored: Counter[str] = Counter()
+    for node_id, lost_at in back:
+        node_repo.set_lost(session, node_id=node_id, lost_at=None)
+        restored.update(repo.copies_on(session, node_id=node_id, closed_until=lost_at))
+    repo.change_copies(session, counts=dict(restored), policy=queue)
+    return len(back), sum(restored.values())
