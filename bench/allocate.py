@@ -177,53 +177,61 @@ def measure(port: int, args: argparse.Namespace) -> dict[str, float]:
     return wrk(port, args.duration, args.connections)
 
 
-def open_loop(port: int, rate: float, seconds: int, connections: int) -> dict[str, float]:
-    """Latency at a fixed offered rate (not at saturation): request i is due at i / rate,
-    and its latency counts from then, so queueing behind slow requests is measured too."""
+def open_loop_samples(
+    port: int, rate: float, seconds: float, connections: int
+) -> list[tuple[float, float, bool, int]]:
+    """Requests at a fixed offered rate (not at saturation): request i is due at i / rate,
+    and its latency counts from then, so queueing behind slow requests is measured too.
+    One (wall-clock due time, latency s, succeeded, items) per request."""
     import asyncio
 
-    async def run() -> dict[str, float]:
+    async def run() -> list[tuple[float, float, bool, int]]:
         rng = random.Random()
-        latencies: list[float] = []
-        errors = items = 0
+        samples: list[tuple[float, float, bool, int]] = []
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30
         ) as client:
             run_id = f"{rng.getrandbits(32):08x}"
 
-            async def one(i: int, due: float) -> None:
-                nonlocal errors, items
+            async def one(i: int, due: float, wall: float) -> None:
                 body = {"free_space_gb": rng.randint(1, 20), "node_id": f"open-{run_id}-{i}"}
                 response = await client.post("/allocate", json=body)
-                latencies.append(time.perf_counter() - due)
-                if response.status_code == 200:
-                    items += len(response.json())
-                else:
-                    errors += 1
+                ok = response.status_code == 200
+                items = len(response.json()) if ok else 0
+                samples.append((wall, time.perf_counter() - due, ok, items))
 
-            start = time.perf_counter()
+            start, wall_start = time.perf_counter(), time.time()
             tasks = []
             for i in range(int(rate * seconds)):
                 due = start + i / rate
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                tasks.append(asyncio.create_task(one(i, due)))
+                tasks.append(asyncio.create_task(one(i, due, wall_start + i / rate)))
             await asyncio.gather(*tasks)
-            elapsed = time.perf_counter() - start
-        latencies.sort()
-        pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
-        return {
-            "requests": len(latencies),
-            "errors": errors,
-            "items": items,
-            "rps": len(latencies) / elapsed,
-            "p50_ms": pick(0.50),
-            "p90_ms": pick(0.90),
-            "p99_ms": pick(0.99),
-            "max_ms": latencies[-1] * 1000,
-        }
+        return samples
 
     return asyncio.run(run())
+
+
+def summarise(samples: list[tuple[float, float, bool, int]], elapsed: float) -> dict[str, float]:
+    latencies = sorted(latency for _, latency, _, _ in samples)
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    return {
+        "requests": len(latencies),
+        "errors": sum(1 for _, _, ok, _ in samples if not ok),
+        "items": sum(items for *_, items in samples),
+        "rps": len(latencies) / elapsed,
+        "p50_ms": pick(0.50),
+        "p90_ms": pick(0.90),
+        "p99_ms": pick(0.99),
+        "max_ms": latencies[-1] * 1000,
+    }
+
+
+def open_loop(port: int, rate: float, seconds: int, connections: int) -> dict[str, float]:
+    started = time.perf_counter()
+    samples = open_loop_samples(port, rate, seconds, connections)
+    return summarise(samples, time.perf_counter() - started)
 
 
 def report(label: str, figures: dict[str, float]) -> None:

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     lease_cap_min: int = Field(10, ge=1, le=1_000_000, validation_alias=_env("LEASE_CAP_MIN"))
     lease_cap_max: int = Field(10_000, ge=1, le=1_000_000, validation_alias=_env("LEASE_CAP_MAX"))
     priority_refresh_limit: int = Field(
-        50_000, ge=1, le=100_000_000, validation_alias=_env("PRIORITY_REFRESH_LIMIT")
+        25_000, ge=1, le=100_000_000, validation_alias=_env("PRIORITY_REFRESH_LIMIT")
     )
     snapshot_retention_days: float = Field(
         30.0, gt=0, le=3650, allow_inf_nan=False, validation_alias=_env("SNAPSHOT_RETENTION_DAYS")

@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ RESTART_EVERY_ROUNDS = 10
 RESTART_BACKLOG_FRAMES = 2_000  # 8 MiB of pages still to copy: a pause of a few ms
 WAL_LIMIT_FRAMES = 250_000  # 1 GiB: past this, writers pause whatever it costs
 CHECKPOINT_WAIT_MS = 100
+BACKGROUND_PAUSE_MAX_SECONDS = 0.1
 BUSY_TIMEOUT_MS = 10_000
 
 NAMING = {
@@ -183,6 +185,17 @@ class Database:
         else:
             with self._session(self.write_engine) as session:
                 yield session
+
+    @contextmanager
+    def background_write(self) -> Iterator[Session]:
+        """A write transaction for background work (maintenance). On SQLite, it then waits
+        as long as it held the writers' turn: `flock` is not fair, and a process that takes
+        the turn again at once would keep requests waiting for its whole job."""
+        started = time.perf_counter()
+        with self.write() as session:
+            yield session
+        if self.is_sqlite:
+            time.sleep(min(time.perf_counter() - started, BACKGROUND_PAUSE_MAX_SECONDS))
 
     async def run_write(self, work: Callable[[Session], T]) -> T:
         """`work` in one write transaction, from async code. On SQLite, when no other writer is

@@ -109,7 +109,9 @@ def _redraw_sql(dialect: str, jitter: int) -> str:
     if dialect == "postgresql":
         draw = f"base_priority + floor(random() * {span})::int - {jitter}"
         return f"greatest(1, least(10, {draw}))"
-    return f"max(1, min(10, base_priority + abs(random()) % {span} - {jitter}))"
+    # (x % n + n) % n: SQLite's % keeps the sign, and abs() overflows on the smallest integer.
+    draw = f"base_priority + (random() % {span} + {span}) % {span} - {jitter}"
+    return f"max(1, min(10, {draw}))"
 
 
 def redraw_priorities(

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 RUNNER_LOCK = 74_251_002  # PostgreSQL advisory lock key (startup uses ...001)
 # Rows per transaction: small enough that a waiting allocation request is not held long.
 LEASES_PER_BATCH = 2000
-PRIORITIES_PER_BATCH = 1000
+PRIORITIES_PER_BATCH = 500
 REFRESH_CURSOR_KEY = "priority_refresh_cursor"
 # Slots count intervals from this instant, so every process agrees on them.
 SLOT_ORIGIN = datetime(2020, 1, 1, tzinfo=UTC)
@@ -128,18 +128,18 @@ def _steps(
         database,
         lambda s: lifecycle.close_orphans(s, queue=queue, now=now, limit=LEASES_PER_BATCH),
     )
-    with database.write() as session:
+    with database.background_write() as session:
         seen_before = now - timedelta(seconds=policy.node_lost_seconds)
         lost_nodes, copies_freed = lifecycle.mark_lost_nodes(
             session, queue=queue, seen_before=seen_before, now=now
         )
         returned_nodes, copies_restored = lifecycle.restore_returned_nodes(session, queue=queue)
-    with database.write() as session:
+    with database.background_write() as session:
         charged = lifecycle.account_expirations(
             session, since=since or SLOT_ORIGIN, limits=policy.caps
         )
     redrawn = refresh_priorities(database, policy=policy, now=now)
-    with database.write() as session:
+    with database.background_write() as session:
         pruned = repo.prune(session, before=now - timedelta(seconds=policy.retention_seconds))
     return {
         "expired_leases": expired,
@@ -158,7 +158,7 @@ def _repeat(database: Database, step: Callable[[Any], int]) -> int:
     """Run a batched step in transactions of its own until a batch comes back short."""
     total = 0
     while True:
-        with database.write() as session:
+        with database.background_write() as session:
             done = step(session)
         total += done
         if done < LEASES_PER_BATCH:
@@ -174,7 +174,7 @@ def refresh_priorities(database: Database, *, policy: MaintenancePolicy, now: da
     cursor, done, past_end = start, 0, False
     while done < policy.refresh_limit:
         size = min(PRIORITIES_PER_BATCH, policy.refresh_limit - done)
-        with database.write() as session:
+        with database.background_write() as session:
             upto = catalog_repo.id_after(session, after=cursor, offset=size - 1)
             if past_end and (upto is None or upto >= start):
                 upto = start  # round the catalog once: stop where this cycle began
