@@ -113,6 +113,10 @@ def complete(
     _rerank(asset, queue)
     _apply(node, standing.after_completion(_standing(node), limits))
     node.completions += 1
+    if late:
+        # Its expired leases are one fewer: keep the count `account_expirations` compares with
+        # in step (an expiration not charged yet still is, once).
+        node.expirations = max(0, node.expirations - 1)
     return Completion(lease.id, asset.copies, asset.conflicting_copies, False, late)
 
 
