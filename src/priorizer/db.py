@@ -239,14 +239,15 @@ class Database:
             yield session
 
     @contextmanager
-    def exclusive(self, name: str, *, key: int) -> Iterator[bool]:
+    def exclusive(self, name: str, *, key: int, wait: bool = False) -> Iterator[bool]:
         """Whether this caller has `name` to itself among every process using the database,
-        held for the block; never waits. SQLite: `flock` on a file beside the database;
-        PostgreSQL: the session advisory lock `key`, on a connection of its own."""
+        held for the block; without `wait`, it does not wait for another holder. SQLite:
+        `flock` on a file beside the database; PostgreSQL: the session advisory lock `key`,
+        on a connection of its own."""
         if self.is_sqlite:
             turn = WriterTurn(sqlite_path(self.url), name=name)
             try:
-                mine = turn.acquire(blocking=False)
+                mine = turn.acquire(blocking=wait)
                 try:
                     yield mine
                 finally:
@@ -256,7 +257,12 @@ class Database:
                 turn.close()
             return
         with self.write_engine.connect() as conn:
-            mine = bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({int(key)})").scalar())
+            if wait:
+                conn.exec_driver_sql(f"SELECT pg_advisory_lock({int(key)})")
+                mine = True
+            else:
+                lock = f"SELECT pg_try_advisory_lock({int(key)})"
+                mine = bool(conn.exec_driver_sql(lock).scalar())
             conn.commit()
             try:
                 yield mine

@@ -4,13 +4,9 @@ the seed's JSON files (or the demo catalog) into an empty database."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-
-from sqlalchemy import text
 
 from priorizer.allocation.policy import QueuePolicy
 from priorizer.app import queue_policy, utcnow
@@ -23,7 +19,7 @@ from priorizer.system import service as system_service
 
 log = logging.getLogger(__name__)
 
-# Any constant will do: it names the lock several processes take around start-up on PostgreSQL.
+# Any constant will do: it names the advisory lock processes take around start-up (PostgreSQL).
 STARTUP_LOCK = 74_251_001
 
 
@@ -48,7 +44,8 @@ def _open(
 ) -> tuple[Database, QueuePolicy]:
     database = Database(settings.sqlalchemy_url)
     try:
-        with _startup_lock(database):
+        # One process at a time migrates and loads a first catalog (servers starting together).
+        with database.exclusive("startup", key=STARTUP_LOCK, wait=True):
             migrate(settings.sqlalchemy_url)
             with database.write() as session:
                 stored = None if owner else system_service.stored_queue_policy(session)
@@ -60,21 +57,6 @@ def _open(
         database.dispose()
         raise
     return database, queue
-
-
-@contextmanager
-def _startup_lock(database: Database) -> Iterator[None]:
-    if database.is_sqlite:
-        yield
-        return
-    with database.write_engine.connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": STARTUP_LOCK})
-        conn.commit()
-        try:
-            yield
-        finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": STARTUP_LOCK})
-            conn.commit()
 
 
 def _first_start_import(
