@@ -62,7 +62,7 @@ def newly_lost(session: Session, *, seen_before: datetime) -> list[str]:
 def returned(session: Session) -> list[tuple[str, datetime]]:
     """Nodes marked lost that have been seen since, with when they were marked."""
     query = select(nodes.c.id, nodes.c.lost_at).where(
-        nodes.c.lost_at.is_not(None), nodes.c.last_seen_at > nodes.c.lost_at
+        nodes.c.lost_at.is_not(None), nodes.c.last_seen_at >= nodes.c.lost_at
     )
     return [(row.id, row.lost_at) for row in session.execute(query.order_by(nodes.c.id))]
 

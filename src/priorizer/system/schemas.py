@@ -20,6 +20,7 @@ class MaintenanceRunRead(BaseModel):
     outcome: Literal["running", "ok", "failed"]
     error: str | None
     steps: dict[str, Any] | None = Field(description="What each step did.")
+    stats: dict[str, Any] | None = Field(None, description="The statistics snapshot it took.")
 
 
 class StatusRead(BaseModel):
