@@ -1,10 +1,10 @@
 """Benchmark: one maintenance cycle on a large catalog, and /allocate latency while it runs.
 
-A real server (scheduler off) takes /allocate at a fixed rate; meanwhile `priorizer maintain`
-runs one cycle in its own process, the way a second process would. Before that, some nodes
-are given leases that are already due, so the cycle has leases to expire and nodes to charge.
-Prints the cycle's duration and steps, and p50/p99 of the requests due during the cycle next to
-those due outside it.
+A real server takes /allocate at a fixed rate while its own scheduler runs a cycle every
+`--interval` seconds. Before it starts, some nodes are given leases that are already due, so
+there are leases to expire and nodes to charge. Prints each cycle's duration and what it did
+(from GET /maintenance/runs), and p50/p99 of the requests due during cycles next to those due
+between them.
 
     python bench/maintenance.py --assets 1000000
     python bench/maintenance.py --assets 1000000 --database postgresql
@@ -15,17 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 from allocate import (
     free_port,
-    open_loop,
     open_loop_samples,
     postgresql_catalog,
     report,
@@ -75,6 +73,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100, help="offered /allocate per second")
     parser.add_argument("--due-nodes", type=int, default=400, help="nodes with due leases")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--interval", type=float, default=20, help="seconds between cycles")
+    parser.add_argument("--duration", type=float, default=60, help="seconds of load")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="priorizer-bench-"))
@@ -87,7 +87,7 @@ def main() -> None:
     print(
         f"catalog: {args.assets:,} assets on {args.database}; {due:,} due leases on "
         f"{args.due_nodes} nodes; priority refresh of {settings.priority_refresh_limit:,} "
-        "assets per cycle"
+        f"assets per cycle; a cycle every {args.interval:g} s; /allocate at {args.rate:g}/s"
     )
 
     port = free_port()
@@ -96,43 +96,38 @@ def main() -> None:
         "PRIORIZER_PORT": str(port),
         "DATA_DIRECTORY": str(workdir),
         "LOG_LEVEL": "WARNING",
-        "PRIORIZER_RUN_SCHEDULER": "false",
+        "AUTO_UPDATE_INTERVAL_MINUTES": str(args.interval / 60),
     }
-    bin_dir = Path(sys.executable).parent
-    server = start([str(bin_dir / "priorizer"), "serve"], env, port, workdir / "server.log")
-    cycle: dict[str, object] = {}
-
-    def maintain() -> None:
-        time.sleep(3)  # let the load settle first
-        done = subprocess.run(
-            [str(bin_dir / "priorizer"), "maintain"],
-            env={**env, "PATH": str(bin_dir)},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        cycle.update(json.loads(done.stdout))
-
+    priorizer = str(Path(sys.executable).parent / "priorizer")
+    server = start([priorizer, "serve"], env, port, workdir / "server.log")
     try:
-        open_loop(port, args.rate, 3, args.connections)  # warm-up
-        runner = threading.Thread(target=maintain)
-        runner.start()
+        open_loop_samples(port, args.rate, 5, args.connections)  # warm-up: caches, pools
         started = time.perf_counter()
-        samples = open_loop_samples(port, args.rate, 20, args.connections)
+        wall_start = time.time()
+        samples = open_loop_samples(port, args.rate, args.duration, args.connections)
         elapsed = time.perf_counter() - started
-        runner.join()
+        runs = httpx.get(f"http://127.0.0.1:{port}/maintenance/runs?limit=50").json()
     finally:
         stop(server)
 
-    finished = datetime.fromisoformat(str(cycle["finished_at"])).timestamp()
-    duration = float(cycle["duration_seconds"])  # type: ignore[arg-type]
-    during = [s for s in samples if finished - duration <= s[0] <= finished]
-    outside = [s for s in samples if not finished - duration <= s[0] <= finished]
-    print(f"maintenance cycle: {duration:.2f} s, outcome {cycle['outcome']}")
-    print("steps: " + json.dumps(cycle["steps"]))
+    windows = []
+    for run in reversed(runs):
+        begin = datetime.fromisoformat(run["started_at"]).timestamp()
+        if begin < wall_start or run["finished_at"] is None:
+            continue
+        end = datetime.fromisoformat(run["finished_at"]).timestamp()
+        windows.append((begin, end))
+        print(
+            f"cycle {run['id']}: {run['duration_seconds']:.2f} s, {run['outcome']}; "
+            + json.dumps({k: v for k, v in run["steps"].items() if v})
+        )
+    inside = lambda t: any(b <= t <= e for b, e in windows)  # noqa: E731
+    during = [s for s in samples if inside(s[0])]
+    outside = [s for s in samples if not inside(s[0])]
+    busy = sum(e - b for b, e in windows)
     if during:
-        report(f"/allocate during the cycle ({len(during)})", summarise(during, duration))
-    report(f"/allocate outside it ({len(outside)})", summarise(outside, elapsed - duration))
+        report(f"/allocate during cycles ({len(during)})", summarise(during, busy))
+    report(f"/allocate between them ({len(outside)})", summarise(outside, elapsed - busy))
     shutil.rmtree(workdir, ignore_errors=True)
 
 

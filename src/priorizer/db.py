@@ -294,7 +294,9 @@ class Database:
         behind = frames - copied
         if (restart and behind <= RESTART_BACKLOG_FRAMES) or frames > WAL_LIMIT_FRAMES:
             with self._write_lock:
+                started = time.perf_counter()
                 self.checkpoint("RESTART")
+            log.debug("writers paused %.3fs for a checkpoint", time.perf_counter() - started)
 
     def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int]:
         """Run a checkpoint; the frames in the WAL and those copied to the database."""

@@ -191,18 +191,26 @@ def expire_due(session: Session, *, queue: QueuePolicy, now: datetime, limit: in
 
 
 def close_orphans(session: Session, *, queue: QueuePolicy, now: datetime, limit: int) -> int:
-    """Close up to `limit` open leases on assets withdrawn from the catalog."""
+    """Close the open leases on up to `limit` assets withdrawn from the catalog; the leases
+    closed (at least `limit` when more assets may be left)."""
     closed = repo.close_orphans(session, now=now, limit=limit)
     if closed:
         repo.drop_leases(session, counts=Counter(a for a, _ in closed), policy=queue)
     return len(closed)
 
 
-def account_expirations(session: Session, *, since: datetime, limits: CapLimits) -> dict[str, int]:
-    """Bring nodes' standing up to date with their expired leases: each node with expirations
-    it was not yet charged for has its cap halved, once, and its run of successes ended.
-    Idempotent: a node's stored count is compared with its expired leases."""
-    node_ids = repo.nodes_with_expiries(session, since=since)
+def nodes_with_expiries(session: Session, *, since: datetime) -> list[str]:
+    """Nodes with leases due after `since` that expired (to pass to `account_expirations`)."""
+    return repo.nodes_with_expiries(session, since=since)
+
+
+def account_expirations(
+    session: Session, *, node_ids: Sequence[str], limits: CapLimits
+) -> dict[str, int]:
+    """Bring these nodes' standing up to date with their expired leases: each node with
+    expirations it was not yet charged for has its cap halved, once, and its run of successes
+    ended. Idempotent: a node's stored count is compared with its expired leases."""
+    node_ids = sorted(node_ids)
     counts = repo.expired_counts(session, node_ids=node_ids)
     charged: dict[str, int] = {}
     for node_id in node_ids:  # sorted: lock order

@@ -280,13 +280,13 @@ def drop_leases(session: Session, *, counts: dict[str, int], policy: QueuePolicy
         )
 
 
-def _lockable_ids(where: Any, *, limit: Any) -> Any:
-    """Ids of allocations matching `where`, at most `limit`, passing over rows another
-    transaction has locked (PostgreSQL; SQLite has one writer at a time anyway)."""
+def _lockable_ids(where: Any, *, limit: Any, order: Any) -> Any:
+    """Ids of allocations matching `where`, at most `limit` in `order`, passing over rows
+    another transaction has locked (PostgreSQL; SQLite has one writer at a time anyway)."""
     return (
         select(leases.c.id)
         .where(where)
-        .order_by(leases.c.id)
+        .order_by(order)
         .limit(limit)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
@@ -301,6 +301,7 @@ _EXPIRE_DUE = DriverStatement(
                 _lockable_ids(
                     and_(leases.c.status == ALLOCATED, leases.c.expires_at <= bindparam("now")),
                     limit=bindparam("limit"),
+                    order=leases.c.expires_at,  # the index's order: no sort
                 )
             )
         )
@@ -318,15 +319,20 @@ def expire_due(session: Session, *, now: datetime, limit: int) -> list[tuple[str
 
 
 def close_orphans(session: Session, *, now: datetime, limit: int) -> list[tuple[str, str]]:
-    """Close up to `limit` open leases on assets withdrawn from the catalog."""
-    withdrawn = exists().where(assets.c.id == leases.c.asset_id, assets.c.state == ASSET_WITHDRAWN)
+    """Close the open leases on up to `limit` withdrawn assets that still count some: found
+    from the assets' own lease counters (an index seek), not by reading every open lease."""
+    orphaned = (
+        select(assets.c.id)
+        .where(assets.c.state == ASSET_WITHDRAWN, assets.c.leases > 0)
+        .order_by(assets.c.id)
+        .limit(limit)
+    )
+    asset_ids = list(session.execute(orphaned).scalars())
+    if not asset_ids:
+        return []
     statement = (
         update(leases)
-        .where(
-            leases.c.id.in_(
-                _lockable_ids(and_(leases.c.status == ALLOCATED, withdrawn), limit=limit)
-            )
-        )
+        .where(leases.c.asset_id.in_(asset_ids), leases.c.status == ALLOCATED)
         .values(status=RELEASED, closed_at=now, note="asset withdrawn from the catalog")
         .returning(leases.c.asset_id, leases.c.node_id)
     )

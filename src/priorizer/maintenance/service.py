@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 RUNNER_LOCK = 74_251_002  # PostgreSQL advisory lock key (startup uses ...001)
 # Rows per transaction: small enough that a waiting allocation request is not held long.
 LEASES_PER_BATCH = 2000
-PRIORITIES_PER_BATCH = 500
+PRIORITIES_PER_BATCH = 250
+NODES_PER_BATCH = 50
 REFRESH_CURSOR_KEY = "priority_refresh_cursor"
 # Slots count intervals from this instant, so every process agrees on them.
 SLOT_ORIGIN = datetime(2020, 1, 1, tzinfo=UTC)
@@ -134,10 +135,14 @@ def _steps(
             session, queue=queue, seen_before=seen_before, now=now
         )
         returned_nodes, copies_restored = lifecycle.restore_returned_nodes(session, queue=queue)
-    with database.background_write() as session:
-        charged = lifecycle.account_expirations(
-            session, since=since or SLOT_ORIGIN, limits=policy.caps
-        )
+    with database.read() as session:
+        expiring = lifecycle.nodes_with_expiries(session, since=since or SLOT_ORIGIN)
+    charged: dict[str, int] = {}
+    for start in range(0, len(expiring), NODES_PER_BATCH):
+        with database.background_write() as session:
+            charged |= lifecycle.account_expirations(
+                session, node_ids=expiring[start : start + NODES_PER_BATCH], limits=policy.caps
+            )
     redrawn = refresh_priorities(database, policy=policy, now=now)
     with database.background_write() as session:
         pruned = repo.prune(session, before=now - timedelta(seconds=policy.retention_seconds))
