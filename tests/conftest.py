@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -167,3 +168,22 @@ def database(settings: Settings, clock: FakeClock) -> Iterator[Database]:
 def client(settings: Settings, clock: FakeClock, database: Database) -> Iterator[TestClient]:
     with TestClient(create_app(settings, clock=clock)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def start_service(
+    db_url: str, tmp_path: Path, clock: FakeClock
+) -> Iterator[Callable[..., tuple[TestClient, Database, Settings]]]:
+    """Start the service with non-default settings: `start_service(replication_target=1)`
+    gives its (client, database, settings); all are closed when the test ends."""
+    with ExitStack() as stack:
+
+        def start(**overrides: object) -> tuple[TestClient, Database, Settings]:
+            settings = make_settings(db_url, tmp_path, **overrides)
+            prepare(settings, now=clock())
+            database = Database(settings.sqlalchemy_url)
+            stack.callback(database.dispose)
+            client = stack.enter_context(TestClient(create_app(settings, clock=clock)))
+            return client, database, settings
+
+        yield start

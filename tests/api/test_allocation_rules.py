@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,6 @@ from priorizer.catalog.models import Asset, Dataset
 from priorizer.config import Settings
 from priorizer.db import Database
 from priorizer.node.models import Node
-from priorizer.startup import prepare
 from tests.conftest import make_settings
 from tests.factories import add_assets, asset, table_snapshot
 
@@ -52,19 +50,9 @@ class Service:
 
 
 @pytest.fixture
-def service(db_url, tmp_path, clock) -> Iterator[Callable[..., Service]]:
+def service(start_service, clock) -> Callable[..., Service]:
     """Build the service with non-default settings: `service(copy_penalty=0, ...)`."""
-    with ExitStack() as stack:
-
-        def build(**overrides: Any) -> Service:
-            settings = make_settings(db_url, tmp_path, **overrides)
-            prepare(settings, now=clock())
-            database = Database(settings.sqlalchemy_url)
-            stack.callback(database.dispose)
-            client = stack.enter_context(TestClient(create_app(settings, clock=clock)))
-            return Service(client, database, settings)
-
-        yield build
+    return lambda **overrides: Service(*start_service(**overrides))
 
 
 def ids(leases: list[dict[str, Any]]) -> list[str]:

@@ -4,8 +4,7 @@ completed into a copy, failed, renewed, expired, orphaned by a withdrawal."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,12 +13,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from priorizer.app import create_app
 from priorizer.config import Settings
 from priorizer.db import Database
 from priorizer.maintenance.service import run_cycle
-from priorizer.startup import prepare
-from tests.conftest import FakeClock, make_settings
+from tests.conftest import FakeClock
 from tests.factories import add_assets, asset, table_snapshot
 
 SUM_A = "a" * 64
@@ -110,19 +107,9 @@ def api(client, database, settings, clock) -> Api:
 
 
 @pytest.fixture
-def service(db_url, tmp_path, clock) -> Iterator[Callable[..., Api]]:
+def service(start_service, clock) -> Callable[..., Api]:
     """Build the service with non-default settings: `service(replication_target=1, ...)`."""
-    with ExitStack() as stack:
-
-        def build(**overrides: Any) -> Api:
-            settings = make_settings(db_url, tmp_path, **overrides)
-            prepare(settings, now=clock())
-            database = Database(settings.sqlalchemy_url)
-            stack.callback(database.dispose)
-            client = stack.enter_context(TestClient(create_app(settings, clock=clock)))
-            return Api(client, database, settings, clock)
-
-        yield build
+    return lambda **overrides: Api(*start_service(**overrides), clock)
 
 
 def at(value: str) -> datetime:

@@ -8,8 +8,7 @@ sleeps. Cycles are called as the scheduler calls them (`run_cycle`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,7 +31,6 @@ from priorizer.maintenance.service import (
     run_cycle,
     slot_of,
 )
-from priorizer.startup import prepare
 from priorizer.system import repo as system_repo
 from tests.conftest import (
     PG_ADMIN_URL,
@@ -109,19 +107,9 @@ def no_background_pause(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def env(db_url, tmp_path, clock) -> Iterator[Callable[..., Env]]:
+def env(start_service, clock) -> Callable[..., Env]:
     """Build the service with non-default settings: `env(replication_target=1, ...)`."""
-    with ExitStack() as stack:
-
-        def build(**overrides: Any) -> Env:
-            settings = make_settings(db_url, tmp_path, **overrides)
-            prepare(settings, now=clock())
-            database = Database(settings.sqlalchemy_url)
-            stack.callback(database.dispose)
-            client = stack.enter_context(TestClient(create_app(settings, clock=clock)))
-            return Env(client, database, settings, clock)
-
-        yield build
+    return lambda **overrides: Env(*start_service(**overrides), clock)
 
 
 def asset_rows(database: Database) -> dict[str, Any]:
