@@ -735,6 +735,8 @@ BAD_BODIES = [
         "/complete", {"magnet_link": "magnet:?" + "x" * 5000}, "magnet_link", id="magnet-long"
     ),
     pytest.param("/complete", {"size_mb": -1}, "size_mb", id="size-negative"),
+    # An empty download is a failure to report, not a size: 0 would make leases free.
+    pytest.param("/complete", {"size_mb": 0}, "size_mb", id="size-zero"),
     pytest.param("/complete", {"size_mb": "12"}, "size_mb", id="size-string"),
     pytest.param("/complete", {"size_mb": 1e308}, "size_mb", id="size-huge"),
     pytest.param("/complete", {"checksum": SUM_A}, "checksum", id="extra-field"),
@@ -814,7 +816,7 @@ def test_valid_edge_values_are_accepted(node_a_holds_asset_1):
     api = node_a_holds_asset_1
 
     response = api.complete(
-        "asset-1", "node-a", checksum_sha256="F" * 64, magnet_link="magnet:?", size_mb=0
+        "asset-1", "node-a", checksum_sha256="F" * 64, magnet_link="magnet:?", size_mb=0.001
     )
 
     assert response.status_code == 200, response.text
@@ -857,3 +859,64 @@ def test_withdrawn_asset_is_never_handed_out_and_its_leases_close_at_maintenance
     # Reinstated, it is handed out again.
     api.client.post("/assets/reinstate", json={"asset_ids": ["asset-1"]})
     assert api.allocate("node-e") == ["asset-1"]
+
+
+# --- Found in review ----------------------------------------------------------------------------
+
+
+def test_a_node_whose_leases_all_expired_gets_work_again_without_maintenance(service):
+    """Its own due leases never count against its budget or cap, however many other due
+    leases wait to be swept (a request sweeps only a few of those)."""
+    api = service(lease_cap_initial=4, lease_cap_min=2, lease_cap_max=16, replication_target=1)
+    api.add(*(asset(n, size_mb=1.0) for n in range(400)))
+    for n in range(60):  # 60 nodes x 4 leases: more due leases than one request sweeps
+        assert len(api.allocate(f"other-{n}")) == 4
+    held = api.allocate("h")
+    assert len(held) == 4
+    assert api.allocate("h") == []  # at its cap
+
+    api.clock.advance(hours=25)
+    again = api.allocate("h")
+
+    assert len(again) == 4
+    assert api.node("h")["open_leases"] == 4
+    assert {a["status"] for a in api.allocations(node_id="h") if a["asset_id"] in held} == {
+        "expired"
+    }
+
+
+def test_a_copy_finished_after_its_asset_was_withdrawn_is_recorded(api):
+    api.add(asset(1, priority=9))
+    assert api.allocate("node-a") == ["asset-1"]
+    assert api.client.post("/assets/withdraw", json={"asset_ids": ["asset-1"]}).status_code == 200
+    assert api.maintenance()["steps"]["orphaned_leases_closed"] == 1
+    assert api.lease("asset-1", "node-a")["status"] == "released"
+
+    done = api.completed("asset-1", "node-a")
+
+    assert (done["late"], done["copies"]) == (True, 1)
+    assert api.lease("asset-1", "node-a")["status"] == "completed"
+    assert api.asset("asset-1")["state"] == "withdrawn"
+    assert api.node("node-a")["expirations"] == 0
+
+
+def test_a_node_released_lease_cannot_be_completed(api):
+    api.add(asset(1))
+    api.allocate("node-a")
+    assert api.client.post("/release", json={"asset_id": "asset-1", "node_id": "node-a"}).is_success
+    before = api.snapshot()
+
+    assert api.complete("asset-1", "node-a").status_code == 404
+    assert api.snapshot() == before
+
+
+def test_renew_takes_at_most_ten_thousand_ids(api):
+    api.add(asset(1))
+    api.allocate("node-a")
+    before = api.snapshot()
+
+    response = api.renew("node-a", [f"asset-{n}" for n in range(10_001)])
+
+    assert response.status_code == 422
+    assert api.snapshot() == before
+    assert api.renew("node-a", [f"asset-{n}" for n in range(10_000)]).json()["renewed"] == 1

@@ -15,7 +15,15 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from priorizer.allocation import repo
-from priorizer.allocation.models import ALLOCATED, COMPLETED, EXPIRED, FAILED, Allocation
+from priorizer.allocation.models import (
+    ALLOCATED,
+    COMPLETED,
+    EXPIRED,
+    FAILED,
+    RELEASED,
+    WITHDRAWN_NOTE,
+    Allocation,
+)
 from priorizer.allocation.policy import QueuePolicy, rank
 from priorizer.catalog import repo as catalog_repo
 from priorizer.catalog.models import ASSET_ACTIVE, ASSET_UNREACHABLE, Asset
@@ -84,7 +92,8 @@ def complete(
     """The node's lease on the asset becomes a copy it holds.
 
     A completion repeated (a retry) is answered as recorded, unless it reports another checksum.
-    A completion that arrives after its lease expired still records the copy: the node has it.
+    A completion that arrives after its lease expired, or after the server closed it because the
+    asset was withdrawn, still records the copy: the node has the data.
     """
     node = _known_node(session, node_id, now)
     lease = repo.lease_of(session, asset_id=asset_id, node_id=node_id, status=ALLOCATED)
@@ -93,16 +102,22 @@ def complete(
         copy = repo.lease_of(session, asset_id=asset_id, node_id=node_id, status=COMPLETED)
         if copy is not None:
             return _repeated(session, copy, checksum_sha256)
-        lease = repo.lease_of(session, asset_id=asset_id, node_id=node_id, status=EXPIRED)
+        lease = repo.lease_of(
+            session, asset_id=asset_id, node_id=node_id, status=EXPIRED
+        ) or repo.lease_of(
+            session, asset_id=asset_id, node_id=node_id, status=RELEASED, note=WITHDRAWN_NOTE
+        )
         if lease is None:
             raise NotFound(f"node {node_id!r} holds no lease on asset {asset_id!r}")
         late = True
     asset = _locked_asset(session, asset_id)
+    lease_was_expired = lease.status == EXPIRED
     lease.status, lease.closed_at = COMPLETED, now
     lease.checksum_sha256, lease.magnet_link = checksum_sha256, magnet_link
     if not late:
         asset.leases -= 1
-    asset.copies += 1
+    if node.lost_at is None:  # a lost node's copies count again once maintenance sees it back
+        asset.copies += 1
     if asset.size_mb is None and size_mb is not None:
         asset.size_mb = asset.budget_mb = size_mb
     if checksum_sha256 is not None:
@@ -113,7 +128,7 @@ def complete(
     _rerank(asset, queue)
     _apply(node, standing.after_completion(_standing(node), limits))
     node.completions += 1
-    if late:
+    if late and lease_was_expired:
         # Its expired leases are one fewer: keep the count `account_expirations` compares with
         # in step (an expiration not charged yet still is, once).
         node.expirations = max(0, node.expirations - 1)
@@ -180,11 +195,13 @@ def renew(
     return renewed, expires_at
 
 
-def expire_due(session: Session, *, queue: QueuePolicy, now: datetime, limit: int) -> int:
-    """Expire up to `limit` leases past their expiry; their assets return to the queue. The
-    nodes' standing catches up at the next maintenance cycle (`account_expirations`), so this
-    takes no node locks and may run inside any request."""
-    closed = repo.expire_due(session, now=now, limit=limit)
+def expire_due(
+    session: Session, *, queue: QueuePolicy, now: datetime, limit: int, node_id: str | None = None
+) -> int:
+    """Expire leases past their expiry (all of `node_id`'s, or up to `limit` of any node's);
+    their assets return to the queue. The nodes' standing catches up at the next maintenance
+    cycle (`account_expirations`), so this takes no node locks and may run in any request."""
+    closed = repo.expire_due(session, now=now, limit=limit, node_id=node_id)
     if closed:
         repo.drop_leases(session, counts=Counter(a for a, _ in closed), policy=queue)
     return len(closed)
@@ -210,13 +227,17 @@ def account_expirations(
     """Bring these nodes' standing up to date with their expired leases: each node with
     expirations it was not yet charged for has its cap halved, once, and its run of successes
     ended. Idempotent: a node's stored count is compared with its expired leases."""
-    node_ids = sorted(node_ids)
-    counts = repo.expired_counts(session, node_ids=node_ids)
+    # Lock the nodes first (in id order), then count: a late completion cannot slip between.
+    locked = [
+        node_repo.get(session, node_id=node_id, for_update=True) for node_id in sorted(node_ids)
+    ]
+    found = [node for node in locked if node is not None]
+    counts = repo.expired_counts(session, node_ids=[node.id for node in found])
     charged: dict[str, int] = {}
-    for node_id in node_ids:  # sorted: lock order
-        node = node_repo.get(session, node_id=node_id, for_update=True)
-        new = counts.get(node_id, 0) - (node.expirations if node else 0)
-        if node is None or new <= 0:
+    for node in found:
+        node_id = node.id
+        new = counts.get(node_id, 0) - node.expirations
+        if new <= 0:
             continue
         _apply(node, standing.after_expirations(_standing(node), limits))
         node.expirations += new
@@ -253,21 +274,24 @@ def mark_lost_nodes(
 ) -> tuple[int, int]:
     """Nodes unseen since `seen_before` are lost: their copies stop counting toward the
     target, so those assets are handed out again. (nodes, copies) affected."""
-    lost = node_repo.newly_lost(session, seen_before=seen_before)
     freed: Counter[str] = Counter()
-    for node_id in lost:
-        node_repo.set_lost(session, node_id=node_id, lost_at=now)
-        freed.update(repo.copies_on(session, node_id=node_id, closed_until=now))
+    lost = 0
+    for node_id in node_repo.newly_lost(session, seen_before=seen_before):
+        # Checked again as it is written: a request from the node may have come in since.
+        if node_repo.mark_lost(session, node_id=node_id, seen_before=seen_before, now=now):
+            lost += 1
+            freed.update(repo.copies_on(session, node_id=node_id))
     repo.change_copies(session, counts={a: -n for a, n in freed.items()}, policy=queue)
-    return len(lost), sum(freed.values())
+    return lost, sum(freed.values())
 
 
 def restore_returned_nodes(session: Session, *, queue: QueuePolicy) -> tuple[int, int]:
-    """Lost nodes seen again count their old copies again (those made since always counted)."""
-    back = node_repo.returned(session)
+    """Lost nodes seen again count their copies again (a lost node's new copies were not
+    counted meanwhile: see `complete`)."""
     restored: Counter[str] = Counter()
-    for node_id, lost_at in back:
-        node_repo.set_lost(session, node_id=node_id, lost_at=None)
-        restored.update(repo.copies_on(session, node_id=node_id, closed_until=lost_at))
+    back = node_repo.returned(session)
+    for node_id in back:
+        node_repo.clear_lost(session, node_id=node_id)
+        restored.update(repo.copies_on(session, node_id=node_id))
     repo.change_copies(session, counts=dict(restored), policy=queue)
     return len(back), sum(restored.values())

@@ -15,6 +15,8 @@ RELEASED = "released"
 EXPIRED = "expired"
 FAILED = "failed"
 STATUSES = (ALLOCATED, COMPLETED, RELEASED, EXPIRED, FAILED)
+# The note on leases the maintenance cycle closed because their asset left the catalog.
+WITHDRAWN_NOTE = "asset withdrawn from the catalog"
 # An asset "held" by a node: leased and not yet closed, or copied.
 HOLDING = (ALLOCATED, COMPLETED)
 # The same, as SQL: the exact text of the partial index's condition, which queries repeat so

@@ -41,6 +41,7 @@ from priorizer.allocation.models import (
     HOLDING,
     HOLDING_SQL,
     RELEASED,
+    WITHDRAWN_NOTE,
     Allocation,
 )
 from priorizer.allocation.policy import QueuePolicy, rank_sql
@@ -311,10 +312,31 @@ _EXPIRE_DUE = DriverStatement(
 )
 
 
-def expire_due(session: Session, *, now: datetime, limit: int) -> list[tuple[str, str]]:
-    """Close up to `limit` open leases whose expiry passed (oldest first): (asset, node) of
-    each. An index seek that finds nothing when nothing is due, so requests may call it."""
-    rows = _EXPIRE_DUE.rows(session, {"now": driver_time(session, now), "limit": limit})
+_EXPIRE_NODE_DUE = DriverStatement(
+    lambda _dialect: (
+        update(leases)
+        .where(
+            leases.c.node_id == bindparam("node_id"),
+            leases.c.status == ALLOCATED,
+            leases.c.expires_at <= bindparam("now"),
+        )
+        .values(status=EXPIRED, closed_at=bindparam("now"))
+        .returning(leases.c.asset_id, leases.c.node_id)
+    )
+)
+
+
+def expire_due(
+    session: Session, *, now: datetime, limit: int, node_id: str | None = None
+) -> list[tuple[str, str]]:
+    """Close open leases whose expiry passed: every one of `node_id`'s, or else up to `limit`
+    of any node's (oldest first). (asset, node) of each. An index seek that finds nothing
+    when nothing is due, so requests may call it."""
+    parameters: dict[str, Any] = {"now": driver_time(session, now)}
+    if node_id is not None:
+        rows = _EXPIRE_NODE_DUE.rows(session, {**parameters, "node_id": node_id})
+    else:
+        rows = _EXPIRE_DUE.rows(session, {**parameters, "limit": limit})
     return [(row.asset_id, row.node_id) for row in rows]
 
 
@@ -333,20 +355,24 @@ def close_orphans(session: Session, *, now: datetime, limit: int) -> list[tuple[
     statement = (
         update(leases)
         .where(leases.c.asset_id.in_(asset_ids), leases.c.status == ALLOCATED)
-        .values(status=RELEASED, closed_at=now, note="asset withdrawn from the catalog")
+        .values(status=RELEASED, closed_at=now, note=WITHDRAWN_NOTE)
         .returning(leases.c.asset_id, leases.c.node_id)
     )
     return [(row.asset_id, row.node_id) for row in session.execute(statement)]
 
 
-def lease_of(session: Session, *, asset_id: str, node_id: str, status: str) -> Allocation | None:
-    """The node's newest allocation of the asset in that status, locked until commit."""
+def lease_of(
+    session: Session, *, asset_id: str, node_id: str, status: str, note: str | None = None
+) -> Allocation | None:
+    """The node's newest allocation of the asset in that status (and with that note, when
+    given), locked until commit."""
     query = (
         select(Allocation)
         .where(
             Allocation.asset_id == asset_id,
             Allocation.node_id == node_id,
             Allocation.status == status,
+            *([Allocation.note == note] if note is not None else []),
         )
         .order_by(Allocation.id.desc())
         .limit(1)
@@ -389,12 +415,10 @@ def renew(
     return list(session.execute(statement).scalars())
 
 
-def copies_on(session: Session, *, node_id: str, closed_until: datetime) -> list[str]:
-    """Assets the node completed a copy of, at or before `closed_until`."""
+def copies_on(session: Session, *, node_id: str) -> list[str]:
+    """Assets the node holds a copy of."""
     query = select(leases.c.asset_id).where(
-        leases.c.node_id == node_id,
-        leases.c.status == COMPLETED,
-        leases.c.closed_at <= closed_until,
+        leases.c.node_id == node_id, leases.c.status == COMPLETED
     )
     return list(session.execute(query).scalars())
 

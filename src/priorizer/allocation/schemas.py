@@ -80,7 +80,7 @@ class CompleteRequest(BaseModel):
     size_mb: Annotated[
         float | None,
         Field(
-            ge=0,
+            gt=0,
             le=MAX_FREE_SPACE_GB * 1024,
             allow_inf_nan=False,
             strict=True,
@@ -125,7 +125,7 @@ class RenewRequest(BaseModel):
     node_id: NodeId
     asset_ids: Annotated[
         list[AssetId] | None,
-        Field(max_length=100_000, description="Leases to renew; all the node's when missing."),
+        Field(max_length=10_000, description="Leases to renew; all the node's when missing."),
     ] = None
 
 

@@ -49,8 +49,10 @@ def allocate(
     stored_cap = node_service.record_seen(
         session, node_id=node_id, free_space_mb=free_space_gb * policy.MB_PER_GB, now=now
     )
-    # Leases past their expiry never block: close those due before picking, whether or not
-    # maintenance is running (a seek that finds nothing, usually).
+    # Leases past their expiry never block, whether or not maintenance runs: before picking,
+    # close all of this node's that are due (its budget and cap must not count them), and
+    # some of anyone's (their assets return to the queue). Seeks that find nothing, usually.
+    lifecycle.expire_due(session, queue=queue, now=now, limit=0, node_id=node_id)
     lifecycle.expire_due(session, queue=queue, now=now, limit=lifecycle.EXPIRE_PER_REQUEST)
     open_count, reserved_mb = repo.open_load(session, node_id=node_id)
     max_assets = min(max_assets, limits.clamp(stored_cap) - open_count)

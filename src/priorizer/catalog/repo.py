@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, and_, func, literal, select, text, update
+from sqlalchemy import CursorResult, Table, func, literal, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from priorizer.allocation.policy import QueuePolicy, rank_sql
@@ -117,21 +117,40 @@ def _redraw_sql(dialect: str, jitter: int) -> str:
 def redraw_priorities(
     session: Session, *, after: str, upto: str | None, jitter: int, queue: QueuePolicy
 ) -> int:
-    """Redraw the effective priority of the assets with ids in (after, upto], and their rank
-    where it changed; base priorities are only read. The rows changed."""
-    bounds = assets.c.id > after if upto is None else and_(assets.c.id > after, assets.c.id <= upto)
+    """Redraw the effective priority of the assets with ids in (after, upto], re-ranking those
+    whose priority changed; base priorities are only read. The assets redrawn.
+
+    PostgreSQL: one statement whose rows are locked in id order, passing over those another
+    transaction holds (they wait for the next round), so it never deadlocks with writers that
+    lock assets in id order. SQLite (one writer at a time) draws first and re-ranks after: it
+    would evaluate a drawn value once per place it is used in one statement."""
     dialect = session.get_bind().dialect.name
-    draw = text(_redraw_sql(dialect, jitter)) if jitter else assets.c.base_priority
-    changed = cast(
-        CursorResult[Any],
-        session.execute(update(assets).where(bounds).values(priority=draw)),
-    ).rowcount
+    in_range = [assets.c.id > after] + ([assets.c.id <= upto] if upto is not None else [])
+    draw: Any = literal_column(_redraw_sql(dialect, jitter)) if jitter else assets.c.base_priority
     holders = assets.c.copies + assets.c.leases
-    new_rank = rank_sql(assets.c.priority, holders, assets.c.state == ASSET_ACTIVE, queue)
-    session.execute(
-        update(assets).where(bounds, assets.c.rank.is_distinct_from(new_rank)).values(rank=new_rank)
-    )
-    return changed or 0
+    if dialect == "postgresql":
+        drawn = (
+            select(assets.c.id, draw.label("priority"))
+            .where(*in_range)
+            .order_by(assets.c.id)
+            .with_for_update(skip_locked=True, key_share=True)
+            .subquery("drawn")
+        )
+        new_rank = rank_sql(drawn.c.priority, holders, assets.c.state == ASSET_ACTIVE, queue)
+        session.execute(
+            update(assets)
+            .where(assets.c.id == drawn.c.id, assets.c.priority != drawn.c.priority)
+            .values(priority=drawn.c.priority, rank=new_rank)
+        )
+    else:
+        session.execute(update(assets).where(*in_range).values(priority=draw))
+        new_rank = rank_sql(assets.c.priority, holders, assets.c.state == ASSET_ACTIVE, queue)
+        session.execute(
+            update(assets)
+            .where(*in_range, assets.c.rank.is_distinct_from(new_rank))
+            .values(rank=new_rank)
+        )
+    return session.execute(select(func.count()).where(*in_range)).scalar_one()
 
 
 def distribution(session: Session, column: str) -> dict[str, int]:

@@ -59,16 +59,31 @@ def newly_lost(session: Session, *, seen_before: datetime) -> list[str]:
     return list(session.execute(query.order_by(nodes.c.id)).scalars())
 
 
-def returned(session: Session) -> list[tuple[str, datetime]]:
-    """Nodes marked lost that have been seen since, with when they were marked."""
-    query = select(nodes.c.id, nodes.c.lost_at).where(
+def returned(session: Session) -> list[str]:
+    """Nodes marked lost that have been seen since."""
+    query = select(nodes.c.id).where(
         nodes.c.lost_at.is_not(None), nodes.c.last_seen_at >= nodes.c.lost_at
     )
-    return [(row.id, row.lost_at) for row in session.execute(query.order_by(nodes.c.id))]
+    return list(session.execute(query.order_by(nodes.c.id)).scalars())
 
 
-def set_lost(session: Session, *, node_id: str, lost_at: datetime | None) -> None:
-    session.execute(update(nodes).where(nodes.c.id == node_id).values(lost_at=lost_at))
+def mark_lost(session: Session, *, node_id: str, seen_before: datetime, now: datetime) -> bool:
+    """Mark the node lost if it still was not seen since `seen_before`; whether it was."""
+    statement = (
+        update(nodes)
+        .where(
+            nodes.c.id == node_id,
+            nodes.c.lost_at.is_(None),
+            nodes.c.last_seen_at < seen_before,
+        )
+        .values(lost_at=now)
+        .returning(nodes.c.id)
+    )
+    return session.execute(statement).first() is not None
+
+
+def clear_lost(session: Session, *, node_id: str) -> None:
+    session.execute(update(nodes).where(nodes.c.id == node_id).values(lost_at=None))
 
 
 def totals(session: Session, *, active_since: datetime) -> dict[str, Any]:
