@@ -130,7 +130,7 @@ def complete(
     node.completions += 1
     if late and lease_was_expired:
         # Its expired leases are one fewer: keep the count `account_expirations` compares with
-        # in step (an expiration not charged yet still is, once).
+        # in step (an expiration finished late before any cycle charged it is forgiven).
         node.expirations = max(0, node.expirations - 1)
     return Completion(lease.id, asset.copies, asset.conflicting_copies, False, late)
 
