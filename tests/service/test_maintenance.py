@@ -770,3 +770,33 @@ def test_the_refresh_passes_over_assets_another_transaction_holds(env, db_url):
     assert result == [30]
     assert rows["asset-10"].priority == 5  # passed over this round
     assert any(row.priority != 5 for row in rows.values())  # the others were redrawn
+
+
+def test_a_thousand_whole_cycles_never_move_a_base_priority(env):
+    """The issue's figure, through whole cycles (not only the refresh step): after each of
+    1,000 cycles, every base priority is what was imported and every effective one is within
+    1-10 and one of its base, with the rank that goes with it."""
+    s = env()
+    _jitter_catalog(s)
+    violations = select(func.count()).where(
+        (Asset.priority < 1)
+        | (Asset.priority > 10)
+        | (func.abs(Asset.priority - Asset.base_priority) > 1)
+        | (
+            (Asset.rank.is_not(None))
+            & (Asset.rank != Asset.priority - 3 * (Asset.copies + Asset.leases))
+        )
+    )
+    bases = {row.id: row.base_priority for row in asset_rows(s.database).values()}
+    moved = 0
+    for _ in range(1000):
+        s.clock.advance(seconds=s.policy.interval_seconds)
+        record = s.cycle()
+        assert record is not None and record["outcome"] == "ok"
+        with s.database.read() as session:
+            assert session.execute(violations).scalar_one() == 0
+            moved += session.execute(
+                select(func.count()).where(Asset.priority != Asset.base_priority)
+            ).scalar_one()
+    assert {row.id: row.base_priority for row in asset_rows(s.database).values()} == bases
+    assert moved > 1000  # the effective priorities did move, most cycles
