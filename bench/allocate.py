@@ -143,6 +143,20 @@ def start(command: list[str], env: dict[str, str], port: int, log: Path) -> subp
     raise SystemExit(f"server did not become healthy: {log.read_text()[-2000:]}")
 
 
+def serve(url: str, workdir: Path, **env: str) -> tuple[int, subprocess.Popen[bytes]]:
+    """A real `priorizer serve` over the database at `url`, healthy; its port and process."""
+    port = free_port()
+    settings = {
+        "DATABASE_URL": url,
+        "PRIORIZER_PORT": str(port),
+        "DATA_DIRECTORY": str(workdir),
+        "LOG_LEVEL": "WARNING",
+        **env,
+    }
+    priorizer = str(Path(sys.executable).parent / "priorizer")
+    return port, start([priorizer, "serve"], settings, port, workdir / "server.log")
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGTERM)
     try:
@@ -279,16 +293,7 @@ def main() -> None:
         + (f", built in {build_seconds:.1f} s" if build_seconds == build_seconds else " (cached)")
     )
 
-    port = free_port()
-    env = {
-        "DATABASE_URL": url,
-        "PRIORIZER_PORT": str(port),
-        "DATA_DIRECTORY": str(workdir),
-        "LOG_LEVEL": "WARNING",
-        "PRIORIZER_WORKERS": str(args.workers),
-    }
-    priorizer = str(Path(sys.executable).parent / "priorizer")
-    server = start([priorizer, "serve"], env, port, workdir / "server.log")
+    port, server = serve(url, workdir, PRIORIZER_WORKERS=str(args.workers))
     try:
         # The fixed rate first: the saturation run leaves checkpoint work behind it.
         open_loop(port, args.rate, 3, args.connections)  # warm-up: caches, connection pools

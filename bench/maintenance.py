@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -23,12 +22,11 @@ from pathlib import Path
 
 import httpx
 from allocate import (
-    free_port,
     open_loop_samples,
     postgresql_catalog,
     report,
+    serve,
     sqlite_catalog,
-    start,
     stop,
     summarise,
 )
@@ -90,16 +88,7 @@ def main() -> None:
         f"assets per cycle; a cycle every {args.interval:g} s; /allocate at {args.rate:g}/s"
     )
 
-    port = free_port()
-    env = {
-        "DATABASE_URL": url,
-        "PRIORIZER_PORT": str(port),
-        "DATA_DIRECTORY": str(workdir),
-        "LOG_LEVEL": "WARNING",
-        "AUTO_UPDATE_INTERVAL_MINUTES": str(args.interval / 60),
-    }
-    priorizer = str(Path(sys.executable).parent / "priorizer")
-    server = start([priorizer, "serve"], env, port, workdir / "server.log")
+    port, server = serve(url, workdir, AUTO_UPDATE_INTERVAL_MINUTES=str(args.interval / 60))
     try:
         open_loop_samples(port, args.rate, 5, args.connections)  # warm-up: caches, pools
         started = time.perf_counter()

@@ -7,9 +7,8 @@ from typing import Any
 import pytest
 
 from priorizer.app import queue_policy
-from priorizer.maintenance.service import cap_limits
 from priorizer.seed import service as seed_service
-from tests.factories import add_assets, asset, table_snapshot
+from tests.factories import add_assets, allocate_in, asset, table_snapshot
 
 
 def walk(client, path: str, **params: Any) -> tuple[list[dict[str, Any]], int]:
@@ -213,16 +212,7 @@ def test_asset_detail_keeps_old_holders_after_long_history(client, database, set
     queue = queue_policy(settings)
     with database.write() as session:
         for _ in range(201):
-            allocation_service.allocate(
-                session,
-                limits=cap_limits(settings),
-                node_id="churn",
-                free_space_gb=1,
-                queue=queue,
-                max_assets=1,
-                lease_seconds=3600,
-                now=clock(),
-            )
+            allocate_in(session, settings, clock(), node_id="churn", free_space_gb=1, max_assets=1)
             allocation_service.release_lease(
                 session, asset_id="asset-1", node_id="churn", queue=queue, now=clock()
             )

@@ -18,12 +18,11 @@ from priorizer.app import queue_policy
 from priorizer.catalog.models import Asset
 from priorizer.db import Database, migrate
 from priorizer.errors import Invalid
-from priorizer.maintenance.service import cap_limits
 from priorizer.models import metadata
 from priorizer.seed import service as seed_service
 from priorizer.startup import import_files, prepare
 from tests.conftest import create_pg_database, drop_pg_database, make_settings
-from tests.factories import add_assets, asset, table_snapshot
+from tests.factories import add_assets, allocate_in, asset, table_snapshot
 
 CKAN_ROWS: list[dict[str, Any]] = [
     {
@@ -538,15 +537,14 @@ def test_export_leaves_out_closed_allocations(database, settings, clock, tmp_pat
     add_assets(database, settings, [asset(1), asset(2)], clock())
     queue = queue_policy(settings)
     with database.write() as session:
-        allocation_service.allocate(
+        allocate_in(
             session,
-            limits=cap_limits(settings),
+            settings,
+            clock(),
             node_id="node-a",
             free_space_gb=1,
-            queue=queue,
             max_assets=10,
             lease_seconds=60,
-            now=clock(),
         )
         allocation_service.release_lease(
             session, asset_id="asset-1", node_id="node-a", queue=queue, now=clock()
@@ -563,16 +561,7 @@ def test_export_then_import_into_fresh_database_gives_same_catalog(
 ):
     import_files(database, settings, *files, now=clock())
     with database.write() as session:
-        allocation_service.allocate(
-            session,
-            limits=cap_limits(settings),
-            node_id="node-new",
-            free_space_gb=4,
-            queue=queue_policy(settings),
-            max_assets=10,
-            lease_seconds=settings.allocation_expiry_seconds,
-            now=clock(),
-        )
+        allocate_in(session, settings, clock(), node_id="node-new", free_space_gb=4, max_assets=10)
     export(database, settings, tmp_path / "out")
     fresh_settings, fresh_database = fresh
 
