@@ -32,6 +32,8 @@ def _settings(**overrides: object) -> Settings:
         level="DEBUG" if settings.debug else settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not settings.debug:  # which plugins Alembic loads, at every start: noise
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     return settings
 
 
@@ -178,6 +180,53 @@ def _set_states(asset_ids: list[str], *, withdraw: bool) -> None:
         database.dispose()
     typer.echo(json.dumps(dataclasses.asdict(report)))
     if report.unknown_ids:
+        raise typer.Exit(1)
+
+
+@cli.command()
+def status(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="A running server's address (e.g. http://127.0.0.1:8002); "
+            "without it, the database of this environment is read."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print GET /status as JSON.")] = False,
+) -> None:
+    """Where the rescue stands: catalog, copies, leases, nodes and maintenance. Exits 1 when
+    the system is degraded (or the server does not answer)."""
+    from priorizer import status_report
+
+    if url is not None:
+        import httpx
+
+        try:
+            response = httpx.get(url.rstrip("/") + "/status", timeout=10)
+            response.raise_for_status()
+        except httpx.HTTPError as error:
+            typer.echo(f"error: {url} does not answer: {error}", err=True)
+            raise typer.Exit(1) from error
+        figures = response.json()
+    else:
+        from priorizer.app import utcnow
+        from priorizer.startup import open_for_command
+        from priorizer.system import service as system_service
+
+        settings = _settings()
+        database, _queue = open_for_command(settings)
+        try:
+            with database.read() as session:
+                figures = system_service.status_from_database(
+                    session, settings=settings, now=utcnow()
+                )
+        finally:
+            database.dispose()
+    if as_json:
+        typer.echo(json.dumps(figures, default=str, indent=2))
+    else:
+        status_report.render(figures, source=url or "database")
+    if figures["system_health"] != "healthy":
         raise typer.Exit(1)
 
 

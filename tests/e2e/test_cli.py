@@ -378,3 +378,57 @@ def test_maintain_expires_overdue_leases_and_prints_json(db_url: str, tmp_path: 
     }
 
     assert ok(["maintain"], env)["steps"]["expired_leases"] == 0
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+def test_status_reads_the_database_and_says_when_maintenance_never_ran(
+    db_url: str, tmp_path: Path
+) -> None:
+    env = cli_env(tmp_path, db_url)
+    ckan = write_json(tmp_path / "good.json", GOOD_ASSETS)
+    allocs = write_json(tmp_path / "allocs.json", {"node-1": ["a-1", "a-2"]})
+    ok(["import-json", str(ckan), "--allocations", str(allocs)], env)
+
+    never = run_cli(["status"], env)
+    assert never.returncode == 1, describe(never)  # degraded: no maintenance cycle yet
+    assert "degraded" in never.stdout and "never" in never.stdout
+
+    ok(["maintain"], env)
+    healthy = run_cli(["status"], env)
+    assert healthy.returncode == 0, describe(healthy)
+    text_lines = [" ".join(line.split()) for line in healthy.stdout.splitlines()]
+    assert f"assets {len(GOOD_ASSETS)}" in text_lines
+    assert "open leases 2" in text_lines
+    assert "nodes 1" in text_lines
+    assert "outcome ok" in text_lines
+    assert "health: healthy" in text_lines
+
+    figures = json.loads(run_cli(["status", "--json"], env).stdout)
+    assert (figures["assets"], figures["active_allocations"]) == (len(GOOD_ASSETS), 2)
+
+
+def test_status_of_a_running_server_shows_what_its_status_endpoint_says(tmp_path: Path) -> None:
+    server = PriorizerServer(tmp_path, args=["--demo"])
+    with server, server.client() as client:
+        leased = client.post("/allocate", json={"free_space_gb": 1, "node_id": "n-1"}).json()
+        from_server = client.get("/status").json()
+        shown = run_cli(["status", "--url", server.base_url, "--json"], {})
+        table = run_cli(["status", "--url", server.base_url], {})
+
+    assert shown.returncode == 0, describe(shown)
+    figures = json.loads(shown.stdout)
+    for key in ("assets", "active_allocations", "nodes", "copies", "system_health"):
+        assert figures[key] == from_server[key], key
+    assert figures["active_allocations"] == len(leased) > 0
+    lines = [" ".join(line.split()) for line in table.stdout.splitlines()]
+    assert f"assets {from_server['assets']:,}" in lines
+    assert f"open leases {len(leased)}" in lines
+
+
+def test_status_of_a_server_that_does_not_answer_exits_one(tmp_path: Path) -> None:
+    result = run_cli(["status", "--url", f"http://127.0.0.1:{free_port()}"], {})
+
+    assert result.returncode == 1
+    assert "does not answer" in result.stderr

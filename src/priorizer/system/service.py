@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from priorizer.allocation import service as allocation_service
 from priorizer.allocation.policy import QueuePolicy
 from priorizer.catalog import service as catalog_service
+from priorizer.config import Settings
 from priorizer.maintenance import repo as maintenance_repo
 from priorizer.maintenance import service as maintenance_service
 from priorizer.maintenance.models import FAILED
@@ -54,6 +55,26 @@ def maintenance_problem(
         when = "never" if ok is None else f"at {ok.finished_at:%Y-%m-%d %H:%M:%S} UTC"
         return f"maintenance is overdue: the last successful cycle ran {when}"
     return None
+
+
+def status_from_database(session: Session, *, settings: Settings, now: datetime) -> dict[str, Any]:
+    """What GET /status says, read straight from the database (for `priorizer status` where no
+    server answers): the scheduler is not judged, only whether maintenance ran on time."""
+    figures = status(session, replication_target=settings.replication_target)
+    problem = maintenance_problem(
+        session,
+        now=now,
+        interval_seconds=settings.auto_update_interval_seconds,
+        started_at=maintenance_service.SLOT_ORIGIN,
+    )
+    return {
+        **figures,
+        "ckan_datasets": figures["assets"],
+        "next_auto_update": None,
+        "system_health": "healthy" if problem is None else "degraded",
+        "health_reason": problem,
+        "replication_target": settings.replication_target,
+    }
 
 
 def status(session: Session, *, replication_target: int) -> dict[str, Any]:
