@@ -14,12 +14,14 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from priorizer import logs
 from priorizer.allocation.api import router as allocation_router
 from priorizer.allocation.policy import QueuePolicy
 from priorizer.catalog.api import router as catalog_router
 from priorizer.config import Settings
 from priorizer.db import Database
 from priorizer.errors import PriorizerError
+from priorizer.logs import RequestLog
 from priorizer.maintenance.service import MaintenancePolicy
 from priorizer.node.api import router as node_router
 from priorizer.scheduler import build_scheduler
@@ -74,6 +76,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app.state.started_at = clock()
     for router in (allocation_router, catalog_router, node_router, system_router):
         app.include_router(router)
+    app.add_middleware(RequestLog)
 
     @app.exception_handler(PriorizerError)
     async def domain_error(_request: Request, error: PriorizerError) -> JSONResponse:
@@ -100,4 +103,6 @@ def _finite(value: Any) -> Any:
 
 def app_from_environment() -> FastAPI:
     """Factory for `uvicorn --factory` (one call per worker process)."""
-    return create_app(Settings())
+    settings = Settings()
+    logs.configure(settings)
+    return create_app(settings)

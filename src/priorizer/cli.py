@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +11,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from priorizer import logs
 from priorizer.config import Settings, describe_settings_error
 from priorizer.errors import PriorizerError
 
@@ -28,12 +28,7 @@ def _settings(**overrides: object) -> Settings:
     except ValidationError as error:
         typer.echo(describe_settings_error(error), err=True)
         raise typer.Exit(2) from error
-    logging.basicConfig(
-        level="DEBUG" if settings.debug else settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not settings.debug:  # which plugins Alembic loads, at every start: noise
-        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logs.configure(settings)
     return settings
 
 
@@ -80,7 +75,8 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level.lower(),
-        access_log=settings.debug,
+        log_config=None,  # each worker configures logging itself (`logs.configure`)
+        access_log=False,  # requests are logged by `logs.RequestLog`, with their ids
     )
 
 

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     )
 
     # --- ours ---
+    log_format: Literal["text", "json"] = Field("text", validation_alias=_env("LOG_FORMAT"))
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
     replication_target: int = Field(2, ge=1, le=100, validation_alias=_env("REPLICATION_TARGET"))
     copy_penalty: float = Field(

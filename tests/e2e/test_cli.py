@@ -432,3 +432,26 @@ def test_status_of_a_server_that_does_not_answer_exits_one(tmp_path: Path) -> No
 
     assert result.returncode == 1
     assert "does not answer" in result.stderr
+
+
+# --- logs -----------------------------------------------------------------------------------
+
+
+def test_a_server_with_log_format_json_writes_only_json_lines(tmp_path: Path) -> None:
+    server = PriorizerServer(tmp_path, {"LOG_FORMAT": "json"}, args=["--demo"])
+    with server, server.client() as client:
+        response = client.post(
+            "/allocate",
+            json={"free_space_gb": 1, "node_id": "n-1"},
+            headers={"X-Request-Id": "trace-1"},
+        )
+        assert response.headers["X-Request-Id"] == "trace-1"
+
+    lines = [line for line in server.stderr_path.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    # Everything after the CLI's own banner is JSON, uvicorn's messages included.
+    assert len(records) == len(lines) - 1, lines
+    assert any(r["logger"].startswith("uvicorn") for r in records)
+    [access] = [r for r in records if r.get("request_id") == "trace-1"]
+    assert (access["route"], access["status"], access["level"]) == ("/allocate", 200, "INFO")
+    assert access["duration_ms"] > 0

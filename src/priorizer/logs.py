@@ -1,0 +1,108 @@
+"""Logging: one line per request (with its id), as text or as JSON lines (LOG_FORMAT=json).
+
+Configured in every process that logs: the CLI, and each server worker (see `app`), so that
+uvicorn's own messages and ours come out through the same handler, in the same format.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from priorizer.config import Settings
+
+REQUEST_ID_HEADER = "X-Request-Id"
+# A caller's own request id is kept when it looks like one; otherwise we make one.
+_GIVEN_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# Fields requests add to their log records, carried into JSON lines.
+REQUEST_FIELDS = ("request_id", "method", "route", "status", "duration_ms")
+
+access_log = logging.getLogger("priorizer.access")
+
+
+class JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update({f: getattr(record, f) for f in REQUEST_FIELDS if hasattr(record, f)})
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def configure(settings: Settings) -> None:
+    """Send every logger's records to stderr in the configured format and level."""
+    handler = logging.StreamHandler()
+    if settings.log_format == "json":
+        handler.setFormatter(JsonLines())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel("DEBUG" if settings.debug else settings.log_level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    if not settings.debug:  # which plugins Alembic loads, at every start: noise
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+class RequestLog:
+    """Gives every request an id (the caller's X-Request-Id if it is a sane one), returns it in
+    the response's X-Request-Id header, and logs one line when the request is done: method,
+    route (the template, not the path), status and duration."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _GIVEN_ID.match(given) else uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or scope["path"]
+            duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            access_log.info(
+                "%s %s %s %.1fms %s",
+                scope["method"],
+                route,
+                status,
+                duration_ms,
+                request_id,
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": duration_ms,
+                },
+            )
