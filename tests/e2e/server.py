@@ -101,6 +101,9 @@ class PriorizerServer:
         self.env = {
             "DATA_DIRECTORY": str(self.workdir / "data"),
             "PRIORIZER_HOST": "127.0.0.1",
+            # Scheduled cycles fire on slots aligned to the clock, so one may fall inside any
+            # test: without this its priority refresh would move the priorities tests check.
+            "PRIORITY_JITTER": "0",
             **(env or {}),
             "PRIORIZER_PORT": str(self.port),
         }
