@@ -54,9 +54,14 @@ def configure(settings: Settings) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel("DEBUG" if settings.debug else settings.log_level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    # Requests are logged by `RequestLog`, with their ids; uvicorn's own access lines (which it
+    # writes only when that logger has somewhere to go) would say the same thing again.
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers.clear()
+    uvicorn_access.propagate = False
     if not settings.debug:  # which plugins Alembic loads, at every start: noise
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 

@@ -453,5 +453,6 @@ def test_a_server_with_log_format_json_writes_only_json_lines(tmp_path: Path) ->
     assert len(records) == len(lines) - 1, lines
     assert any(r["logger"].startswith("uvicorn") for r in records)
     [access] = [r for r in records if r.get("request_id") == "trace-1"]
+    assert not [r for r in records if r["logger"] == "uvicorn.access"]  # said once, by us
     assert (access["route"], access["status"], access["level"]) == ("/allocate", 200, "INFO")
     assert access["duration_ms"] > 0
