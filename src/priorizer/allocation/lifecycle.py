@@ -29,6 +29,7 @@ from priorizer.catalog import repo as catalog_repo
 from priorizer.catalog.models import ASSET_ACTIVE, ASSET_UNREACHABLE, Asset
 from priorizer.errors import Conflict, NotFound
 from priorizer.node import repo as node_repo
+from priorizer.node import service as node_service
 from priorizer.node import standing
 from priorizer.node.models import Node
 from priorizer.node.standing import CapLimits, Standing
@@ -57,7 +58,7 @@ class Failure:
 
 def _known_node(session: Session, node_id: str, now: datetime) -> Node:
     """The node, locked (first, see the lock order), marked as seen."""
-    node = node_repo.get(session, node_id=node_id, for_update=True)
+    node = node_service.lock_node(session, node_id=node_id)
     if node is None:
         raise NotFound(f"no node {node_id!r}: it has never asked for work")
     node.last_seen_at = now
@@ -216,11 +217,6 @@ def close_orphans(session: Session, *, queue: QueuePolicy, now: datetime, limit:
     return len(closed)
 
 
-def nodes_with_expiries(session: Session, *, since: datetime) -> list[str]:
-    """Nodes with leases due after `since` that expired (to pass to `account_expirations`)."""
-    return repo.nodes_with_expiries(session, since=since)
-
-
 def account_expirations(
     session: Session, *, node_ids: Sequence[str], limits: CapLimits
 ) -> dict[str, int]:
@@ -228,9 +224,7 @@ def account_expirations(
     expirations it was not yet charged for has its cap halved, once, and its run of successes
     ended. Idempotent: a node's stored count is compared with its expired leases."""
     # Lock the nodes first (in id order), then count: a late completion cannot slip between.
-    locked = [
-        node_repo.get(session, node_id=node_id, for_update=True) for node_id in sorted(node_ids)
-    ]
+    locked = [node_service.lock_node(session, node_id=node_id) for node_id in sorted(node_ids)]
     found = [node for node in locked if node is not None]
     counts = repo.expired_counts(session, node_ids=[node.id for node in found])
     charged: dict[str, int] = {}

@@ -530,12 +530,6 @@ def list_allocations(
     return session.execute(query).scalars().all()
 
 
-def count_open(session: Session) -> int:
-    return session.execute(
-        select(func.count()).select_from(leases).where(leases.c.status == ALLOCATED)
-    ).scalar_one()
-
-
 def asset_holdings(session: Session, *, asset_id: str) -> Sequence[Allocation]:
     """The asset's open leases and copies, all of them, oldest first."""
     query = (

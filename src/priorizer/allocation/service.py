@@ -203,7 +203,7 @@ def node_summaries(session: Session, *, node_ids: Sequence[str]) -> dict[str, di
 
 
 def count_open(session: Session) -> int:
-    return repo.count_open(session)
+    return repo.open_totals(session)[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,7 +136,7 @@ def _steps(
         )
         returned_nodes, copies_restored = lifecycle.restore_returned_nodes(session, queue=queue)
     with database.read() as session:
-        expiring = lifecycle.nodes_with_expiries(session, since=since or SLOT_ORIGIN)
+        expiring = allocation_repo.nodes_with_expiries(session, since=since or SLOT_ORIGIN)
     charged: dict[str, int] = {}
     for start in range(0, len(expiring), NODES_PER_BATCH):
         with database.background_write() as session:

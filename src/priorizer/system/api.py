@@ -69,11 +69,9 @@ def status(request: Request, db: DbDep, settings: SettingsDep) -> StatusRead:
     health = _health(request)
     return StatusRead(
         **figures,
-        ckan_datasets=figures["assets"],
         next_auto_update=job.next_run_time if job is not None else None,
         system_health="healthy" if health.status == "ok" else "degraded",
         health_reason=health.reason,
-        replication_target=settings.replication_target,
     )
 
 

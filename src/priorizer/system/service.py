@@ -69,11 +69,9 @@ def status_from_database(session: Session, *, settings: Settings, now: datetime)
     )
     return {
         **figures,
-        "ckan_datasets": figures["assets"],
         "next_auto_update": None,
         "system_health": "healthy" if problem is None else "degraded",
         "health_reason": problem,
-        "replication_target": settings.replication_target,
     }
 
 
@@ -83,6 +81,8 @@ def status(session: Session, *, replication_target: int) -> dict[str, Any]:
     ok = maintenance_repo.latest_ok(session)
     return {
         **stats,
+        "ckan_datasets": stats["assets"],  # the seed's name for the catalog size
+        "replication_target": replication_target,
         "active_allocations": allocation_service.count_open(session),
         "nodes": node_service.count_nodes(session),
         "lost_nodes": node_service.count_lost(session),
