@@ -13,12 +13,14 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from priorizer import logs
 from priorizer.allocation.api import router as allocation_router
 from priorizer.allocation.policy import QueuePolicy
 from priorizer.catalog.api import router as catalog_router
 from priorizer.config import Settings
+from priorizer.dashboard.api import router as dashboard_router
 from priorizer.db import Database
 from priorizer.errors import PriorizerError
 from priorizer.logs import RequestLog
@@ -74,8 +76,13 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app.state.queue = queue_policy(settings)
     app.state.maintenance = MaintenancePolicy.from_settings(settings, app.state.queue)
     app.state.started_at = clock()
-    for router in (allocation_router, catalog_router, node_router, system_router):
+    for router in (allocation_router, catalog_router, node_router, system_router, dashboard_router):
         app.include_router(router)
+    app.mount(
+        "/static",
+        StaticFiles(packages=[("priorizer.dashboard", "static")]),
+        name="dashboard-static",
+    )
     app.add_middleware(RequestLog)
 
     @app.exception_handler(PriorizerError)

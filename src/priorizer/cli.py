@@ -48,9 +48,12 @@ def serve(
 ) -> None:
     """Migrate the database, load the seed files into an empty one, and serve the API."""
     import os
+    import shutil
+    import tempfile
 
     import uvicorn
 
+    from priorizer import metrics
     from priorizer.startup import prepare
 
     settings = _settings(host=host, port=port, workers=workers)
@@ -64,20 +67,29 @@ def serve(
         PRIORIZER_PORT=str(settings.port),
         PRIORIZER_WORKERS=str(settings.workers),
     )
+    counts_dir = None
+    if settings.workers > 1 and not os.environ.get(metrics.MULTIPROCESS_DIR):
+        # Each worker counts in files here, and /metrics adds them up (prometheus_client).
+        counts_dir = tempfile.mkdtemp(prefix="priorizer-metrics-")
+        os.environ[metrics.MULTIPROCESS_DIR] = counts_dir
     typer.echo(
         f"Priorizer on http://{settings.host}:{settings.port} ({settings.sqlalchemy_url.split('://')[0]})",
         err=True,
     )
-    uvicorn.run(
-        "priorizer.app:app_from_environment",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level.lower(),
-        log_config=None,  # each worker configures logging itself (`logs.configure`)
-        access_log=False,  # requests are logged by `logs.RequestLog`, with their ids
-    )
+    try:
+        uvicorn.run(
+            "priorizer.app:app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level.lower(),
+            log_config=None,  # each worker configures logging itself (`logs.configure`)
+            access_log=False,  # requests are logged by `logs.RequestLog`, with their ids
+        )
+    finally:
+        if counts_dir is not None:
+            shutil.rmtree(counts_dir, ignore_errors=True)
 
 
 @cli.command("import-json")

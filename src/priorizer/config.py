@@ -76,6 +76,14 @@ class Settings(BaseSettings):
         30.0, gt=0, le=3650, allow_inf_nan=False, validation_alias=_env("SNAPSHOT_RETENTION_DAYS")
     )
 
+    dashboard_refresh_seconds: float = Field(
+        15.0,
+        ge=0.5,
+        le=3600,
+        allow_inf_nan=False,
+        validation_alias=_env("DASHBOARD_REFRESH_SECONDS"),
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:

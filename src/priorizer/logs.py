@@ -17,6 +17,7 @@ from typing import Any
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from priorizer import metrics
 from priorizer.config import Settings
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -94,8 +95,11 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            route = getattr(scope.get("route"), "path", None) or scope["path"]
-            duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            template = getattr(scope.get("route"), "path", None)
+            route = template or scope["path"]
+            seconds = time.perf_counter() - started
+            duration_ms = round(seconds * 1000, 3)
+            metrics.observe_request(scope["method"], template, status, seconds)
             access_log.info(
                 "%s %s %s %.1fms %s",
                 scope["method"],

@@ -109,6 +109,7 @@ def test_every_variable_at_once(monkeypatch):
         "COPY_PENALTY": "2",
         "UNKNOWN_SIZE_MB": "2048",
         "MAX_ASSETS_PER_ALLOCATION": "20",
+        "DASHBOARD_REFRESH_SECONDS": "5",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -141,6 +142,7 @@ def test_every_variable_at_once(monkeypatch):
         "copy_penalty": 2.0,
         "unknown_size_mb": 2048.0,
         "max_assets_per_allocation": 20,
+        "dashboard_refresh_seconds": 5.0,
     }
     assert settings.sqlalchemy_url == "postgresql+psycopg://u:p@db:5432/priorizer"
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from priorizer import metrics
 from priorizer.allocation import repo
 from priorizer.allocation.models import (
     ALLOCATED,
@@ -133,6 +134,7 @@ def complete(
         # Its expired leases are one fewer: keep the count `account_expirations` compares with
         # in step (an expiration finished late before any cycle charged it is forgiven).
         node.expirations = max(0, node.expirations - 1)
+    metrics.tally(session, "completions")
     return Completion(lease.id, asset.copies, asset.conflicting_copies, False, late)
 
 
@@ -175,6 +177,7 @@ def fail(
     _rerank(asset, queue)
     _apply(node, standing.after_failure(_standing(node), limits))
     node.failures += 1
+    metrics.tally(session, "failures")
     return Failure(lease.id, asset.failed_nodes, asset.state == ASSET_UNREACHABLE)
 
 
@@ -193,6 +196,7 @@ def renew(
     renewed = repo.renew(
         session, node_id=node_id, asset_ids=asset_ids, now=now, expires_at=expires_at
     )
+    metrics.tally(session, "renewals", len(renewed))
     return renewed, expires_at
 
 
@@ -205,6 +209,7 @@ def expire_due(
     closed = repo.expire_due(session, now=now, limit=limit, node_id=node_id)
     if closed:
         repo.drop_leases(session, counts=Counter(a for a, _ in closed), policy=queue)
+        metrics.tally(session, "expirations", len(closed))
     return len(closed)
 
 

@@ -530,6 +530,17 @@ def list_allocations(
     return session.execute(query).scalars().all()
 
 
+def latest(session: Session, *, limit: int) -> Sequence[Any]:
+    """The newest leases, with their asset's name."""
+    query = (
+        select(Allocation, assets.c.name.label("asset_name"))
+        .join(assets, assets.c.id == Allocation.asset_id)
+        .order_by(Allocation.id.desc())
+        .limit(limit)
+    )
+    return session.execute(query).all()
+
+
 def asset_holdings(session: Session, *, asset_id: str) -> Sequence[Allocation]:
     """The asset's open leases and copies, all of them, oldest first."""
     query = (

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from priorizer import metrics
 from priorizer.allocation import lifecycle, policy, repo
 from priorizer.allocation.models import ALLOCATED, COMPLETED, RELEASED, Allocation
 from priorizer.allocation.policy import QueuePolicy
@@ -80,6 +81,7 @@ def allocate(
             break
         # Another transaction changed some of these: pick again for what is left, past them.
         lost.update({row.id for row in picked} - {row.id for row in won})
+    metrics.tally(session, "allocations", len(leases))
     return leases
 
 
@@ -163,6 +165,7 @@ def release_lease(
         raise NotFound(f"node {node_id!r} holds no open lease on asset {asset_id!r}")
     repo.drop_leases(session, counts={asset_id: 1}, policy=queue)
     node.last_seen_at = now
+    metrics.tally(session, "releases")
     node.releases += 1
 
 
@@ -174,6 +177,11 @@ def apply_queue_policy(session: Session, *, queue: QueuePolicy) -> int:
 
 def ranking(session: Session, *, limit: int) -> list[dict[str, Any]]:
     return [row._asdict() for row in repo.ranking(session, limit=limit)]
+
+
+def latest_leases(session: Session, *, limit: int) -> Sequence[Any]:
+    """The newest leases, whatever became of them, each with its asset's name."""
+    return repo.latest(session, limit=limit)
 
 
 def list_allocations(

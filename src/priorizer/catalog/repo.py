@@ -199,7 +199,43 @@ def iterate(session: Session, *, batch: int = 5000) -> Any:
         session.expunge_all()
 
 
+def progress(session: Session, *, replication_target: int) -> list[dict[str, Any]]:
+    """Per base priority and state: assets, copies, and how far the rescue got, in assets and
+    in known megabytes. One pass, but a sorting one: about a second at a million assets on
+    SQLite, so maintenance takes it once per cycle (`snapshot`) for the dashboard and metrics."""
+    a = assets.c
+    with_copy, at_target = a.copies > 0, a.copies >= replication_target
+    columns = {
+        "assets": func.count(),
+        "priority_score": func.sum(a.priority),
+        "copies": func.sum(a.copies),
+        "with_copy": func.count().filter(with_copy),
+        "at_target": func.count().filter(at_target),
+        "conflicting": func.count().filter(a.conflicting_copies),
+        "unknown_size": func.count().filter(a.size_mb.is_(None)),
+        "megabytes": func.coalesce(func.sum(a.size_mb), 0.0),
+        "megabytes_with_copy": func.coalesce(func.sum(a.size_mb).filter(with_copy), 0.0),
+        "megabytes_at_target": func.coalesce(func.sum(a.size_mb).filter(at_target), 0.0),
+    }
+    query = (
+        select(a.base_priority, a.state, *(c.label(name) for name, c in columns.items()))
+        .group_by(a.base_priority, a.state)
+        .order_by(a.base_priority.desc(), a.state)
+    )
+    return [
+        {"priority": row.base_priority, "state": row.state}
+        | {
+            name: float(row._mapping[name])
+            if name.startswith("megabytes")
+            else int(row._mapping[name])
+            for name in columns
+        }
+        for row in session.execute(query)
+    ]
+
+
 def stats(session: Session, *, replication_target: int) -> dict[str, Any]:
+    """The catalog's totals: one pass with no sorting, cheaper than `progress`."""
     query = select(
         func.count(),
         func.coalesce(func.sum(assets.c.priority), 0),

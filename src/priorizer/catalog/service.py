@@ -136,6 +136,11 @@ def iterate_assets(session: Session) -> Iterator[Asset]:
     return repo.iterate(session)
 
 
+def catalog_progress(session: Session, *, replication_target: int) -> list[dict[str, Any]]:
+    """How far the rescue got, per base priority and state (see `repo.progress`)."""
+    return repo.progress(session, replication_target=replication_target)
+
+
 def catalog_stats(session: Session, *, replication_target: int) -> dict[str, Any]:
     stats = repo.stats(session, replication_target=replication_target)
     stats["datasets"] = repo.count_datasets(session)

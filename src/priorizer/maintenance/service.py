@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from priorizer import metrics
 from priorizer.allocation import lifecycle
 from priorizer.allocation import repo as allocation_repo
 from priorizer.allocation.policy import QueuePolicy
@@ -204,7 +205,8 @@ def snapshot(
     session: Any, *, policy: MaintenancePolicy, now: datetime, before: dict[str, Any]
 ) -> dict[str, Any]:
     """Where the rescue stands: catalog, copies, fleet, and lease events since last cycle."""
-    catalog = catalog_repo.stats(session, replication_target=policy.queue.replication_target)
+    target = policy.queue.replication_target
+    catalog = catalog_repo.stats(session, replication_target=target)
     open_leases, reserved_mb = allocation_repo.open_totals(session)
     active_since = now - timedelta(seconds=policy.node_lost_seconds)
     fleet = node_repo.totals(session, active_since=active_since)
@@ -220,6 +222,8 @@ def snapshot(
     return {
         "at": now.isoformat(),
         "catalog": catalog,
+        "replication_target": target,
+        "progress": catalog_repo.progress(session, replication_target=target),
         "priority_distribution": catalog_repo.distribution(session, "priority"),
         "copies_distribution": catalog_repo.distribution(session, "copies"),
         "states": catalog_repo.distribution(session, "state"),
@@ -243,6 +247,7 @@ def _finish(
 ) -> dict[str, Any]:
     duration = round(time.perf_counter() - started, 6)
     record = {"finished_at": clock(), "duration_seconds": duration, **values}
+    metrics.observe_cycle(values["outcome"], duration)
     try:
         with database.write() as session:
             repo.finish(session, run_id=run_id, **record)

@@ -122,6 +122,11 @@ def list_page(session: Session, *, after: str | None, limit: int) -> Sequence[No
     return session.execute(query).scalars().all()
 
 
+def recently_seen(session: Session, *, limit: int) -> Sequence[Node]:
+    query = select(Node).order_by(Node.last_seen_at.desc(), Node.id).limit(limit)
+    return session.execute(query).scalars().all()
+
+
 def ensure(session: Session, *, node_ids: Sequence[str], now: datetime) -> None:
     """Create the nodes that do not exist yet (imports), leaving the others untouched."""
     statement = dialect_insert(session, nodes).on_conflict_do_nothing()

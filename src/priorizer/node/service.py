@@ -38,6 +38,11 @@ def list_nodes(session: Session, *, after: str | None = None, limit: int = 100) 
     return repo.list_page(session, after=after, limit=limit)
 
 
+def recently_seen(session: Session, *, limit: int) -> Sequence[Node]:
+    """The nodes seen last, latest first."""
+    return repo.recently_seen(session, limit=limit)
+
+
 def count_nodes(session: Session) -> int:
     return repo.count(session)
 

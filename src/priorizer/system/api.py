@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from priorizer import metrics
 from priorizer.deps import DbDep, SettingsDep
 from priorizer.maintenance import repo as maintenance_repo
 from priorizer.scheduler import JOB_ID
@@ -64,6 +65,11 @@ def health(request: Request) -> HealthRead | JSONResponse:
 def status(request: Request, db: DbDep, settings: SettingsDep) -> StatusRead:
     with db.read() as session:
         figures = service.status(session, replication_target=settings.replication_target)
+    return current_status(request, figures)
+
+
+def current_status(request: Request, figures: dict[str, Any]) -> StatusRead:
+    """GET /status from the database's figures, with this process's scheduler and health."""
     scheduler = request.app.state.scheduler
     job = scheduler.get_job(JOB_ID) if scheduler is not None else None
     health = _health(request)
@@ -73,6 +79,21 @@ def status(request: Request, db: DbDep, settings: SettingsDep) -> StatusRead:
         system_health="healthy" if health.status == "ok" else "degraded",
         health_reason=health.reason,
     )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics: this process's counters, and the rescue's figures",
+    response_class=Response,
+    responses={200: {"content": {metrics.CONTENT_TYPE: {}}}},
+)
+def metrics_page(db: DbDep, settings: SettingsDep) -> Response:
+    def read() -> dict[str, Any]:
+        with db.read() as session:
+            return service.figures(session, replication_target=settings.replication_target)
+
+    body = metrics.exposition(metrics.Gauges(read))
+    return Response(body, media_type=metrics.CONTENT_TYPE)
 
 
 @router.get(

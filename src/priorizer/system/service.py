@@ -76,6 +76,7 @@ def status_from_database(session: Session, *, settings: Settings, now: datetime)
 
 
 def status(session: Session, *, replication_target: int) -> dict[str, Any]:
+    """The figures of GET /status."""
     stats = catalog_service.catalog_stats(session, replication_target=replication_target)
     last = maintenance_repo.latest(session)
     ok = maintenance_repo.latest_ok(session)
@@ -89,3 +90,18 @@ def status(session: Session, *, replication_target: int) -> dict[str, Any]:
         "last_maintenance": maintenance_service.run_view(last),
         "last_snapshot": ok.stats if ok is not None else None,
     }
+
+
+def figures(session: Session, *, replication_target: int) -> dict[str, Any]:
+    """What the dashboard and the metrics show: the status figures, read now, and the rescue's
+    progress per base priority and state (`progress`), as of `progress_at`. That is the last
+    cycle's snapshot, since it costs a sorting pass over the catalog; before any cycle, it is
+    read now."""
+    figures = status(session, replication_target=replication_target)
+    taken = figures["last_snapshot"] or {}
+    if "progress" in taken and taken.get("replication_target") == replication_target:
+        progress, progress_at = taken["progress"], datetime.fromisoformat(taken["at"])
+    else:
+        progress = catalog_service.catalog_progress(session, replication_target=replication_target)
+        progress_at = None
+    return {**figures, "progress": progress, "progress_at": progress_at}

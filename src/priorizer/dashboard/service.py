@@ -1,0 +1,115 @@
+"""What the dashboard shows, read in one session and shaped for the templates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from priorizer.allocation import service as allocation_service
+from priorizer.dashboard import charts
+from priorizer.maintenance import repo as maintenance_repo
+from priorizer.node import service as node_service
+from priorizer.system import service as system_service
+
+NODES_SHOWN = 50
+LEASES_SHOWN = 15
+RUNS_SHOWN = 30
+# Lease outcomes per cycle, as the snapshots name them, with the class that colours them.
+OUTCOMES = (
+    ("completed", "done"),
+    ("failed", "failed"),
+    ("expired", "expired"),
+    ("released", "released"),
+)
+
+
+def overview(session: Session, *, replication_target: int) -> dict[str, Any]:
+    """The status figures, the rescue's progress overall and per priority, the nodes seen last,
+    the newest leases and the latest maintenance cycles."""
+    figures = system_service.figures(session, replication_target=replication_target)
+    nodes = node_service.recently_seen(session, limit=NODES_SHOWN)
+    holdings = allocation_service.node_summaries(session, node_ids=[n.id for n in nodes])
+    runs = maintenance_repo.recent(session, limit=RUNS_SHOWN)
+    return {
+        "figures": figures,
+        "overall": progress_total(figures["progress"]),
+        "by_priority": progress_by_priority(figures["progress"]),
+        "nodes": [{"node": node, **holdings[node.id]} for node in nodes],
+        "leases": allocation_service.latest_leases(session, limit=LEASES_SHOWN),
+        "runs": runs,
+        "charts": {
+            "cycles": cycle_columns(runs),
+            "outcomes": outcome_columns(runs),
+        },
+    }
+
+
+def progress_total(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The progress rows added up, with stacked bars for assets and for known bytes."""
+    keys = (
+        "assets",
+        "with_copy",
+        "at_target",
+        "unknown_size",
+        "megabytes",
+        "megabytes_with_copy",
+        "megabytes_at_target",
+    )
+    total = {key: sum(row[key] for row in rows) for key in keys}
+    return total | {
+        "asset_bar": _rescue_bar(total["assets"], total["with_copy"], total["at_target"]),
+        "byte_bar": _rescue_bar(
+            total["megabytes"], total["megabytes_with_copy"], total["megabytes_at_target"]
+        ),
+    }
+
+
+def progress_by_priority(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per base priority, highest first (every priority from 10 to 1, empty ones included):
+    the totals of `progress_total`, and the column of the priority distribution."""
+    per = [
+        {"priority": p} | progress_total([row for row in rows if row["priority"] == p])
+        for p in range(10, 0, -1)
+    ]
+    distribution = charts.columns(
+        [(str(p["priority"]), [("assets", p["assets"])]) for p in reversed(per)], height=40
+    )
+    for entry, column in zip(reversed(per), distribution, strict=True):
+        entry["column"] = column
+    return per
+
+
+def _rescue_bar(total: float, with_copy: float, at_target: float) -> list[charts.Segment]:
+    return charts.stacked_bar(
+        [
+            ("at target", at_target, "done"),
+            ("with a copy", with_copy - at_target, "partial"),
+            ("no copy yet", total - with_copy, "none"),
+        ],
+        total=total,
+    )
+
+
+def cycle_columns(runs: Sequence[Any]) -> list[charts.Column]:
+    """Cycle durations, oldest first, coloured by outcome."""
+    return charts.columns(
+        [
+            (f"{run.started_at:%H:%M}", [(run.outcome or "running", run.duration_seconds or 0.0)])
+            for run in reversed(runs)
+        ],
+        height=30,
+    )
+
+
+def outcome_columns(runs: Sequence[Any]) -> list[charts.Column]:
+    """Leases completed, failed, expired and released between cycles, oldest first (from each
+    successful cycle's snapshot)."""
+    series = []
+    for run in reversed(runs):
+        moved = (run.stats or {}).get("since_last_cycle")
+        if moved is not None:
+            label = f"{run.started_at:%H:%M}"
+            series.append((label, [(css, moved.get(name, 0)) for name, css in OUTCOMES]))
+    return charts.columns(series, height=30)
