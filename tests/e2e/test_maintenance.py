@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -211,14 +212,35 @@ def test_scheduler_expires_unrenewed_leases_and_keeps_the_renewed_one(
         assert last["duration_seconds"] is not None and last["duration_seconds"] >= 0, last
         assert set(last["steps"]) >= {"expired_leases", "priorities_redrawn"}, last
 
+        # /metrics counted it: the scheduler's expirations, its cycles, and the leases granted.
+        counted = scrape(client)
+        assert counted[("priorizer_expirations_total", ())] == len(DROPPED), counted
+        assert counted[("priorizer_allocations_total", ())] == len(EVERY_ID), counted
+        ok_cycles = counted[("priorizer_maintenance_cycles_total", (("outcome", "ok"),))]
+        assert ok_cycles >= len(done), counted
+
         # The next node gets exactly what node-a let go, and not the lease it kept.
         second = ok_json(client.post("/allocate", json={"free_space_gb": 10, "node_id": "node-b"}))
         assert sorted(item["id"] for item in second) == DROPPED
         assert asset_ids(client, node_id="node-a", status="allocated") == [KEPT]
         assert ok_json(client.get("/status"))["active_allocations"] == len(EVERY_ID)
+        after = scrape(client)
+        assert after[("priorizer_allocations_total", ())] == len(EVERY_ID) + len(DROPPED)
+        assert after[("priorizer_open_leases", ())] == len(EVERY_ID)
 
     assert server.stopped_cleanly, server.logs()
     no_traceback(server)
+
+
+def scrape(client: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """GET /metrics, parsed by the Prometheus client's own parser: {(sample, labels): value}."""
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
 
 
 # --- two servers on one database: each slot runs once ----------------------------------------
