@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -23,10 +24,13 @@ from priorizer.config import Settings
 from priorizer.dashboard.api import router as dashboard_router
 from priorizer.db import Database
 from priorizer.errors import PriorizerError
+from priorizer.harvest.api import router as harvest_router
 from priorizer.logs import RequestLog
 from priorizer.maintenance.service import MaintenancePolicy
 from priorizer.node.api import router as node_router
 from priorizer.scheduler import build_scheduler
+from priorizer.scoring import policy as scoring_policy
+from priorizer.scoring.api import router as scoring_router
 from priorizer.system.api import router as system_router
 
 log = logging.getLogger(__name__)
@@ -76,7 +80,18 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app.state.queue = queue_policy(settings)
     app.state.maintenance = MaintenancePolicy.from_settings(settings, app.state.queue)
     app.state.started_at = clock()
-    for router in (allocation_router, catalog_router, node_router, system_router, dashboard_router):
+    app.state.scoring = scoring_policy.load(settings.scoring_policy_file)
+    app.state.harvests = {}  # source key -> the thread harvesting it
+    app.state.harvest_lock = threading.Lock()
+    for router in (
+        allocation_router,
+        catalog_router,
+        node_router,
+        scoring_router,
+        harvest_router,
+        system_router,
+        dashboard_router,
+    ):
         app.include_router(router)
     app.mount(
         "/static",

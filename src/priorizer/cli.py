@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -189,6 +190,170 @@ def _set_states(asset_ids: list[str], *, withdraw: bool) -> None:
     typer.echo(json.dumps(dataclasses.asdict(report)))
     if report.unknown_ids:
         raise typer.Exit(1)
+
+
+def _harvest_context(settings: Settings) -> Any:
+    """The database, policies and clock harvest commands work with (see `harvest.service`)."""
+    from priorizer.app import utcnow
+    from priorizer.harvest.service import Context
+    from priorizer.scoring import policy as scoring_policy
+    from priorizer.startup import open_for_command
+
+    try:
+        policy = scoring_policy.load(settings.scoring_policy_file)
+    except PriorizerError as error:
+        raise _fail(error) from error
+    database, queue = open_for_command(settings)
+    return Context(database=database, policy=policy, queue=queue, clock=utcnow)
+
+
+def _progress_bar() -> Any:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]} datasets/s · {task.fields[assets]} assets"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
+
+
+def _follow(progress: Any, description: str) -> Any:
+    """An `on_page` callback that moves a progress bar (total: the portal's count)."""
+    task = progress.add_task(description, total=None, rate="-", assets=0)
+
+    def on_page(view: dict[str, Any]) -> None:
+        progress.update(
+            task,
+            total=view["expected"],
+            completed=view["datasets"],
+            rate=view["datasets_per_second"] or "-",
+            assets=view["assets_created"] + view["assets_updated"],
+        )
+
+    return on_page
+
+
+@cli.command()
+def harvest(
+    url: Annotated[str, typer.Argument(help="The portal: its site or its API URL.")],
+    organization: Annotated[
+        str | None, typer.Option(help="Only this organization's datasets (its CKAN name).")
+    ] = None,
+    query: Annotated[str | None, typer.Option(help="Only datasets this search finds.")] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="Only datasets modified since (UTC); nothing is marked removed."),
+    ] = None,
+    incremental: Annotated[
+        bool,
+        typer.Option(help="Only datasets modified since this source's last complete run."),
+    ] = False,
+    rows: Annotated[int, typer.Option(min=1, max=1000, help="Datasets per request.")] = 1000,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per request.")] = 30.0,
+    attempts: Annotated[int, typer.Option(min=1, help="Tries per request.")] = 6,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Harvest a CKAN portal into the catalog. An interrupted harvest (crash, Ctrl-C, the portal
+    down) is continued by the next run of the same source; a full one marks datasets that
+    vanished from it as removed upstream."""
+    from contextlib import nullcontext
+
+    from priorizer.harvest.ckan import CkanClient, CkanError
+    from priorizer.harvest.service import Source
+    from priorizer.harvest.service import harvest as harvest_source
+
+    settings = _settings()
+    context = _harvest_context(settings)
+    source = Source(url=url, organization=organization, query=query)
+    bar = _progress_bar() if progress else nullcontext()
+    try:
+        with CkanClient(url, timeout_seconds=timeout, attempts=attempts) as client, bar:
+            on_page = _follow(bar, source.key) if progress else None
+            outcome = harvest_source(
+                context,
+                client=client,
+                source=source,
+                rows=rows,
+                since=since.replace(tzinfo=since.tzinfo or UTC) if since else None,
+                incremental=incremental,
+                on_page=on_page,
+            )
+    except KeyboardInterrupt:
+        typer.echo("interrupted: the next harvest of this source continues from here", err=True)
+        raise typer.Exit(130) from None
+    except CkanError as error:
+        typer.echo(f"error: {error} (the next harvest of this source continues)", err=True)
+        raise typer.Exit(1) from error
+    except PriorizerError as error:
+        raise _fail(error) from error
+    finally:
+        context.database.dispose()
+    typer.echo(json.dumps(outcome, default=str))
+
+
+@cli.command("import-ckan")
+def import_ckan(
+    files: Annotated[list[Path], typer.Argument(help="Saved package_search/package_show JSON.")],
+) -> None:
+    """Import saved CKAN answers as a harvest would. Every file is read and checked first: if
+    one is not valid, nothing is written."""
+    import orjson
+
+    from priorizer.harvest.mapping import packages_in
+    from priorizer.harvest.service import Source, import_packages
+
+    packages: list[Any] = []
+    for path in files:
+        try:
+            document = orjson.loads(path.read_bytes())
+        except OSError as error:
+            raise _fail(PriorizerError(f"cannot read {path}: {error.strerror}")) from error
+        except orjson.JSONDecodeError as error:
+            raise _fail(PriorizerError(f"{path} is not valid JSON: {error}")) from error
+        found = packages_in(document)
+        if found is None:
+            raise _fail(PriorizerError(f"{path} holds no CKAN packages"))
+        packages += found
+    settings = _settings()
+    context = _harvest_context(settings)
+    source = Source(url="file:" + ",".join(sorted(path.name for path in files)))
+    try:
+        outcome = import_packages(context, packages=packages, source=source)
+    finally:
+        context.database.dispose()
+    typer.echo(json.dumps(outcome, default=str))
+
+
+@cli.command()
+def rescore() -> None:
+    """Apply the scoring policy (SCORING_POLICY_FILE, or the default) to the whole catalog;
+    manual priorities stay."""
+    import dataclasses as dc
+
+    from priorizer.scoring.service import rescore as rescore_catalog
+
+    settings = _settings()
+    context = _harvest_context(settings)
+    try:
+        report = rescore_catalog(
+            context.database, policy=context.policy, queue=context.queue, now=context.clock()
+        )
+    finally:
+        context.database.dispose()
+    typer.echo(json.dumps(dc.asdict(report)))
 
 
 @cli.command()

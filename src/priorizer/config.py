@@ -76,6 +76,8 @@ class Settings(BaseSettings):
         30.0, gt=0, le=3650, allow_inf_nan=False, validation_alias=_env("SNAPSHOT_RETENTION_DAYS")
     )
 
+    # The scoring policy (TOML; see scoring/default_policy.toml); None: the default one.
+    scoring_policy_file: Path | None = Field(None, validation_alias=_env("SCORING_POLICY_FILE"))
     dashboard_refresh_seconds: float = Field(
         15.0,
         ge=0.5,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,12 @@ ASSET_STATES = (ASSET_ACTIVE, ASSET_UNREACHABLE, ASSET_WITHDRAWN)
 IN_QUEUE_SQL = "rank IS NOT NULL"
 
 
+def url_key(url: str) -> str:
+    """The identity of a URL: 40 hex digits of its SHA-256 (a URL may be longer than an index
+    entry can be). One asset per URL: harvests find assets by it."""
+    return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
 class Dataset(Base):
     __tablename__ = "datasets"
 
@@ -29,6 +36,14 @@ class Dataset(Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     modified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     source: Mapped[str | None] = mapped_column(Text)
+    # Views the portal reports (CKAN's tracking_summary.total), where it does.
+    views: Mapped[int | None] = mapped_column(Integer)
+    # Set when a full listing of its source no longer had it: kept, with its assets, whose
+    # copies may now be the only ones. Cleared if it comes back.
+    removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    harvested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_datasets_source", "source"),)
 
 
 class Asset(Base):
@@ -51,6 +66,11 @@ class Asset(Base):
     dataset_id: Mapped[str | None] = mapped_column(String(200), index=True)
     base_priority: Mapped[int] = mapped_column(Integer)
     priority: Mapped[int] = mapped_column(Integer)
+    # A priority a person gave (POST /update-ckan, or an imported file's): it wins over the
+    # scoring policy. NULL: the policy sets `base_priority` (see `scoring`).
+    manual_priority: Mapped[int | None] = mapped_column(Integer)
+    # Identifies the URL (`harvest.mapping.url_key`): one asset per URL, whatever its id.
+    url_key: Mapped[str | None] = mapped_column(String(40), index=True)
     state: Mapped[str] = mapped_column(String(20), server_default=ASSET_ACTIVE)
     # Fields of imported rows we do not model, kept so an export gives back what was imported.
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)

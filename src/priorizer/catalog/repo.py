@@ -6,7 +6,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, func, literal, literal_column, select, text, update
+from sqlalchemy import (
+    CursorResult,
+    Table,
+    bindparam,
+    case,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from priorizer.allocation.policy import QueuePolicy, rank_sql
@@ -20,6 +32,7 @@ from priorizer.catalog.models import (
 from priorizer.db import dialect_insert
 
 assets = cast(Table, Asset.__table__)
+datasets = cast(Table, Dataset.__table__)
 CHUNK = 500
 ANALYZE_AFTER_ROWS = 5_000
 
@@ -49,6 +62,8 @@ def upsert(session: Session, *, rows: Sequence[dict[str, Any]], queue: QueuePoli
             "dataset_id": new.dataset_id,
             "base_priority": new.base_priority,
             "priority": new.priority,
+            "manual_priority": new.manual_priority,
+            "url_key": new.url_key,
             "extra": new.extra,
             "updated_at": new.updated_at,
             "budget_mb": new.budget_mb,
@@ -62,17 +77,172 @@ def upsert(session: Session, *, rows: Sequence[dict[str, Any]], queue: QueuePoli
         session.execute(text("ANALYZE assets"))
 
 
+def by_url_keys(session: Session, *, keys: Sequence[str]) -> dict[str, tuple[str, float | None]]:
+    """The asset (id, size) of each URL key known; the lowest id where legacy rows share one."""
+    found: dict[str, tuple[str, float | None]] = {}
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start : start + CHUNK]
+        query = (
+            select(assets.c.url_key, assets.c.id, assets.c.size_mb)
+            .where(assets.c.url_key.in_(chunk))
+            .order_by(assets.c.id.desc())
+        )
+        found.update({key: (asset_id, size) for key, asset_id, size in session.execute(query)})
+    return found
+
+
+def upsert_harvested(
+    session: Session, *, rows: Sequence[dict[str, Any]], queue: QueuePolicy
+) -> None:
+    """Insert harvested assets, or update them in place by id. What people gave is kept: a
+    manual priority wins over the row's, and a size nodes reported stays when the portal
+    gives none. State, copies and leases are the queue's."""
+    if not rows:
+        return
+    statement = dialect_insert(session, assets)
+    new, a = statement.excluded, assets.c
+    priority = case((a.manual_priority.is_(None), new.base_priority), else_=a.base_priority)
+    size = func.coalesce(new.size_mb, a.size_mb)
+    statement = statement.on_conflict_do_update(
+        index_elements=[a.id],
+        set_={
+            "url": new.url,
+            "url_key": new.url_key,
+            "name": new.name,
+            "format": new.format,
+            "dataset_id": new.dataset_id,
+            "size_mb": size,
+            "budget_mb": func.coalesce(size, queue.unknown_size_mb),
+            "base_priority": priority,
+            "priority": priority,
+            "updated_at": new.updated_at,
+            "rank": rank_sql(priority, a.copies + a.leases, a.state == ASSET_ACTIVE, queue),
+        },
+    )
+    session.execute(statement, list(rows))
+
+
+def upsert_datasets(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert datasets or update them in place by id; one listed again is no longer removed."""
+    if not rows:
+        return
+    statement = dialect_insert(session, datasets)
+    new = statement.excluded
+    columns = ("name", "title", "organization", "tags", "modified_at", "source", "views")
+    statement = statement.on_conflict_do_update(
+        index_elements=[datasets.c.id],
+        set_={
+            **{column: new[column] for column in columns},
+            "harvested_at": new.harvested_at,
+            "removed_at": None,
+        },
+    )
+    session.execute(statement, list(rows))
+
+
+def removed_dataset_ids(session: Session, *, ids: Sequence[str]) -> list[str]:
+    """Those of `ids` that are marked removed upstream."""
+    found: list[str] = []
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        query = select(datasets.c.id).where(
+            datasets.c.id.in_(chunk), datasets.c.removed_at.is_not(None)
+        )
+        found += session.execute(query).scalars()
+    return found
+
+
+def mark_unlisted_removed(
+    session: Session, *, source: str, listed_since: datetime, now: datetime
+) -> list[str]:
+    """Mark removed upstream the source's datasets that no listing since `listed_since` met;
+    their ids."""
+    d = datasets.c
+    unlisted = (
+        d.source == source,
+        d.removed_at.is_(None),
+        or_(d.harvested_at.is_(None), d.harvested_at < listed_since),
+    )
+    ids = list(session.execute(select(d.id).where(*unlisted).order_by(d.id)).scalars())
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        session.execute(update(datasets).where(d.id.in_(chunk)).values(removed_at=now))
+    return ids
+
+
+def scoring_rows(
+    session: Session,
+    *,
+    after: str | None = None,
+    dataset_ids: Sequence[str] = (),
+    asset_ids: Sequence[str] = (),
+    limit: int = 5000,
+) -> list[Any]:
+    """Assets with what scoring looks at (their dataset's fields): those listed, those of the
+    datasets listed, or a batch in id order after `after`."""
+    a, d = assets.c, datasets.c
+    query = select(
+        a.id,
+        a.size_mb,
+        a.manual_priority,
+        a.base_priority,
+        d.organization,
+        d.title,
+        d.name,
+        d.tags,
+        d.views,
+        d.modified_at,
+        d.removed_at,
+    ).join_from(assets, datasets, a.dataset_id == d.id, isouter=True)
+    if asset_ids:
+        query = query.where(a.id.in_(asset_ids))
+    elif dataset_ids:
+        query = query.where(a.dataset_id.in_(dataset_ids))
+    else:
+        query = query.where(a.id > (after or "")).order_by(a.id).limit(limit)
+    return list(session.execute(query))
+
+
+def set_base_priorities(
+    session: Session, *, priorities: dict[str, int], queue: QueuePolicy, now: datetime
+) -> None:
+    """Set the base (and effective) priority of assets without a manual priority."""
+    if not priorities:
+        return
+    a = assets.c
+    new: Any = bindparam("new_priority")
+    statement = (
+        update(assets)
+        .where(a.id == bindparam("asset_id"), a.manual_priority.is_(None))
+        .values(
+            base_priority=new,
+            priority=new,
+            updated_at=now,
+            rank=rank_sql(new, a.copies + a.leases, a.state == ASSET_ACTIVE, queue),
+        )
+    )
+    session.execute(statement, [{"asset_id": k, "new_priority": v} for k, v in priorities.items()])
+
+
 def set_priority(
     session: Session, *, asset_id: str, priority: int, queue: QueuePolicy, now: datetime
 ) -> bool:
-    """Set base and effective priority; False when the asset is unknown or already there."""
+    """Set a manual priority (base and effective too: it wins over the scoring policy); False
+    when the asset is unknown or already has it."""
     holders = assets.c.copies + assets.c.leases
     statement = (
         update(assets)
-        .where(assets.c.id == asset_id, assets.c.base_priority != priority)
+        .where(
+            assets.c.id == asset_id,
+            or_(
+                assets.c.base_priority != priority,
+                assets.c.manual_priority.is_distinct_from(priority),
+            ),
+        )
         .values(
             base_priority=priority,
             priority=priority,
+            manual_priority=priority,
             updated_at=now,
             rank=rank_sql(priority, holders, assets.c.state == ASSET_ACTIVE, queue),
         )

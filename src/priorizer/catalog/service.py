@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from priorizer.allocation.policy import QueuePolicy, effective_size_mb, rank
 from priorizer.catalog import repo
-from priorizer.catalog.models import ASSET_ACTIVE, ASSET_WITHDRAWN, Asset
+from priorizer.catalog.models import ASSET_ACTIVE, ASSET_WITHDRAWN, Asset, url_key
 from priorizer.errors import NotFound
 
 
@@ -61,6 +61,8 @@ def _row(item: NewAsset, *, queue: QueuePolicy, now: datetime) -> dict[str, Any]
         "dataset_id": item.dataset_id,
         "base_priority": item.priority,
         "priority": item.priority,
+        "manual_priority": item.priority,  # given by the file: the scoring policy leaves it
+        "url_key": url_key(item.url),
         "state": ASSET_ACTIVE,
         "extra": item.extra or None,
         "created_at": now,
@@ -149,3 +151,50 @@ def catalog_stats(session: Session, *, replication_target: int) -> dict[str, Any
 
 def count_assets(session: Session) -> int:
     return repo.count(session)
+
+
+def scoring_rows(
+    session: Session,
+    *,
+    after: str | None = None,
+    dataset_ids: Sequence[str] = (),
+    asset_ids: Sequence[str] = (),
+) -> list[Any]:
+    """Assets with their dataset's fields, for scoring (see `repo.scoring_rows`)."""
+    return repo.scoring_rows(session, after=after, dataset_ids=dataset_ids, asset_ids=asset_ids)
+
+
+def set_base_priorities(
+    session: Session, *, priorities: dict[str, int], queue: QueuePolicy, now: datetime
+) -> None:
+    """Set the policy's priority of assets that have no manual one."""
+    repo.set_base_priorities(session, priorities=priorities, queue=queue, now=now)
+
+
+def assets_by_url_keys(
+    session: Session, *, keys: Sequence[str]
+) -> dict[str, tuple[str, float | None]]:
+    """(id, size) of the asset of each URL key known."""
+    return repo.by_url_keys(session, keys=keys)
+
+
+def upsert_harvested_assets(
+    session: Session, *, rows: Sequence[dict[str, Any]], queue: QueuePolicy
+) -> None:
+    """Add harvested assets or update them, keeping manual priorities and reported sizes."""
+    repo.upsert_harvested(session, rows=rows, queue=queue)
+
+
+def upsert_datasets(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
+    repo.upsert_datasets(session, rows=rows)
+
+
+def removed_dataset_ids(session: Session, *, ids: Sequence[str]) -> list[str]:
+    return repo.removed_dataset_ids(session, ids=ids)
+
+
+def mark_unlisted_removed(
+    session: Session, *, source: str, listed_since: datetime, now: datetime
+) -> list[str]:
+    """Datasets of `source` no listing met since `listed_since`: marked removed upstream."""
+    return repo.mark_unlisted_removed(session, source=source, listed_since=listed_since, now=now)

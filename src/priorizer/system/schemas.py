@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from priorizer.harvest.schemas import HarvestRunRead
+
 
 class MaintenanceRunRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -48,6 +50,9 @@ class StatusRead(BaseModel):
         "lease events since the cycle before)."
     )
     health_reason: str | None = Field(None, description="Why the system is degraded.")
+    harvest: HarvestRunRead | None = Field(
+        None, description="The latest harvest run: its progress, or its result."
+    )
 
 
 class HealthRead(BaseModel):

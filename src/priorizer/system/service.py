@@ -13,6 +13,7 @@ from priorizer.allocation import service as allocation_service
 from priorizer.allocation.policy import QueuePolicy
 from priorizer.catalog import service as catalog_service
 from priorizer.config import Settings
+from priorizer.harvest import service as harvest_service
 from priorizer.maintenance import repo as maintenance_repo
 from priorizer.maintenance import service as maintenance_service
 from priorizer.maintenance.models import FAILED
@@ -89,6 +90,7 @@ def status(session: Session, *, replication_target: int) -> dict[str, Any]:
         "lost_nodes": node_service.count_lost(session),
         "last_maintenance": maintenance_service.run_view(last),
         "last_snapshot": ok.stats if ok is not None else None,
+        "harvest": harvest_service.latest_run(session),
     }
 
 

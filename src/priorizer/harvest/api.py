@@ -1,0 +1,74 @@
+"""Harvest routes: start one in the background, and read the runs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+
+from priorizer.deps import DbDep
+from priorizer.errors import Conflict
+from priorizer.harvest import service
+from priorizer.harvest.ckan import CkanClient
+from priorizer.harvest.schemas import HarvestRequest, HarvestRunRead, HarvestStarted
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["harvest"])
+
+
+@router.post(
+    "/harvest",
+    response_model=HarvestStarted,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Admin: start harvesting a CKAN source in the background (see /status)",
+    responses={409: {"description": "This process is harvesting that source already."}},
+)
+def start_harvest(body: HarvestRequest, request: Request) -> HarvestStarted:
+    state = request.app.state
+    source = service.Source(url=body.url, organization=body.organization, query=body.query)
+    with state.harvest_lock:
+        running = state.harvests.get(source.key)
+        if running is not None and running.is_alive():
+            raise Conflict(f"a harvest of {source.key} is running already")
+        context = service.Context(
+            database=state.database, policy=state.scoring, queue=state.queue, clock=state.clock
+        )
+        worker = threading.Thread(
+            target=_harvest_in_background,
+            args=(context, source, body),
+            name=f"harvest {source.key}",
+            daemon=True,
+        )
+        state.harvests[source.key] = worker
+        worker.start()
+    return HarvestStarted(source=source.key)
+
+
+def _harvest_in_background(
+    context: service.Context, source: service.Source, body: HarvestRequest
+) -> None:
+    try:
+        with CkanClient(source.url) as client:
+            service.harvest(
+                context,
+                client=client,
+                source=source,
+                since=body.since,
+                incremental=body.incremental,
+            )
+    except Exception:  # recorded on the run (interrupted, with its error) for /status
+        log.exception("harvest of %s stopped", source.key)
+
+
+@router.get(
+    "/harvest/runs",
+    response_model=list[HarvestRunRead],
+    summary="The latest harvest runs, newest first",
+)
+def harvest_runs(
+    db: DbDep, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> list[HarvestRunRead]:
+    with db.read() as session:
+        return [HarvestRunRead.model_validate(v) for v in service.recent_runs(session, limit=limit)]

@@ -1,0 +1,448 @@
+"""Harvesting a CKAN source into the catalog, page by page, resumably.
+
+A source is a portal with, optionally, an organization and a search query. Its datasets are
+listed oldest modification first (`metadata_modified asc, id asc`) and paged by a keyset cursor:
+each request asks for datasets modified at or after the last one seen, passing over those at
+that instant taken already. Datasets added or modified during the run sort after everything
+seen, so they are listed too, and nothing shifts under the cursor (offset paging would skip a
+dataset for every one deleted before it).
+
+Each page is mapped (`mapping`), scored (`scoring.policy`) and written in one transaction with
+the run's new cursor: a crash or Ctrl-C loses at most the page in flight, and the next run of
+the source continues from the cursor. A run that listed the whole source (not `--since` or
+`--incremental`) then marks the source's datasets it did not meet as removed upstream: kept,
+with their assets, and rescored (the default policy ranks them higher).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from priorizer.allocation.policy import QueuePolicy, effective_size_mb, rank
+from priorizer.catalog import service as catalog_service
+from priorizer.catalog.models import ASSET_ACTIVE
+from priorizer.db import Database
+from priorizer.errors import Conflict
+from priorizer.harvest import repo
+from priorizer.harvest.ckan import MAX_ROWS, CkanClient, action_url
+from priorizer.harvest.mapping import AssetRecord, DatasetRecord, Mapped, map_packages, parse_time
+from priorizer.harvest.models import INTERRUPTED, OK, RUNNING, HarvestRun
+from priorizer.scoring import service as scoring_service
+from priorizer.scoring.policy import Facts, Policy, score
+
+log = logging.getLogger(__name__)
+
+SORT = "metadata_modified asc, id asc"
+LOCK_NAME = "harvest"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    url: str
+    organization: str | None = None
+    query: str | None = None
+
+    @property
+    def key(self) -> str:
+        """How datasets remember where they came from: the portal's API, and the scope."""
+        parts = [self.url if self.url.startswith("file:") else action_url(self.url)]
+        if self.organization:
+            parts.append(f"organization={self.organization}")
+        if self.query:
+            parts.append(f"q={self.query}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    database: Database
+    policy: Policy
+    queue: QueuePolicy
+    clock: Callable[[], datetime]
+
+
+def harvest(
+    context: Context,
+    *,
+    client: CkanClient,
+    source: Source,
+    rows: int = MAX_ROWS,
+    since: datetime | None = None,
+    incremental: bool = False,
+    on_page: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Harvest `source` (continuing its unfinished run, if any); the finished run's record.
+    Only one harvest of a source runs at a time: another gets `Conflict`."""
+    database = context.database
+    with database.exclusive(LOCK_NAME, key=_lock_key(source.key)) as mine:
+        if not mine:
+            raise Conflict(f"a harvest of {source.key} is running already")
+        run_id = _start(context, source=source, since=since, incremental=incremental)
+        try:
+            _list_pages(
+                context, client=client, source=source, run_id=run_id, rows=rows, on_page=on_page
+            )
+            return _finish(context, source=source, run_id=run_id, listing=True)
+        except BaseException as error:  # Ctrl-C too: the run is continued next time
+            _stop(database, run_id, error, clock=context.clock)
+            raise
+
+
+def _lock_key(source_key: str) -> int:
+    return int.from_bytes(hashlib.sha256(source_key.encode()).digest()[:7], "big")
+
+
+def _start(context: Context, *, source: Source, since: datetime | None, incremental: bool) -> int:
+    now = context.clock()
+    with context.database.write() as session:
+        run = repo.unfinished(session, source=source.key)
+        if run is not None:
+            log.info("continuing harvest run %d of %s", run.id, source.key)
+            run.state, run.updated_at, run.error = RUNNING, now, None
+            return run.id
+        if since is None and incremental:
+            previous = repo.last_ok(session, source=source.key)
+            since = previous.newest_modified if previous is not None else None
+        run = HarvestRun(
+            source=source.key,
+            url=source.url,
+            organization=source.organization,
+            query=source.query,
+            since=since,
+            state=RUNNING,
+            started_at=now,
+            updated_at=now,
+            cursor_skip=0,
+            pages=0,
+            datasets=0,
+            assets_created=0,
+            assets_updated=0,
+            shared_urls=0,
+            retries=0,
+            seconds=0.0,
+            skipped={},
+        )
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def _list_pages(
+    context: Context,
+    *,
+    client: CkanClient,
+    source: Source,
+    run_id: int,
+    rows: int,
+    on_page: Callable[[dict[str, Any]], None] | None,
+) -> None:
+    with context.database.read() as session:
+        run = repo.get(session, run_id=run_id)
+        assert run is not None
+        cursor, skip, since, first = run.cursor_modified, run.cursor_skip, run.since, run.pages == 0
+    while True:
+        started = time.perf_counter()
+        retries: list[str] = []
+        client.on_retry = retries.append
+        page = client.search(
+            fq=_filters(source, cursor=cursor, since=since),
+            q=source.query,
+            sort=SORT,
+            rows=rows,
+            start=skip,
+        )
+        if not page.results:
+            return
+        mapped = map_packages(page.results)
+        cursor, skip = next_cursor(cursor, skip, page.results)
+        with context.database.write() as session:
+            view = _store_page(
+                context,
+                session,
+                run_id=run_id,
+                source=source,
+                mapped=mapped,
+                cursor=(cursor, skip),
+                expected=page.count if first else None,
+                retries=len(retries),
+                seconds=time.perf_counter() - started,
+            )
+        first = False
+        if on_page is not None:
+            on_page(view)
+
+
+def _filters(source: Source, *, cursor: str | None, since: datetime | None) -> list[str]:
+    filters = []
+    if source.organization:
+        filters.append(f'organization:"{_solr_escape(source.organization)}"')
+    start = cursor or (to_millis(since) if since is not None else None)
+    if start is not None:
+        filters.append(f"metadata_modified:[{start} TO *]")
+    return filters
+
+
+def _solr_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def to_millis(moment: datetime) -> str:
+    """An instant as the search index compares `metadata_modified`: UTC, to the millisecond."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _millis_of(package: Any) -> str | None:
+    moment = parse_time(package.get("metadata_modified")) if isinstance(package, dict) else None
+    return to_millis(moment) if moment is not None else None
+
+
+def next_cursor(cursor: str | None, skip: int, results: list[Any]) -> tuple[str | None, int]:
+    """Where the listing continues after `results`: the last instant met, and how many datasets
+    at that instant were taken (those of earlier pages too, when the instant is the same)."""
+    last = _millis_of(results[-1])
+    if last is None:  # no usable timestamp: go on by position
+        return cursor, skip + len(results)
+    same = sum(1 for package in results if _millis_of(package) == last)
+    return last, same + (skip if last == cursor else 0)
+
+
+def _store_page(
+    context: Context,
+    session: Session,
+    *,
+    run_id: int,
+    source: Source,
+    mapped: Mapped,
+    cursor: tuple[str | None, int],
+    expected: int | None,
+    retries: int,
+    seconds: float,
+) -> dict[str, Any]:
+    run = repo.get(session, run_id=run_id, for_update=True)
+    assert run is not None
+    now = context.clock()
+    returned = catalog_service.removed_dataset_ids(
+        session, ids=[dataset.id for dataset in mapped.datasets]
+    )
+    catalog_service.upsert_datasets(
+        session,
+        rows=[
+            _dataset_row(d, source=source.key, harvested_at=run.started_at) for d in mapped.datasets
+        ],
+    )
+    created, updated = _store_assets(context, session, mapped=mapped, now=now)
+    run.cursor_modified, run.cursor_skip = cursor
+    run.pages += 1
+    run.datasets += len(mapped.datasets)
+    run.assets_created += created
+    run.assets_updated += updated
+    run.shared_urls += mapped.shared_urls
+    run.skipped = dict(Counter(run.skipped or {}) + mapped.skipped)
+    run.returned = (run.returned or 0) + len(returned)
+    run.retries += retries
+    run.seconds += seconds
+    run.updated_at = now
+    if expected is not None:
+        run.expected = expected
+    newest = max((d.modified_at for d in mapped.datasets if d.modified_at), default=None)
+    if newest is not None and (run.newest_modified is None or newest > run.newest_modified):
+        run.newest_modified = newest
+    return run_view(run)
+
+
+def _dataset_row(dataset: DatasetRecord, *, source: str, harvested_at: datetime) -> dict[str, Any]:
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "title": dataset.title,
+        "organization": dataset.organization,
+        "tags": list(dataset.tags),
+        "modified_at": dataset.modified_at,
+        "source": source,
+        "views": dataset.views,
+        "harvested_at": harvested_at,
+        "removed_at": None,
+    }
+
+
+def _store_assets(
+    context: Context, session: Session, *, mapped: Mapped, now: datetime
+) -> tuple[int, int]:
+    """Upsert the page's assets, scored; (created, updated)."""
+    known = catalog_service.assets_by_url_keys(session, keys=[a.id for a in mapped.assets])
+    datasets = {dataset.id: dataset for dataset in mapped.datasets}
+    rows = []
+    for asset in mapped.assets:
+        asset_id, stored_size = known.get(asset.id, (asset.id, None))
+        size = asset.size_mb if asset.size_mb is not None else stored_size
+        priority = score(context.policy, _facts(datasets[asset.dataset_id], size), now=now).result
+        rows.append(
+            _asset_row(asset, asset_id=asset_id, priority=priority, queue=context.queue, now=now)
+        )
+    rows.sort(key=lambda row: row["id"])  # every multi-row write in id order: no deadlocks
+    catalog_service.upsert_harvested_assets(session, rows=rows, queue=context.queue)
+    return len(mapped.assets) - len(known), len(known)
+
+
+def _facts(dataset: DatasetRecord, size_mb: float | None) -> Facts:
+    return Facts(
+        size_mb=size_mb,
+        organization=dataset.organization,
+        title=dataset.title,
+        name=dataset.name,
+        tags=dataset.tags,
+        views=dataset.views,
+        modified_at=dataset.modified_at,
+    )
+
+
+def _asset_row(
+    asset: AssetRecord, *, asset_id: str, priority: int, queue: QueuePolicy, now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": asset_id,
+        "url": asset.url,
+        "url_key": asset.id,
+        "name": asset.name,
+        "format": asset.format,
+        "size_mb": asset.size_mb,
+        "dataset_id": asset.dataset_id,
+        "base_priority": priority,
+        "priority": priority,
+        "manual_priority": None,
+        "state": ASSET_ACTIVE,
+        "extra": None,
+        "created_at": now,
+        "updated_at": now,
+        "copies": 0,
+        "leases": 0,
+        "budget_mb": effective_size_mb(asset.size_mb, queue.unknown_size_mb),
+        "rank": rank(priority, 0, True, queue),
+    }
+
+
+def import_packages(
+    context: Context,
+    *,
+    packages: list[Any],
+    source: Source,
+    on_page: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Store packages read from saved CKAN answers, as a harvest would, a page at a time (one
+    run; nothing is marked removed, since a file need not list a whole source)."""
+    run_id = _start(context, source=source, since=None, incremental=False)
+    try:
+        for start in range(0, len(packages), MAX_ROWS):
+            begun = time.perf_counter()
+            mapped = map_packages(packages[start : start + MAX_ROWS])
+            with context.database.write() as session:
+                view = _store_page(
+                    context,
+                    session,
+                    run_id=run_id,
+                    source=source,
+                    mapped=mapped,
+                    cursor=(None, start + MAX_ROWS),
+                    expected=len(packages) if start == 0 else None,
+                    retries=0,
+                    seconds=time.perf_counter() - begun,
+                )
+            if on_page is not None:
+                on_page(view)
+        return _finish(context, source=source, run_id=run_id, listing=False)
+    except BaseException as error:
+        _stop(context.database, run_id, error, clock=context.clock)
+        raise
+
+
+def _finish(context: Context, *, source: Source, run_id: int, listing: bool) -> dict[str, Any]:
+    """After a full listing (not incremental), mark what it did not meet as removed upstream
+    and rescore that; close the run."""
+    now = context.clock()
+    with context.database.read() as session:
+        run = repo.get(session, run_id=run_id)
+        assert run is not None
+        full, started_at = listing and run.since is None, run.started_at
+    removed: list[str] = []
+    if full:
+        with context.database.write() as session:
+            removed = catalog_service.mark_unlisted_removed(
+                session, source=source.key, listed_since=started_at, now=now
+            )
+        scoring_service.rescore(
+            context.database,
+            policy=context.policy,
+            queue=context.queue,
+            now=now,
+            dataset_ids=removed,
+        )
+    with context.database.write() as session:
+        run = repo.get(session, run_id=run_id, for_update=True)
+        assert run is not None
+        run.state, run.finished_at, run.updated_at = OK, now, now
+        run.removed = len(removed) if full else None
+        view = run_view(run)
+    log.info("harvest of %s done: %s", source.key, view)
+    return view
+
+
+def _stop(
+    database: Database, run_id: int, error: BaseException, *, clock: Callable[[], datetime]
+) -> None:
+    # Whatever stopped it, the next run of the source continues from its cursor.
+    message = "interrupted" if isinstance(error, KeyboardInterrupt) else _describe(error)
+    try:
+        with database.write() as session:
+            run = repo.get(session, run_id=run_id, for_update=True)
+            if run is not None:
+                run.state, run.error, run.updated_at = INTERRUPTED, message, clock()
+    except Exception:
+        log.exception("could not record that harvest run %d stopped", run_id)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:1000]
+
+
+def run_view(run: HarvestRun) -> dict[str, Any]:
+    """A run as /status, the CLI and the API show it."""
+    return {
+        "id": run.id,
+        "source": run.source,
+        "state": run.state,
+        "since": run.since,
+        "started_at": run.started_at,
+        "updated_at": run.updated_at,
+        "finished_at": run.finished_at,
+        "expected": run.expected,
+        "pages": run.pages,
+        "datasets": run.datasets,
+        "assets_created": run.assets_created,
+        "assets_updated": run.assets_updated,
+        "shared_urls": run.shared_urls,
+        "skipped_resources": dict(run.skipped or {}),
+        "removed_upstream": run.removed,
+        "returned_upstream": run.returned,
+        "retries": run.retries,
+        "datasets_per_second": round(run.datasets / run.seconds, 1) if run.seconds else None,
+        "error": run.error,
+    }
+
+
+def latest_run(session: Session) -> dict[str, Any] | None:
+    run = repo.latest(session)
+    return run_view(run) if run is not None else None
+
+
+def recent_runs(session: Session, *, limit: int) -> list[dict[str, Any]]:
+    return [run_view(run) for run in repo.recent(session, limit=limit)]
