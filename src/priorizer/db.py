@@ -11,11 +11,12 @@ from __future__ import annotations
 import collections
 import fcntl
 import functools
+import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -385,6 +386,16 @@ class DriverStatement:
         cursor.execute(sql, [values[name] for name in order] if order is not None else values)
         return cursor
 
+    def execute_many(self, session: Session, rows: Sequence[dict[str, Any]]) -> None:
+        """The statement once per row, in one driver call (bulk writes)."""
+        connection = session.connection()
+        sql, order, constants = self._compile(connection.dialect)
+        values: list[Any] = [{**constants, **row} for row in rows]
+        if order is not None:
+            values = [[row[name] for name in order] for row in values]
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.executemany(sql, values)
+
     def rows(self, session: Session, parameters: dict[str, Any]) -> list[Any]:
         cursor = self.execute(session, parameters)
         shape = _row_type(tuple(column[0] for column in cursor.description))
@@ -405,3 +416,12 @@ def driver_time(session: Session, value: datetime) -> Any:
     if session.get_bind().dialect.name == "sqlite":
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     return value
+
+
+def driver_json(session: Session, value: Any) -> Any:
+    """A value for a JSON column as the driver takes it."""
+    if session.get_bind().dialect.name == "sqlite":
+        return json.dumps(value)
+    from psycopg.types.json import Json
+
+    return Json(value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from urllib.parse import urlsplit
 from priorizer.catalog.models import url_key
 
 ASSET_SCHEMES = frozenset({"http", "https", "ftp"})
+# An http(s) or ftp URL whose host is plain letters, digits, dots and dashes (with a port).
+_PLAIN_URL = re.compile(r"(?i)(?:https?|ftp)://[a-z0-9.-]*[a-z0-9](?::[0-9]{1,5})?(?:[/?#]|$)")
 BYTES_PER_MB = 1024 * 1024
 # Larger than any single file a portal really serves (1 PiB): a size past it is junk.
 MAX_SIZE_BYTES = 1024**5
@@ -124,6 +127,8 @@ def asset_url(value: Any) -> tuple[str | None, str]:
     if not isinstance(value, str) or not value.strip():
         return None, "no URL"
     url = value.strip().replace(" ", "%20")
+    if _PLAIN_URL.match(url):  # the usual case, without parsing the whole URL
+        return url, ""
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,11 +34,11 @@ from priorizer.catalog.models import ASSET_ACTIVE
 from priorizer.db import Database
 from priorizer.errors import Conflict
 from priorizer.harvest import repo
-from priorizer.harvest.ckan import MAX_ROWS, CkanClient, action_url
+from priorizer.harvest.ckan import MAX_ROWS, CkanClient, Page, action_url
 from priorizer.harvest.mapping import AssetRecord, DatasetRecord, Mapped, map_packages, parse_time
 from priorizer.harvest.models import INTERRUPTED, OK, RUNNING, HarvestRun
 from priorizer.scoring import service as scoring_service
-from priorizer.scoring.policy import Facts, Policy, score
+from priorizer.scoring.policy import Facts, Policy, dataset_factors, quick_result
 
 log = logging.getLogger(__name__)
 
@@ -149,21 +150,24 @@ def _list_pages(
         run = repo.get(session, run_id=run_id)
         assert run is not None
         cursor, skip, since, first = run.cursor_modified, run.cursor_skip, run.since, run.pages == 0
+
+    def fetch(cursor: str | None, skip: int) -> _Fetch:
+        fq = _filters(source, cursor=cursor, since=since)
+        return _Fetch(
+            lambda: client.search(fq=fq, q=source.query, sort=SORT, rows=rows, start=skip), client
+        )
+
+    # Each page is fetched while the one before is written: the cursor is known from the
+    # listing alone, before anything is stored.
+    pending = fetch(cursor, skip)
     while True:
         started = time.perf_counter()
-        retries: list[str] = []
-        client.on_retry = retries.append
-        page = client.search(
-            fq=_filters(source, cursor=cursor, since=since),
-            q=source.query,
-            sort=SORT,
-            rows=rows,
-            start=skip,
-        )
+        page, retries = pending.result()
         if not page.results:
             return
-        mapped = map_packages(page.results)
         cursor, skip = next_cursor(cursor, skip, page.results)
+        pending = fetch(cursor, skip)
+        mapped = map_packages(page.results)
         with context.database.write() as session:
             view = _store_page(
                 context,
@@ -173,12 +177,39 @@ def _list_pages(
                 mapped=mapped,
                 cursor=(cursor, skip),
                 expected=page.count if first else None,
-                retries=len(retries),
+                retries=retries,
                 seconds=time.perf_counter() - started,
             )
         first = False
         if on_page is not None:
             on_page(view)
+
+
+class _Fetch:
+    """One page's request, under way in a thread of its own (a daemon: a harvest stopped by
+    Ctrl-C does not wait for it); `result()` waits for it and raises what it raised."""
+
+    def __init__(self, request: Callable[[], Page], client: CkanClient) -> None:
+        self._request, self._client = request, client
+        self._page: Page | None = None
+        self._error: BaseException | None = None
+        self._retries: list[str] = []
+        self._thread = threading.Thread(target=self._run, name="ckan-fetch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self._client.on_retry = self._retries.append  # one request in flight at a time
+        try:
+            self._page = self._request()
+        except BaseException as error:  # handed to the harvest's thread by `result()`
+            self._error = error
+
+    def result(self) -> tuple[Page, int]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._page is not None
+        return self._page, len(self._retries)
 
 
 def _filters(source: Source, *, cursor: str | None, since: datetime | None) -> list[str]:
@@ -280,12 +311,17 @@ def _store_assets(
 ) -> tuple[int, int]:
     """Upsert the page's assets, scored; (created, updated)."""
     known = catalog_service.assets_by_url_keys(session, keys=[a.id for a in mapped.assets])
-    datasets = {dataset.id: dataset for dataset in mapped.datasets}
+    policy = context.policy
+    # What depends on the dataset alone is scored once per dataset, not once per file.
+    points = {
+        d.id: sum(f.points for f in dataset_factors(policy, _facts(d, None), now=now))
+        for d in mapped.datasets
+    }
     rows = []
     for asset in mapped.assets:
         asset_id, stored_size = known.get(asset.id, (asset.id, None))
         size = asset.size_mb if asset.size_mb is not None else stored_size
-        priority = score(context.policy, _facts(datasets[asset.dataset_id], size), now=now).result
+        priority = quick_result(policy, points[asset.dataset_id], size)
         rows.append(
             _asset_row(asset, asset_id=asset_id, priority=priority, queue=context.queue, now=now)
         )
@@ -321,7 +357,6 @@ def _asset_row(
         "priority": priority,
         "manual_priority": None,
         "state": ASSET_ACTIVE,
-        "extra": None,
         "created_at": now,
         "updated_at": now,
         "copies": 0,

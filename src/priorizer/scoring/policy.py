@@ -135,21 +135,35 @@ class Score:
 
 def score(policy: Policy, facts: Facts, *, now: datetime) -> Score:
     """Apply the policy; factors that give no points are left out."""
-    found = [
+    return combine(policy, dataset_factors(policy, facts, now=now), size_factor(policy, facts))
+
+
+def dataset_factors(policy: Policy, facts: Facts, *, now: datetime) -> tuple[Factor, ...]:
+    """The factors that depend on the dataset alone (the same for each of its files)."""
+    return tuple(
         factor
         for factor in (
             _organization(policy, facts),
             _keywords(policy, facts),
             _popularity(policy, facts),
-            _size(policy, facts),
             _age(policy, facts, now),
             _removed(policy, facts),
         )
         if factor is not None and factor.points != 0
-    ]
-    raw = policy.base + sum(f.points for f in found)
-    result = min(MAX_PRIORITY, max(MIN_PRIORITY, math.floor(raw + 0.5)))
-    return Score(tuple(found), round(raw, 6), result)
+    )
+
+
+def combine(policy: Policy, factors: tuple[Factor, ...], size: Factor | None) -> Score:
+    """The score from the dataset's factors and the file's size factor."""
+    if size is not None and size.points != 0:
+        factors = (*factors, size)
+    raw = policy.base + sum(f.points for f in factors)
+    return Score(factors, round(raw, 6), _clamped(raw))
+
+
+def _clamped(raw: float) -> int:
+    """Rounded, halves up, and kept within 1-10."""
+    return min(MAX_PRIORITY, max(MIN_PRIORITY, math.floor(raw + 0.5)))
 
 
 def _organization(policy: Policy, facts: Facts) -> Factor | None:
@@ -177,14 +191,29 @@ def _popularity(policy: Policy, facts: Facts) -> Factor | None:
     return Factor("popularity", f"{facts.views} views", round(points, 3))
 
 
-def _size(policy: Policy, facts: Facts) -> Factor | None:
-    if facts.size_mb is None:
+def size_factor(policy: Policy, facts: Facts) -> Factor | None:
+    band = size_band(policy, facts.size_mb)
+    if band is None or facts.size_mb is None:
+        return None
+    limit = "any size" if band.up_to_mb is None else f"up to {band.up_to_mb:g} MB"
+    return Factor("size", f"{facts.size_mb:g} MB ({limit})", band.points)
+
+
+def size_band(policy: Policy, size_mb: float | None) -> SizeBand | None:
+    """The band a size falls in; None for an unknown size or one past every band."""
+    if size_mb is None:
         return None
     for band in policy.size.bands:
-        if band.up_to_mb is None or facts.size_mb <= band.up_to_mb:
-            limit = "any size" if band.up_to_mb is None else f"up to {band.up_to_mb:g} MB"
-            return Factor("size", f"{facts.size_mb:g} MB ({limit})", band.points)
+        if band.up_to_mb is None or size_mb <= band.up_to_mb:
+            return band
     return None
+
+
+def quick_result(policy: Policy, dataset_points: float, size_mb: float | None) -> int:
+    """`score(...).result` from the sum of the dataset's factors' points and the file's size,
+    without building the explanation (harvests score thousands of files a second)."""
+    band = size_band(policy, size_mb)
+    return _clamped(policy.base + (dataset_points + (band.points if band else 0.0)))
 
 
 def _age(policy: Policy, facts: Facts, now: datetime) -> Factor | None:
