@@ -85,9 +85,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app.state.harvest_lock = threading.Lock()
     for router in (
         allocation_router,
+        scoring_router,  # before the catalog's /assets/{asset_id:path}, which would take it
         catalog_router,
         node_router,
-        scoring_router,
         harvest_router,
         system_router,
         dashboard_router,

@@ -99,7 +99,10 @@ class RequestLog:
             route = template or scope["path"]
             seconds = time.perf_counter() - started
             duration_ms = round(seconds * 1000, 3)
-            metrics.observe_request(scope["method"], template, status, seconds)
+            # Paths no route template names (static files, /docs) label their series by the
+            # path itself when they exist; any 404 is one "unmatched" series.
+            label = template or _unrouted_label(scope, status)
+            metrics.observe_request(scope["method"], label, status, seconds)
             access_log.info(
                 "%s %s %s %.1fms %s",
                 scope["method"],
@@ -115,3 +118,12 @@ class RequestLog:
                     "duration_ms": duration_ms,
                 },
             )
+
+
+def _unrouted_label(scope: Scope, status: int) -> str | None:
+    """A metrics label for a request no API route matched: the mount it went to (`/static`),
+    or the page itself (`/docs`) when it exists; None (one "unmatched" series) for any 404,
+    so that no one can grow the series by asking for made-up paths."""
+    if status == 404:
+        return None
+    return scope.get("root_path") or scope["path"]

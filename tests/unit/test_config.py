@@ -110,6 +110,7 @@ def test_every_variable_at_once(monkeypatch):
         "UNKNOWN_SIZE_MB": "2048",
         "MAX_ASSETS_PER_ALLOCATION": "20",
         "DASHBOARD_REFRESH_SECONDS": "5",
+        "SCORING_POLICY_FILE": "/etc/priorizer/policy.toml",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -143,6 +144,7 @@ def test_every_variable_at_once(monkeypatch):
         "unknown_size_mb": 2048.0,
         "max_assets_per_allocation": 20,
         "dashboard_refresh_seconds": 5.0,
+        "scoring_policy_file": Path("/etc/priorizer/policy.toml"),
     }
     assert settings.sqlalchemy_url == "postgresql+psycopg://u:p@db:5432/priorizer"
 

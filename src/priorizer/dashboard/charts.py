@@ -56,6 +56,7 @@ def columns(
     left empty between columns."""
     if not series:
         return []
+    series = [(label, [(css, max(0.0, value)) for css, value in parts]) for label, parts in series]
     tallest = max(sum(value for _, value in parts) for _, parts in series)
     slot = WIDTH / len(series)
     result = []

@@ -18,7 +18,8 @@ def size(megabytes: float) -> str:
     """A size in MB (binary, as everywhere in Priorizer) in the largest unit under 1024."""
     value, unit = float(megabytes), SIZE_UNITS[0]
     for unit in SIZE_UNITS:
-        if abs(value) < 1024 or unit == SIZE_UNITS[-1]:
+        # Decided on the value as shown: 1023.7 MB shows as 1.0 GB, not 1,024 MB.
+        if abs(round(value, 1 if abs(value) < 100 else 0)) < 1024 or unit == SIZE_UNITS[-1]:
             break
         value /= 1024
     return f"{value:,.0f} {unit}" if value >= 100 or value == 0 else f"{value:.1f} {unit}"
@@ -29,7 +30,13 @@ def percent(part: float, whole: float) -> str:
     if not whole:
         return NONE
     share = 100 * part / whole
-    return f"{share:.0f} %" if share in (0, 100) else f"{share:.1f} %"
+    if share in (0, 100):
+        return f"{share:.0f} %"
+    if 0 < share < 0.05:
+        return "<0.1 %"  # not "0.0 %": some are there
+    if 99.95 <= share < 100:
+        return ">99.9 %"  # not "100.0 %": some are missing
+    return f"{share:.1f} %"
 
 
 def ago(moment: datetime | None, now: datetime) -> str:

@@ -111,5 +111,7 @@ def outcome_columns(runs: Sequence[Any]) -> list[charts.Column]:
         moved = (run.stats or {}).get("since_last_cycle")
         if moved is not None:
             label = f"{run.started_at:%H:%M}"
-            series.append((label, [(css, moved.get(name, 0)) for name, css in OUTCOMES]))
+            # Net changes: a late completion takes back an expiration counted before (-1).
+            parts = [(css, max(0, moved.get(name, 0))) for name, css in OUTCOMES]
+            series.append((label, parts))
     return charts.columns(series, height=30)
