@@ -15,7 +15,7 @@ from priorizer.catalog import service as catalog_service
 from priorizer.catalog.models import Asset, Dataset
 from priorizer.db import Database
 from priorizer.errors import Conflict
-from priorizer.harvest import service
+from priorizer.harvest import reader, service
 from priorizer.harvest.ckan import CkanClient, CkanError
 from priorizer.harvest.mapping import map_packages
 from priorizer.harvest.models import INTERRUPTED, OK
@@ -372,10 +372,10 @@ def test_one_harvest_of_a_source_at_a_time(context, portal, database):
 def test_the_keyset_cursor_passes_ties_larger_than_a_page():
     tie = "2020-06-01T12:00:00.482910"
     results = [{"id": f"d{i}", "metadata_modified": tie} for i in range(5)]
-    cursor, skip = service.next_cursor(None, 0, results)
+    cursor, skip = reader.next_cursor(None, 0, results)
     assert (cursor, skip) == ("2020-06-01T12:00:00.482Z", 5)
-    cursor, skip = service.next_cursor(cursor, skip, results)
+    cursor, skip = reader.next_cursor(cursor, skip, results)
     assert skip == 10
     later = [*results[:2], {"id": "z", "metadata_modified": "2021-01-01T00:00:00"}]
-    assert service.next_cursor(cursor, skip, later) == ("2021-01-01T00:00:00.000Z", 1)
-    assert service.to_millis(datetime(2020, 1, 1, tzinfo=UTC)) == "2020-01-01T00:00:00.000Z"
+    assert reader.next_cursor(cursor, skip, later) == ("2021-01-01T00:00:00.000Z", 1)
+    assert reader.to_millis(datetime(2020, 1, 1, tzinfo=UTC)) == "2020-01-01T00:00:00.000Z"

@@ -38,6 +38,17 @@ class _Transient(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """What a client is made of: enough to make the same client in another process."""
+
+    portal: str
+    timeout_seconds: float = 30.0
+    attempts: int = 6
+    backoff_seconds: float = 1.0
+    max_backoff_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     count: int | None
     results: list[Any]
@@ -68,6 +79,9 @@ class CkanClient:
         max_backoff_seconds: float = 60.0,
         on_retry: Callable[[str], None] | None = None,
     ) -> None:
+        self.options = ClientOptions(
+            portal, timeout_seconds, attempts, backoff_seconds, max_backoff_seconds
+        )
         self.base = action_url(portal)
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds

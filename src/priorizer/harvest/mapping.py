@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from priorizer.catalog.models import url_key
 
 ASSET_SCHEMES = frozenset({"http", "https", "ftp"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # An http(s) or ftp URL whose host is plain letters, digits, dots and dashes (with a port).
 _PLAIN_URL = re.compile(r"(?i)(?:https?|ftp)://[a-z0-9.-]*[a-z0-9](?::[0-9]{1,5})?(?:[/?#]|$)")
 BYTES_PER_MB = 1024 * 1024
@@ -127,6 +128,8 @@ def asset_url(value: Any) -> tuple[str | None, str]:
     if not isinstance(value, str) or not value.strip():
         return None, "no URL"
     url = value.strip().replace(" ", "%20")
+    if _CONTROL.search(url):  # clients refuse them (URL parsers silently drop some)
+        return None, "URL with control characters"
     if _PLAIN_URL.match(url):  # the usual case, without parsing the whole URL
         return url, ""
     try:
@@ -155,7 +158,10 @@ def size_mb(value: Any) -> float | None:
             return None
     if not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float: junk
+        return None
     if not math.isfinite(number) or number <= 0 or number > MAX_SIZE_BYTES:
         return None
     return number / BYTES_PER_MB
@@ -202,9 +208,9 @@ def parse_time(value: Any) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or one off the calendar's ends in UTC
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _text(value: Any) -> str | None:
@@ -225,7 +231,9 @@ def packages_in(document: Any) -> list[Any] | None:
     if isinstance(document, dict) and isinstance(document.get("results"), list):
         return list(document["results"])
     if isinstance(document, list):
-        return document
+        # Packages, not another kind of list (organization_list, say): they have resources.
+        is_package = [isinstance(item, dict) and "resources" in item for item in document]
+        return document if all(is_package) else None
     if isinstance(document, dict) and "id" in document and "resources" in document:
         return [document]
     return None

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
+import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -34,11 +35,17 @@ from priorizer.catalog.models import ASSET_ACTIVE
 from priorizer.db import Database
 from priorizer.errors import Conflict
 from priorizer.harvest import repo
-from priorizer.harvest.ckan import MAX_ROWS, CkanClient, Page, action_url
-from priorizer.harvest.mapping import AssetRecord, DatasetRecord, Mapped, map_packages, parse_time
+from priorizer.harvest.ckan import MAX_ROWS, CkanClient, action_url
+from priorizer.harvest.mapping import AssetRecord, DatasetRecord, Mapped, map_packages
 from priorizer.harvest.models import INTERRUPTED, OK, RUNNING, HarvestRun
+from priorizer.harvest.reader import (
+    PageRequest,
+    dataset_points,
+    read_page,
+    to_millis,
+)
 from priorizer.scoring import service as scoring_service
-from priorizer.scoring.policy import Facts, Policy, dataset_factors, quick_result
+from priorizer.scoring.policy import Policy, quick_result
 
 log = logging.getLogger(__name__)
 
@@ -151,65 +158,50 @@ def _list_pages(
         assert run is not None
         cursor, skip, since, first = run.cursor_modified, run.cursor_skip, run.since, run.pages == 0
 
-    def fetch(cursor: str | None, skip: int) -> _Fetch:
+    def request(cursor: str | None, skip: int) -> PageRequest:
         fq = _filters(source, cursor=cursor, since=since)
-        return _Fetch(
-            lambda: client.search(fq=fq, q=source.query, sort=SORT, rows=rows, start=skip), client
-        )
+        return PageRequest(fq, source.query, SORT, rows, cursor, skip, context.clock())
 
-    # Each page is fetched while the one before is written: the cursor is known from the
-    # listing alone, before anything is stored.
-    pending = fetch(cursor, skip)
-    while True:
-        started = time.perf_counter()
-        page, retries = pending.result()
-        if not page.results:
-            return
-        cursor, skip = next_cursor(cursor, skip, page.results)
-        pending = fetch(cursor, skip)
-        mapped = map_packages(page.results)
-        with context.database.write() as session:
-            view = _store_page(
-                context,
-                session,
-                run_id=run_id,
-                source=source,
-                mapped=mapped,
-                cursor=(cursor, skip),
-                expected=page.count if first else None,
-                retries=retries,
-                seconds=time.perf_counter() - started,
+    # A worker process reads (fetches, parses, maps) the next page while this one writes the
+    # page before: the cursor comes from the listing alone, before anything is stored.
+    workers = ProcessPoolExecutor(max_workers=1, mp_context=_worker_context())
+    try:
+        pending = workers.submit(read_page, client.options, context.policy, request(cursor, skip))
+        while True:
+            started = time.perf_counter()
+            page = pending.result()
+            if page.empty:
+                return
+            cursor, skip = page.cursor, page.skip
+            pending = workers.submit(
+                read_page, client.options, context.policy, request(cursor, skip)
             )
-        first = False
-        if on_page is not None:
-            on_page(view)
+            with context.database.write() as session:
+                view = _store_page(
+                    context,
+                    session,
+                    run_id=run_id,
+                    source=source,
+                    mapped=page.mapped,
+                    points=page.dataset_points,
+                    cursor=(cursor, skip),
+                    expected=page.count if first else None,
+                    retries=page.retries,
+                    seconds=time.perf_counter() - started,
+                )
+            first = False
+            if on_page is not None:
+                on_page(view)
+    finally:
+        workers.shutdown(wait=False, cancel_futures=True)
 
 
-class _Fetch:
-    """One page's request, under way in a thread of its own (a daemon: a harvest stopped by
-    Ctrl-C does not wait for it); `result()` waits for it and raises what it raised."""
-
-    def __init__(self, request: Callable[[], Page], client: CkanClient) -> None:
-        self._request, self._client = request, client
-        self._page: Page | None = None
-        self._error: BaseException | None = None
-        self._retries: list[str] = []
-        self._thread = threading.Thread(target=self._run, name="ckan-fetch", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        self._client.on_retry = self._retries.append  # one request in flight at a time
-        try:
-            self._page = self._request()
-        except BaseException as error:  # handed to the harvest's thread by `result()`
-            self._error = error
-
-    def result(self) -> tuple[Page, int]:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._page is not None
-        return self._page, len(self._retries)
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Fork from a clean server process, never from this one (it may hold threads and
+    connections); the server has the reader imported already, so a worker starts at once."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["priorizer.harvest.reader"])
+    return context
 
 
 def _filters(source: Source, *, cursor: str | None, since: datetime | None) -> list[str]:
@@ -226,27 +218,6 @@ def _solr_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def to_millis(moment: datetime) -> str:
-    """An instant as the search index compares `metadata_modified`: UTC, to the millisecond."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _millis_of(package: Any) -> str | None:
-    moment = parse_time(package.get("metadata_modified")) if isinstance(package, dict) else None
-    return to_millis(moment) if moment is not None else None
-
-
-def next_cursor(cursor: str | None, skip: int, results: list[Any]) -> tuple[str | None, int]:
-    """Where the listing continues after `results`: the last instant met, and how many datasets
-    at that instant were taken (those of earlier pages too, when the instant is the same)."""
-    last = _millis_of(results[-1])
-    if last is None:  # no usable timestamp: go on by position
-        return cursor, skip + len(results)
-    same = sum(1 for package in results if _millis_of(package) == last)
-    return last, same + (skip if last == cursor else 0)
-
-
 def _store_page(
     context: Context,
     session: Session,
@@ -254,6 +225,7 @@ def _store_page(
     run_id: int,
     source: Source,
     mapped: Mapped,
+    points: dict[str, float],
     cursor: tuple[str | None, int],
     expected: int | None,
     retries: int,
@@ -271,7 +243,7 @@ def _store_page(
             _dataset_row(d, source=source.key, harvested_at=run.started_at) for d in mapped.datasets
         ],
     )
-    created, updated = _store_assets(context, session, mapped=mapped, now=now)
+    created, updated = _store_assets(context, session, mapped=mapped, points=points, now=now)
     run.cursor_modified, run.cursor_skip = cursor
     run.pages += 1
     run.datasets += len(mapped.datasets)
@@ -307,16 +279,17 @@ def _dataset_row(dataset: DatasetRecord, *, source: str, harvested_at: datetime)
 
 
 def _store_assets(
-    context: Context, session: Session, *, mapped: Mapped, now: datetime
+    context: Context,
+    session: Session,
+    *,
+    mapped: Mapped,
+    points: dict[str, float],
+    now: datetime,
 ) -> tuple[int, int]:
-    """Upsert the page's assets, scored; (created, updated)."""
+    """Upsert the page's assets, scored (`points`: each dataset's, size aside); (created,
+    updated)."""
     known = catalog_service.assets_by_url_keys(session, keys=[a.id for a in mapped.assets])
     policy = context.policy
-    # What depends on the dataset alone is scored once per dataset, not once per file.
-    points = {
-        d.id: sum(f.points for f in dataset_factors(policy, _facts(d, None), now=now))
-        for d in mapped.datasets
-    }
     rows = []
     for asset in mapped.assets:
         asset_id, stored_size = known.get(asset.id, (asset.id, None))
@@ -328,18 +301,6 @@ def _store_assets(
     rows.sort(key=lambda row: row["id"])  # every multi-row write in id order: no deadlocks
     catalog_service.upsert_harvested_assets(session, rows=rows, queue=context.queue)
     return len(mapped.assets) - len(known), len(known)
-
-
-def _facts(dataset: DatasetRecord, size_mb: float | None) -> Facts:
-    return Facts(
-        size_mb=size_mb,
-        organization=dataset.organization,
-        title=dataset.title,
-        name=dataset.name,
-        tags=dataset.tags,
-        views=dataset.views,
-        modified_at=dataset.modified_at,
-    )
 
 
 def _asset_row(
@@ -387,6 +348,7 @@ def import_packages(
                     run_id=run_id,
                     source=source,
                     mapped=mapped,
+                    points=dataset_points(context.policy, mapped, now=context.clock()),
                     cursor=(None, start + MAX_ROWS),
                     expected=len(packages) if start == 0 else None,
                     retries=0,

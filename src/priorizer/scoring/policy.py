@@ -26,7 +26,7 @@ Points = float
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Keywords(_Strict):
@@ -70,16 +70,17 @@ class Policy(_Strict):
     removed_upstream: RemovedUpstream = RemovedUpstream()
 
     @cached_property
-    def keyword_pattern(self) -> re.Pattern[str] | None:
-        """One pattern for every keyword, as whole words, any case."""
-        words = sorted(self.keywords.points, key=len, reverse=True)
-        if not words:
-            return None
-        return re.compile(r"(?<!\w)(" + "|".join(map(re.escape, words)) + r")(?!\w)", re.I)
+    def keyword_words(self) -> list[str]:
+        return sorted(self.keywords.points, key=len, reverse=True)
 
     @cached_property
-    def keyword_points(self) -> dict[str, Points]:
-        return {word.lower(): points for word, points in self.keywords.points.items()}
+    def keyword_pattern(self) -> re.Pattern[str] | None:
+        """One pattern for every keyword, as whole words, any case; group `k<i>` says which
+        (case-folding the match instead would fail on letters like 'İ')."""
+        if not self.keyword_words:
+            return None
+        groups = (f"(?P<k{i}>{re.escape(word)})" for i, word in enumerate(self.keyword_words))
+        return re.compile(r"(?<!\w)(?:" + "|".join(groups) + r")(?!\w)", re.I)
 
 
 def load(path: Path | None = None) -> Policy:
@@ -93,6 +94,8 @@ def load(path: Path | None = None) -> Policy:
             text = path.read_text(encoding="utf-8")
         except OSError as error:
             raise Invalid(f"cannot read scoring policy {path}: {error.strerror}") from error
+        except UnicodeDecodeError as error:
+            raise Invalid(f"{path} is not UTF-8 text: {error.reason}") from error
         where = str(path)
     try:
         return Policy.model_validate(tomllib.loads(text))
@@ -162,8 +165,9 @@ def combine(policy: Policy, factors: tuple[Factor, ...], size: Factor | None) ->
 
 
 def _clamped(raw: float) -> int:
-    """Rounded, halves up, and kept within 1-10."""
-    return min(MAX_PRIORITY, max(MIN_PRIORITY, math.floor(raw + 0.5)))
+    """Rounded, halves up, and kept within 1-10 (7.499999999999999 from adding 2.8, 1.4 and
+    0.3 to 3 is the 7.5 it shows, so 8)."""
+    return min(MAX_PRIORITY, max(MIN_PRIORITY, math.floor(round(raw, 6) + 0.5)))
 
 
 def _organization(policy: Policy, facts: Facts) -> Factor | None:
@@ -177,10 +181,11 @@ def _keywords(policy: Policy, facts: Facts) -> Factor | None:
     if pattern is None:
         return None
     text = " ".join(filter(None, (facts.title, facts.name, *facts.tags)))
-    matched = sorted({m.lower() for m in pattern.findall(text)})
+    words = policy.keyword_words
+    matched = sorted({words[int(m.lastgroup[1:])] for m in pattern.finditer(text) if m.lastgroup})
     if not matched:
         return None
-    points = min(policy.keywords.cap, sum(policy.keyword_points[word] for word in matched))
+    points = min(policy.keywords.cap, sum(policy.keywords.points[word] for word in matched))
     return Factor("keywords", ", ".join(matched), points)
 
 
