@@ -8,13 +8,16 @@ the request going, the mapped page coming back.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from priorizer.allocation.policy import QueuePolicy, effective_size_mb, rank
+from priorizer.catalog.models import ASSET_ACTIVE
 from priorizer.harvest.ckan import CkanClient, ClientOptions
-from priorizer.harvest.mapping import Mapped, map_packages, parse_time
-from priorizer.scoring.policy import Facts, Policy, dataset_factors
+from priorizer.harvest.mapping import AssetRecord, Mapped, map_packages, parse_time
+from priorizer.scoring.policy import Facts, Policy, dataset_factors, quick_result
 
 _clients: dict[ClientOptions, CkanClient] = {}  # one per portal in each worker, kept alive
 
@@ -27,21 +30,33 @@ class PageRequest:
     rows: int
     cursor: str | None  # where the listing is: see `next_cursor`
     skip: int
-    now: datetime  # for the age factor
+    now: datetime  # for the age factor, and the rows' times
+    queue: QueuePolicy
+    source: str
+    harvested_at: datetime  # the run's start: how a full run tells what it listed
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A page ready to write: the rows, and what the run counts."""
+
+    dataset_rows: list[dict[str, Any]] = field(default_factory=list)
+    # Ids are the URL keys, and priorities from the portal's sizes: the writer replaces the id
+    # of a URL the catalog knows, and the priority when only the catalog knows the size.
+    asset_rows: list[dict[str, Any]] = field(default_factory=list)
+    points: dict[str, float] = field(default_factory=dict)  # each dataset's, size aside
+    shared_urls: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    newest_modified: datetime | None = None
 
 
 @dataclass(slots=True)
 class ReadPage:
     count: int | None
-    mapped: Mapped = field(default_factory=Mapped)
+    prepared: Prepared | None = None  # None: the listing is over
     cursor: str | None = None
     skip: int = 0
     retries: int = 0
-    dataset_points: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def empty(self) -> bool:
-        return not self.mapped.datasets and not self.mapped.skipped
 
 
 def read_page(options: ClientOptions, policy: Policy, request: PageRequest) -> ReadPage:
@@ -62,15 +77,78 @@ def read_page(options: ClientOptions, policy: Policy, request: PageRequest) -> R
     if not page.results:
         return ReadPage(page.count, retries=len(retries))
     cursor, skip = next_cursor(request.cursor, request.skip, page.results)
-    mapped = map_packages(page.results)
-    return ReadPage(
-        page.count,
-        mapped,
-        cursor,
-        skip,
-        len(retries),
-        dataset_points(policy, mapped, now=request.now),
+    prepared = prepare(
+        map_packages(page.results),
+        policy=policy,
+        queue=request.queue,
+        now=request.now,
+        source=request.source,
+        harvested_at=request.harvested_at,
     )
+    return ReadPage(page.count, prepared, cursor, skip, len(retries))
+
+
+def prepare(
+    mapped: Mapped,
+    *,
+    policy: Policy,
+    queue: QueuePolicy,
+    now: datetime,
+    source: str,
+    harvested_at: datetime,
+) -> Prepared:
+    """The rows a mapped page writes, scored."""
+    points = dataset_points(policy, mapped, now=now)
+    return Prepared(
+        dataset_rows=[
+            {
+                "id": d.id,
+                "name": d.name,
+                "title": d.title,
+                "organization": d.organization,
+                "tags": list(d.tags),
+                "modified_at": d.modified_at,
+                "source": source,
+                "views": d.views,
+                "harvested_at": harvested_at,
+            }
+            for d in mapped.datasets
+        ],
+        asset_rows=[
+            _asset_row(a, quick_result(policy, points[a.dataset_id], a.size_mb), queue, now)
+            for a in mapped.assets
+        ],
+        points=points,
+        shared_urls=mapped.shared_urls,
+        skipped=mapped.skipped,
+        newest_modified=max(
+            (d.modified_at for d in mapped.datasets if d.modified_at), default=None
+        ),
+    )
+
+
+def _asset_row(
+    asset: AssetRecord, priority: int, queue: QueuePolicy, now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": asset.id,
+        "url": asset.url,
+        "url_key": asset.id,
+        "name": asset.name,
+        "format": asset.format,
+        "size_mb": asset.size_mb,
+        "dataset_id": asset.dataset_id,
+        "base_priority": priority,
+        "priority": priority,
+        "manual_priority": None,
+        "state": ASSET_ACTIVE,
+        "created_at": now,
+        "updated_at": now,
+        "copies": 0,
+        "leases": 0,
+        "budget_mb": effective_size_mb(asset.size_mb, queue.unknown_size_mb),
+        "rank": rank(priority, 0, True, queue),
+    }
 
 
 def dataset_points(policy: Policy, mapped: Mapped, *, now: datetime) -> dict[str, float]:

@@ -29,18 +29,18 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from priorizer.allocation.policy import QueuePolicy, effective_size_mb, rank
+from priorizer.allocation.policy import QueuePolicy
 from priorizer.catalog import service as catalog_service
-from priorizer.catalog.models import ASSET_ACTIVE
 from priorizer.db import Database
 from priorizer.errors import Conflict
 from priorizer.harvest import repo
 from priorizer.harvest.ckan import MAX_ROWS, CkanClient, action_url
-from priorizer.harvest.mapping import AssetRecord, DatasetRecord, Mapped, map_packages
+from priorizer.harvest.mapping import map_packages
 from priorizer.harvest.models import INTERRUPTED, OK, RUNNING, HarvestRun
 from priorizer.harvest.reader import (
     PageRequest,
-    dataset_points,
+    Prepared,
+    prepare,
     read_page,
     to_millis,
 )
@@ -157,10 +157,22 @@ def _list_pages(
         run = repo.get(session, run_id=run_id)
         assert run is not None
         cursor, skip, since, first = run.cursor_modified, run.cursor_skip, run.since, run.pages == 0
+        started_at = run.started_at
 
     def request(cursor: str | None, skip: int) -> PageRequest:
         fq = _filters(source, cursor=cursor, since=since)
-        return PageRequest(fq, source.query, SORT, rows, cursor, skip, context.clock())
+        return PageRequest(
+            fq,
+            source.query,
+            SORT,
+            rows,
+            cursor,
+            skip,
+            context.clock(),
+            context.queue,
+            source.key,
+            started_at,
+        )
 
     # A worker process reads (fetches, parses, maps) the next page while this one writes the
     # page before: the cursor comes from the listing alone, before anything is stored.
@@ -170,7 +182,7 @@ def _list_pages(
         while True:
             started = time.perf_counter()
             page = pending.result()
-            if page.empty:
+            if page.prepared is None:  # the listing is over
                 return
             cursor, skip = page.cursor, page.skip
             pending = workers.submit(
@@ -181,9 +193,7 @@ def _list_pages(
                     context,
                     session,
                     run_id=run_id,
-                    source=source,
-                    mapped=page.mapped,
-                    points=page.dataset_points,
+                    page=page.prepared,
                     cursor=(cursor, skip),
                     expected=page.count if first else None,
                     retries=page.retries,
@@ -223,9 +233,7 @@ def _store_page(
     session: Session,
     *,
     run_id: int,
-    source: Source,
-    mapped: Mapped,
-    points: dict[str, float],
+    page: Prepared,
     cursor: tuple[str | None, int],
     expected: int | None,
     retries: int,
@@ -233,98 +241,48 @@ def _store_page(
 ) -> dict[str, Any]:
     run = repo.get(session, run_id=run_id, for_update=True)
     assert run is not None
-    now = context.clock()
     returned = catalog_service.removed_dataset_ids(
-        session, ids=[dataset.id for dataset in mapped.datasets]
+        session, ids=[row["id"] for row in page.dataset_rows]
     )
-    catalog_service.upsert_datasets(
-        session,
-        rows=[
-            _dataset_row(d, source=source.key, harvested_at=run.started_at) for d in mapped.datasets
-        ],
-    )
-    created, updated = _store_assets(context, session, mapped=mapped, points=points, now=now)
+    catalog_service.upsert_datasets(session, rows=page.dataset_rows)
+    created, updated = _store_assets(context, session, page=page)
     run.cursor_modified, run.cursor_skip = cursor
     run.pages += 1
-    run.datasets += len(mapped.datasets)
+    run.datasets += len(page.dataset_rows)
     run.assets_created += created
     run.assets_updated += updated
-    run.shared_urls += mapped.shared_urls
-    run.skipped = dict(Counter(run.skipped or {}) + mapped.skipped)
+    run.shared_urls += page.shared_urls
+    run.skipped = dict(Counter(run.skipped or {}) + page.skipped)
     run.returned = (run.returned or 0) + len(returned)
     run.retries += retries
     run.seconds += seconds
-    run.updated_at = now
+    run.updated_at = context.clock()
     if expected is not None:
         run.expected = expected
-    newest = max((d.modified_at for d in mapped.datasets if d.modified_at), default=None)
+    newest = page.newest_modified
     if newest is not None and (run.newest_modified is None or newest > run.newest_modified):
         run.newest_modified = newest
     return run_view(run)
 
 
-def _dataset_row(dataset: DatasetRecord, *, source: str, harvested_at: datetime) -> dict[str, Any]:
-    return {
-        "id": dataset.id,
-        "name": dataset.name,
-        "title": dataset.title,
-        "organization": dataset.organization,
-        "tags": list(dataset.tags),
-        "modified_at": dataset.modified_at,
-        "source": source,
-        "views": dataset.views,
-        "harvested_at": harvested_at,
-        "removed_at": None,
-    }
-
-
-def _store_assets(
-    context: Context,
-    session: Session,
-    *,
-    mapped: Mapped,
-    points: dict[str, float],
-    now: datetime,
-) -> tuple[int, int]:
-    """Upsert the page's assets, scored (`points`: each dataset's, size aside); (created,
-    updated)."""
-    known = catalog_service.assets_by_url_keys(session, keys=[a.id for a in mapped.assets])
-    policy = context.policy
-    rows = []
-    for asset in mapped.assets:
-        asset_id, stored_size = known.get(asset.id, (asset.id, None))
-        size = asset.size_mb if asset.size_mb is not None else stored_size
-        priority = quick_result(policy, points[asset.dataset_id], size)
-        rows.append(
-            _asset_row(asset, asset_id=asset_id, priority=priority, queue=context.queue, now=now)
-        )
+def _store_assets(context: Context, session: Session, *, page: Prepared) -> tuple[int, int]:
+    """Upsert the page's assets; (created, updated). A URL the catalog knows keeps its asset's
+    id, and its size when the portal gives none (which may change the score)."""
+    rows = page.asset_rows
+    known = catalog_service.assets_by_url_keys(session, keys=[row["url_key"] for row in rows])
+    for row in rows:
+        found = known.get(row["url_key"])
+        if found is None:
+            continue
+        row["id"], stored_size = found
+        if row["size_mb"] is None and stored_size is not None:
+            points = page.points[row["dataset_id"]]
+            row["base_priority"] = row["priority"] = quick_result(
+                context.policy, points, stored_size
+            )
     rows.sort(key=lambda row: row["id"])  # every multi-row write in id order: no deadlocks
     catalog_service.upsert_harvested_assets(session, rows=rows, queue=context.queue)
-    return len(mapped.assets) - len(known), len(known)
-
-
-def _asset_row(
-    asset: AssetRecord, *, asset_id: str, priority: int, queue: QueuePolicy, now: datetime
-) -> dict[str, Any]:
-    return {
-        "id": asset_id,
-        "url": asset.url,
-        "url_key": asset.id,
-        "name": asset.name,
-        "format": asset.format,
-        "size_mb": asset.size_mb,
-        "dataset_id": asset.dataset_id,
-        "base_priority": priority,
-        "priority": priority,
-        "manual_priority": None,
-        "state": ASSET_ACTIVE,
-        "created_at": now,
-        "updated_at": now,
-        "copies": 0,
-        "leases": 0,
-        "budget_mb": effective_size_mb(asset.size_mb, queue.unknown_size_mb),
-        "rank": rank(priority, 0, True, queue),
-    }
+    return len(rows) - len(known), len(known)
 
 
 def import_packages(
@@ -337,18 +295,24 @@ def import_packages(
     """Store packages read from saved CKAN answers, as a harvest would, a page at a time (one
     run; nothing is marked removed, since a file need not list a whole source)."""
     run_id = _start(context, source=source, since=None, incremental=False)
+    started_at = _started_at(context, run_id)
     try:
         for start in range(0, len(packages), MAX_ROWS):
             begun = time.perf_counter()
-            mapped = map_packages(packages[start : start + MAX_ROWS])
+            page = prepare(
+                map_packages(packages[start : start + MAX_ROWS]),
+                policy=context.policy,
+                queue=context.queue,
+                now=context.clock(),
+                source=source.key,
+                harvested_at=started_at,
+            )
             with context.database.write() as session:
                 view = _store_page(
                     context,
                     session,
                     run_id=run_id,
-                    source=source,
-                    mapped=mapped,
-                    points=dataset_points(context.policy, mapped, now=context.clock()),
+                    page=page,
                     cursor=(None, start + MAX_ROWS),
                     expected=len(packages) if start == 0 else None,
                     retries=0,
@@ -360,6 +324,13 @@ def import_packages(
     except BaseException as error:
         _stop(context.database, run_id, error, clock=context.clock)
         raise
+
+
+def _started_at(context: Context, run_id: int) -> datetime:
+    with context.database.read() as session:
+        run = repo.get(session, run_id=run_id)
+        assert run is not None
+        return run.started_at
 
 
 def _finish(context: Context, *, source: Source, run_id: int, listing: bool) -> dict[str, Any]:
