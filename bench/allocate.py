@@ -151,6 +151,9 @@ def serve(url: str, workdir: Path, **env: str) -> tuple[int, subprocess.Popen[by
         "PRIORIZER_PORT": str(port),
         "DATA_DIRECTORY": str(workdir),
         "LOG_LEVEL": "WARNING",
+        # One load generator is one client address sending far more than any node would.
+        "RATE_LIMIT_PER_NODE": "100000000/minute",
+        "RATE_LIMIT_PER_ADDRESS": "100000000/minute",
         **env,
     }
     priorizer = str(Path(sys.executable).parent / "priorizer")

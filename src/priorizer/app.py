@@ -15,6 +15,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from priorizer import logs
 from priorizer.allocation.api import router as allocation_router
@@ -31,9 +33,30 @@ from priorizer.node.api import router as node_router
 from priorizer.scheduler import build_scheduler
 from priorizer.scoring import policy as scoring_policy
 from priorizer.scoring.api import router as scoring_router
+from priorizer.security import (
+    BodyLimit,
+    ErrorBarrier,
+    RateLimits,
+    TooManyRequests,
+    Unauthorized,
+    error_response,
+)
 from priorizer.system.api import router as system_router
 
 log = logging.getLogger(__name__)
+
+
+class ErrorRead(BaseModel):
+    detail: Any = Field(description="What is wrong: a message, or the fields at fault.")
+    status: int
+    request_id: str | None = Field(description="Also in the X-Request-Id header and the logs.")
+
+
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorRead, "description": "The request body is over MAX_REQUEST_BYTES."},
+    422: {"model": ErrorRead, "description": "Invalid input; nothing was changed."},
+    500: {"model": ErrorRead, "description": "Unexpected error (details only in the log)."},
+}
 
 
 def utcnow() -> datetime:
@@ -73,7 +96,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         version="0.1.0",
         summary="Decides which public science data gets rescued first, and by which node.",
         lifespan=lifespan,
-        debug=settings.debug,
+        # Never a traceback to a client, whatever DEBUG says: it is for the logs.
+        debug=False,
+        responses=COMMON_ERRORS,
     )
     app.state.settings = settings
     app.state.clock = clock
@@ -98,18 +123,37 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         StaticFiles(packages=[("priorizer.dashboard", "static")]),
         name="dashboard-static",
     )
-    app.add_middleware(RequestLog)
+    app.state.rate_limits = RateLimits(
+        per_node=settings.rate_limit_per_node, per_address=settings.rate_limit_per_address
+    )
+    app.add_middleware(ErrorBarrier)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestLog)  # outermost: every request, refused or not, gets an id
+    _handle_errors(app)
+    return app
+
+
+def _handle_errors(app: FastAPI) -> None:
+    """Every error answers `{detail, status, request_id}` (`security.error_body`)."""
 
     @app.exception_handler(PriorizerError)
-    async def domain_error(_request: Request, error: PriorizerError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=error.status_code)
+    async def domain_error(request: Request, error: PriorizerError) -> JSONResponse:
+        headers = {}
+        if isinstance(error, TooManyRequests):
+            headers["Retry-After"] = str(error.retry_after)
+        if isinstance(error, Unauthorized):
+            headers["WWW-Authenticate"] = "Bearer"
+        return error_response(request, error.status_code, str(error), headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         # FastAPI's own handler echoes the input, and cannot encode NaN or Infinity.
-        return JSONResponse({"detail": _finite(jsonable_encoder(error.errors()))}, status_code=422)
+        return error_response(request, 422, _finite(jsonable_encoder(error.errors())))
 
-    return app
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        headers = dict(error.headers) if error.headers else None
+        return error_response(request, error.status_code, error.detail, headers)
 
 
 def _finite(value: Any) -> Any:

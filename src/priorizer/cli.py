@@ -55,9 +55,18 @@ def serve(
     import uvicorn
 
     from priorizer import metrics
+    from priorizer.security import is_loopback
     from priorizer.startup import prepare
 
     settings = _settings(host=host, port=port, workers=workers)
+    if not is_loopback(settings.host) and settings.admin_token is None and not settings.insecure:
+        typer.echo(
+            f"error: refusing to listen on {settings.host} with no PRIORIZER_ADMIN_TOKEN: anyone "
+            "who reaches it could run admin actions. Set PRIORIZER_ADMIN_TOKEN (16+ "
+            "characters), listen on 127.0.0.1, or set PRIORIZER_INSECURE=1 to accept the risk.",
+            err=True,
+        )
+        raise typer.Exit(2)
     try:
         prepare(settings, demo=demo)
     except PriorizerError as error:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -76,6 +76,16 @@ class Settings(BaseSettings):
         30.0, gt=0, le=3650, allow_inf_nan=False, validation_alias=_env("SNAPSHOT_RETENTION_DAYS")
     )
 
+    # Security and limits (README "Security").
+    admin_token: SecretStr | None = Field(None, validation_alias=_env("PRIORIZER_ADMIN_TOKEN"))
+    insecure: bool = Field(False, validation_alias=_env("PRIORIZER_INSECURE"))
+    rate_limit_per_node: str = Field("300/minute", validation_alias=_env("RATE_LIMIT_PER_NODE"))
+    rate_limit_per_address: str = Field(
+        "6000/minute", validation_alias=_env("RATE_LIMIT_PER_ADDRESS")
+    )
+    max_request_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, le=1024**3, validation_alias=_env("MAX_REQUEST_BYTES")
+    )
     # The scoring policy (TOML; see scoring/default_policy.toml); None: the default one.
     scoring_policy_file: Path | None = Field(None, validation_alias=_env("SCORING_POLICY_FILE"))
     dashboard_refresh_seconds: float = Field(
@@ -85,6 +95,24 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         validation_alias=_env("DASHBOARD_REFRESH_SECONDS"),
     )
+
+    @field_validator("admin_token")
+    @classmethod
+    def _token_strong_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("rate_limit_per_node", "rate_limit_per_address")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as error:
+            raise ValueError(f"{value!r} is not a rate like '120/minute'") from error
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

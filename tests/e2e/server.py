@@ -104,6 +104,9 @@ class PriorizerServer:
             # Scheduled cycles fire on slots aligned to the clock, so one may fall inside any
             # test: without this its priority refresh would move the priorities tests check.
             "PRIORITY_JITTER": "0",
+            # Load tests send more than a real node would; the limits have tests of their own.
+            "RATE_LIMIT_PER_NODE": "1000000/minute",
+            "RATE_LIMIT_PER_ADDRESS": "1000000/minute",
             **(env or {}),
             "PRIORIZER_PORT": str(self.port),
         }

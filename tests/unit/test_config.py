@@ -111,6 +111,10 @@ def test_every_variable_at_once(monkeypatch):
         "MAX_ASSETS_PER_ALLOCATION": "20",
         "DASHBOARD_REFRESH_SECONDS": "5",
         "SCORING_POLICY_FILE": "/etc/priorizer/policy.toml",
+        "PRIORIZER_INSECURE": "1",
+        "RATE_LIMIT_PER_NODE": "10/second",
+        "RATE_LIMIT_PER_ADDRESS": "100/second",
+        "MAX_REQUEST_BYTES": "65536",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -145,6 +149,11 @@ def test_every_variable_at_once(monkeypatch):
         "max_assets_per_allocation": 20,
         "dashboard_refresh_seconds": 5.0,
         "scoring_policy_file": Path("/etc/priorizer/policy.toml"),
+        "admin_token": None,
+        "insecure": True,
+        "rate_limit_per_node": "10/second",
+        "rate_limit_per_address": "100/second",
+        "max_request_bytes": 65536,
     }
     assert settings.sqlalchemy_url == "postgresql+psycopg://u:p@db:5432/priorizer"
 

@@ -7,7 +7,7 @@ import functools
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from priorizer.allocation import lifecycle, service
 from priorizer.allocation.schemas import (
@@ -29,6 +29,7 @@ from priorizer.allocation.schemas import (
 from priorizer.catalog.schemas import AssetId
 from priorizer.deps import DbDep, MaintenanceDep, NowDep, QueueDep, SettingsDep
 from priorizer.node.schemas import NodeId
+from priorizer.security import NODE_ERRORS, limit_node_call
 
 router = APIRouter(tags=["allocation"])
 
@@ -37,10 +38,14 @@ router = APIRouter(tags=["allocation"])
     "/allocate",
     response_model=list[AllocatedAsset],
     summary="Lease the most important assets that fit the node's free space",
-    responses={200: {"headers": {"X-Node-Id": {"description": "The node id used."}}}},
+    responses={
+        **NODE_ERRORS,
+        200: {"headers": {"X-Node-Id": {"description": "The node id used."}}},
+    },
 )
 async def allocate(
     body: AllocateRequest,
+    request: Request,
     response: Response,
     db: DbDep,
     settings: SettingsDep,
@@ -48,6 +53,7 @@ async def allocate(
     maintenance: MaintenanceDep,
     now: NowDep,
 ) -> list[AllocatedAsset]:
+    limit_node_call(request, body.node_id)
     node_id = body.node_id or f"node-{uuid.uuid4().hex[:16]}"
     leases = await db.run_write(
         functools.partial(
@@ -78,9 +84,12 @@ async def allocate(
     "/release",
     response_model=ReleaseResponse,
     summary="Give back an open lease; the asset returns to the queue",
-    responses={404: {"description": "That node holds no open lease on that asset."}},
+    responses={**NODE_ERRORS, 404: {"description": "That node holds no open lease on that asset."}},
 )
-def release(body: ReleaseRequest, db: DbDep, queue: QueueDep, now: NowDep) -> ReleaseResponse:
+def release(
+    body: ReleaseRequest, request: Request, db: DbDep, queue: QueueDep, now: NowDep
+) -> ReleaseResponse:
+    limit_node_call(request, body.node_id)
     with db.write() as session:
         service.release_lease(
             session, asset_id=body.asset_id, node_id=body.node_id, queue=queue, now=now
@@ -93,13 +102,15 @@ def release(body: ReleaseRequest, db: DbDep, queue: QueueDep, now: NowDep) -> Re
     response_model=CompleteResponse,
     summary="Report a finished copy: the lease becomes a copy the node holds",
     responses={
+        **NODE_ERRORS,
         404: {"description": "The node holds no lease (open or expired) on the asset."},
         409: {"description": "The node reported this copy before with another checksum."},
     },
 )
 def complete(
-    body: CompleteRequest, db: DbDep, maintenance: MaintenanceDep, now: NowDep
+    body: CompleteRequest, request: Request, db: DbDep, maintenance: MaintenanceDep, now: NowDep
 ) -> CompleteResponse:
+    limit_node_call(request, body.node_id)
     with db.write() as session:
         done = lifecycle.complete(
             session,
@@ -119,15 +130,17 @@ def complete(
     "/fail",
     response_model=FailResponse,
     summary="Report a failed download: the lease closes and the asset returns to the queue",
-    responses={404: {"description": "That node holds no open lease on that asset."}},
+    responses={**NODE_ERRORS, 404: {"description": "That node holds no open lease on that asset."}},
 )
 def fail(
     body: FailRequest,
+    request: Request,
     db: DbDep,
     settings: SettingsDep,
     maintenance: MaintenanceDep,
     now: NowDep,
 ) -> FailResponse:
+    limit_node_call(request, body.node_id)
     with db.write() as session:
         failure = lifecycle.fail(
             session,
@@ -146,9 +159,12 @@ def fail(
     "/renew",
     response_model=RenewResponse,
     summary="Extend a node's open leases (all, or those listed)",
-    responses={404: {"description": "No such node."}},
+    responses={**NODE_ERRORS, 404: {"description": "No such node."}},
 )
-def renew(body: RenewRequest, db: DbDep, settings: SettingsDep, now: NowDep) -> RenewResponse:
+def renew(
+    body: RenewRequest, request: Request, db: DbDep, settings: SettingsDep, now: NowDep
+) -> RenewResponse:
+    limit_node_call(request, body.node_id)
     with db.write() as session:
         renewed, expires_at = lifecycle.renew(
             session,

@@ -24,6 +24,7 @@ from priorizer.catalog.schemas import (
 )
 from priorizer.db import Database
 from priorizer.deps import DbDep, NowDep, QueueDep
+from priorizer.security import ADMIN, ADMIN_ERRORS
 
 router = APIRouter(tags=["catalog"])
 
@@ -32,6 +33,8 @@ router = APIRouter(tags=["catalog"])
     "/update-ckan",
     response_model=UpdateCkanResponse,
     summary="Set base priorities; one invalid entry rejects the whole batch",
+    responses=ADMIN_ERRORS,
+    dependencies=ADMIN,
 )
 def update_ckan(
     body: UpdateCkanRequest, db: DbDep, queue: QueueDep, now: NowDep
@@ -51,6 +54,8 @@ def update_ckan(
     response_model=AssetStateResponse,
     tags=["admin"],
     summary="Hand unreachable or withdrawn assets out again, forgetting their failures",
+    responses=ADMIN_ERRORS,
+    dependencies=ADMIN,
 )
 def reinstate(body: AssetIdsRequest, db: DbDep, queue: QueueDep, now: NowDep) -> AssetStateResponse:
     return _set_states(body, db, queue, now, withdraw=False)
@@ -63,6 +68,8 @@ def reinstate(body: AssetIdsRequest, db: DbDep, queue: QueueDep, now: NowDep) ->
     summary="Take assets out of the catalog (copies and history are kept)",
     description="Withdrawn assets are never handed out again; their open leases are closed "
     "by the next maintenance cycle.",
+    responses=ADMIN_ERRORS,
+    dependencies=ADMIN,
 )
 def withdraw(body: AssetIdsRequest, db: DbDep, queue: QueueDep, now: NowDep) -> AssetStateResponse:
     return _set_states(body, db, queue, now, withdraw=True)

@@ -13,6 +13,7 @@ from priorizer.errors import Conflict
 from priorizer.harvest import service
 from priorizer.harvest.ckan import CkanClient
 from priorizer.harvest.schemas import HarvestRequest, HarvestRunRead, HarvestStarted
+from priorizer.security import ADMIN, ADMIN_ERRORS
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["harvest"])
@@ -23,7 +24,11 @@ router = APIRouter(tags=["harvest"])
     response_model=HarvestStarted,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Admin: start harvesting a CKAN source in the background (see /status)",
-    responses={409: {"description": "This process is harvesting that source already."}},
+    responses={
+        **ADMIN_ERRORS,
+        409: {"description": "This process is harvesting that source already."},
+    },
+    dependencies=ADMIN,
 )
 def start_harvest(body: HarvestRequest, request: Request) -> HarvestStarted:
     state = request.app.state

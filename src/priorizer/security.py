@@ -1,0 +1,207 @@
+"""Who may do what, and how much: the admin token, request limits, and the one error shape.
+
+- Admin actions need `Authorization: Bearer <PRIORIZER_ADMIN_TOKEN>`, compared in constant
+  time. With no token configured, the server refuses to listen beyond loopback (`cli.serve`),
+  so admin actions are open to that machine only.
+- Node endpoints are rate limited per client address and per node (429 with Retry-After), and
+  every request body is limited in size (413).
+- Every error (4xx, 5xx) is `{"detail", "status", "request_id"}`; no stack trace or SQL ever
+  reaches a client.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import math
+import time
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from priorizer.config import Settings
+from priorizer.errors import PriorizerError
+
+log = logging.getLogger(__name__)
+
+
+class Unauthorized(PriorizerError):
+    status_code = 401
+
+
+class Forbidden(PriorizerError):
+    status_code = 403
+
+
+class TooManyRequests(PriorizerError):
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def error_body(status: int, detail: Any, request_id: str | None) -> dict[str, Any]:
+    return {"detail": detail, "status": status, "request_id": request_id}
+
+
+def error_response(
+    request: Request | None, status: int, detail: Any, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    request_id = request.scope.get("state", {}).get("request_id") if request else None
+    return JSONResponse(error_body(status, detail, request_id), status, headers=headers)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+_bearer = HTTPBearer(auto_error=False, description="PRIORIZER_ADMIN_TOKEN")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def require_admin(request: Request, credentials: Credentials) -> None:
+    """Admin actions: the bearer token must be PRIORIZER_ADMIN_TOKEN (when one is set)."""
+    settings: Settings = request.app.state.settings
+    if settings.admin_token is None:
+        return  # loopback only: `cli.serve` refuses anything else without a token
+    given = credentials.credentials if credentials is not None else ""
+    wanted = settings.admin_token.get_secret_value()
+    if not hmac.compare_digest(given.encode(), wanted.encode()):
+        raise Unauthorized("this is an admin action: send Authorization: Bearer <admin token>")
+
+
+ADMIN = [Depends(require_admin)]
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Admin action: a missing or wrong admin token."}
+}
+NODE_ERRORS: dict[int | str, dict[str, Any]] = {
+    429: {"description": "Too many requests from this address or node; see Retry-After."}
+}
+
+
+class RateLimits:
+    """Moving-window limits on node endpoints, per client address and per node, in this
+    process's memory (each instance limits its own share)."""
+
+    def __init__(self, *, per_node: str, per_address: str) -> None:
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.per_node: RateLimitItem = parse(per_node)
+        self.per_address: RateLimitItem = parse(per_address)
+
+    def check(self, *, address: str | None, node_id: str | None) -> None:
+        for item, kind, key in (
+            (self.per_address, "address", address),
+            (self.per_node, "node", node_id),
+        ):
+            if key is not None and not self.limiter.hit(item, kind, key):
+                reset = self.limiter.get_window_stats(item, kind, key).reset_time
+                wait = max(1, math.ceil(reset - time.time()))
+                raise TooManyRequests(
+                    f"too many requests from this {kind} (limit {item}); retry in {wait} s",
+                    retry_after=wait,
+                )
+
+
+def limit_node_call(request: Request, node_id: str | None) -> None:
+    """Count a node endpoint call against its client address and its node."""
+    limits: RateLimits = request.app.state.rate_limits
+    address = request.client.host if request.client else None
+    limits.check(address=address, node_id=node_id)
+
+
+class BodyLimit:
+    """Refuses request bodies over `max_bytes` with 413, whether they say their length or
+    stream it, before the application reads them whole."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                await self._refuse(scope, send)
+            else:  # the server holds the client to the length it declared
+                await self.app(scope, receive, send)
+            return
+        # Streamed (chunked): read it here, up to the limit, then hand it on.
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await self._refuse(scope, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        request_id = scope.get("state", {}).get("request_id")
+        detail = f"request body larger than {self.max_bytes} bytes (MAX_REQUEST_BYTES)"
+        response = JSONResponse(error_body(413, detail, request_id), 413)
+        await response(scope, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+class ErrorBarrier:
+    """Turns an unexpected exception into a 500 of the one error shape, inside the request
+    log (so it carries the request id) rather than Starlette's last-resort handler outside it.
+    The exception, with its traceback, goes to the log only."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            request_id = scope.get("state", {}).get("request_id")
+            log.exception("request %s failed", request_id)
+            if started:
+                raise  # too late for an answer of ours: the connection is cut
+            detail = "internal error; the server's log has the details"
+            await JSONResponse(error_body(500, detail, request_id), 500)(scope, receive, send)
