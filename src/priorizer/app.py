@@ -59,6 +59,9 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+HARVEST_STOP_WAIT_SECONDS = 10.0
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -89,6 +92,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         finally:
             if app.state.scheduler is not None and app.state.scheduler.running:
                 app.state.scheduler.shutdown(wait=True)
+            # A harvest still running stops with the process; its run continues next time.
+            for worker in list(app.state.harvests.values()):
+                worker.join(timeout=HARVEST_STOP_WAIT_SECONDS)
             database.dispose()
 
     app = FastAPI(

@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     # Security and limits (README "Security").
     admin_token: SecretStr | None = Field(None, validation_alias=_env("PRIORIZER_ADMIN_TOKEN"))
     insecure: bool = Field(False, validation_alias=_env("PRIORIZER_INSECURE"))
+    # Node calls must carry the node's own token (POST /nodes/enroll).
+    node_auth: bool = Field(False, validation_alias=_env("NODE_AUTH"))
+    # Lets a node enroll itself (X-Enrollment-Secret); without it only an admin enrolls nodes.
+    enrollment_secret: SecretStr | None = Field(
+        None, validation_alias=_env("PRIORIZER_ENROLLMENT_SECRET")
+    )
     rate_limit_per_node: str = Field("300/minute", validation_alias=_env("RATE_LIMIT_PER_NODE"))
     rate_limit_per_address: str = Field(
         "6000/minute", validation_alias=_env("RATE_LIMIT_PER_ADDRESS")
@@ -96,7 +102,7 @@ class Settings(BaseSettings):
         validation_alias=_env("DASHBOARD_REFRESH_SECONDS"),
     )
 
-    @field_validator("admin_token")
+    @field_validator("admin_token", "enrollment_secret")
     @classmethod
     def _token_strong_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:

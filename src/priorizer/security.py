@@ -16,7 +16,7 @@ import ipaddress
 import logging
 import math
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
@@ -205,3 +205,60 @@ class ErrorBarrier:
                 raise  # too late for an answer of ours: the connection is cut
             detail = "internal error; the server's log has the details"
             await JSONResponse(error_body(500, detail, request_id), 500)(scope, receive, send)
+
+
+def node_identity(request: Request, credentials: Credentials) -> str | None:
+    """With NODE_AUTH on, the node the bearer token belongs to (401 without a valid one);
+    None when node auth is off."""
+    settings: Settings = request.app.state.settings
+    if not settings.node_auth:
+        return None
+    from priorizer.node import service as node_service
+
+    token = credentials.credentials if credentials is not None else ""
+    node_id = None
+    if token:
+        with request.app.state.database.read() as session:
+            node_id = node_service.node_of_token(session, token=token)
+    if node_id is None:
+        raise Unauthorized("node calls need the node's token: Authorization: Bearer <token>")
+    return node_id
+
+
+NodeIdentity = Annotated[str | None, Depends(node_identity)]
+_Claim = TypeVar("_Claim", str, str | None)
+
+
+def acting_node(claimed: _Claim, identity: str | None) -> _Claim | str:
+    """The node a call acts for: the token's, whatever the body says; a body naming another
+    node is refused (403), so a node can touch only its own leases."""
+    if identity is None:
+        return claimed
+    if claimed is not None and claimed != identity:
+        raise Forbidden(f"this token is node {identity!r}'s; it cannot act for {claimed!r}")
+    return identity
+
+
+def enrollment_allowed(request: Request, credentials: Credentials) -> bool:
+    """Whether this call may enroll a node, and as whom: True for an admin (who may also
+    rotate a token), False for a node holding the enrollment secret; 401 otherwise."""
+    settings: Settings = request.app.state.settings
+    given = credentials.credentials if credentials is not None else ""
+    if settings.admin_token is None or hmac.compare_digest(
+        given.encode(), settings.admin_token.get_secret_value().encode()
+    ):
+        return True
+    secret = request.headers.get("x-enrollment-secret", "")
+    wanted = settings.enrollment_secret
+    if wanted is not None and hmac.compare_digest(
+        secret.encode(), wanted.get_secret_value().encode()
+    ):
+        return False
+    raise Unauthorized("enrolling a node needs the admin token or X-Enrollment-Secret")
+
+
+NODE_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "NODE_AUTH is on and the node's token is missing or wrong."},
+    403: {"description": "The token belongs to another node than the body names."},
+    429: NODE_ERRORS[429],
+}

@@ -29,7 +29,7 @@ from priorizer.allocation.schemas import (
 from priorizer.catalog.schemas import AssetId
 from priorizer.deps import DbDep, MaintenanceDep, NowDep, QueueDep, SettingsDep
 from priorizer.node.schemas import NodeId
-from priorizer.security import NODE_ERRORS, limit_node_call
+from priorizer.security import NODE_AUTH_ERRORS, NodeIdentity, acting_node, limit_node_call
 
 router = APIRouter(tags=["allocation"])
 
@@ -39,13 +39,14 @@ router = APIRouter(tags=["allocation"])
     response_model=list[AllocatedAsset],
     summary="Lease the most important assets that fit the node's free space",
     responses={
-        **NODE_ERRORS,
+        **NODE_AUTH_ERRORS,
         200: {"headers": {"X-Node-Id": {"description": "The node id used."}}},
     },
 )
 async def allocate(
     body: AllocateRequest,
     request: Request,
+    identity: NodeIdentity,
     response: Response,
     db: DbDep,
     settings: SettingsDep,
@@ -53,8 +54,9 @@ async def allocate(
     maintenance: MaintenanceDep,
     now: NowDep,
 ) -> list[AllocatedAsset]:
-    limit_node_call(request, body.node_id)
-    node_id = body.node_id or f"node-{uuid.uuid4().hex[:16]}"
+    claimed = acting_node(body.node_id, identity)
+    limit_node_call(request, claimed)
+    node_id = claimed or f"node-{uuid.uuid4().hex[:16]}"
     leases = await db.run_write(
         functools.partial(
             service.allocate,
@@ -84,15 +86,24 @@ async def allocate(
     "/release",
     response_model=ReleaseResponse,
     summary="Give back an open lease; the asset returns to the queue",
-    responses={**NODE_ERRORS, 404: {"description": "That node holds no open lease on that asset."}},
+    responses={
+        **NODE_AUTH_ERRORS,
+        404: {"description": "That node holds no open lease on that asset."},
+    },
 )
 def release(
-    body: ReleaseRequest, request: Request, db: DbDep, queue: QueueDep, now: NowDep
+    body: ReleaseRequest,
+    request: Request,
+    identity: NodeIdentity,
+    db: DbDep,
+    queue: QueueDep,
+    now: NowDep,
 ) -> ReleaseResponse:
-    limit_node_call(request, body.node_id)
+    node_id = acting_node(body.node_id, identity)
+    limit_node_call(request, node_id)
     with db.write() as session:
         service.release_lease(
-            session, asset_id=body.asset_id, node_id=body.node_id, queue=queue, now=now
+            session, asset_id=body.asset_id, node_id=node_id, queue=queue, now=now
         )
     return ReleaseResponse()
 
@@ -102,20 +113,26 @@ def release(
     response_model=CompleteResponse,
     summary="Report a finished copy: the lease becomes a copy the node holds",
     responses={
-        **NODE_ERRORS,
+        **NODE_AUTH_ERRORS,
         404: {"description": "The node holds no lease (open or expired) on the asset."},
         409: {"description": "The node reported this copy before with another checksum."},
     },
 )
 def complete(
-    body: CompleteRequest, request: Request, db: DbDep, maintenance: MaintenanceDep, now: NowDep
+    body: CompleteRequest,
+    request: Request,
+    identity: NodeIdentity,
+    db: DbDep,
+    maintenance: MaintenanceDep,
+    now: NowDep,
 ) -> CompleteResponse:
-    limit_node_call(request, body.node_id)
+    node_id = acting_node(body.node_id, identity)
+    limit_node_call(request, node_id)
     with db.write() as session:
         done = lifecycle.complete(
             session,
             asset_id=body.asset_id,
-            node_id=body.node_id,
+            node_id=node_id,
             checksum_sha256=body.checksum_sha256,
             magnet_link=body.magnet_link,
             size_mb=body.size_mb,
@@ -130,22 +147,27 @@ def complete(
     "/fail",
     response_model=FailResponse,
     summary="Report a failed download: the lease closes and the asset returns to the queue",
-    responses={**NODE_ERRORS, 404: {"description": "That node holds no open lease on that asset."}},
+    responses={
+        **NODE_AUTH_ERRORS,
+        404: {"description": "That node holds no open lease on that asset."},
+    },
 )
 def fail(
     body: FailRequest,
     request: Request,
+    identity: NodeIdentity,
     db: DbDep,
     settings: SettingsDep,
     maintenance: MaintenanceDep,
     now: NowDep,
 ) -> FailResponse:
-    limit_node_call(request, body.node_id)
+    node_id = acting_node(body.node_id, identity)
+    limit_node_call(request, node_id)
     with db.write() as session:
         failure = lifecycle.fail(
             session,
             asset_id=body.asset_id,
-            node_id=body.node_id,
+            node_id=node_id,
             reason=body.reason,
             queue=maintenance.queue,
             limits=maintenance.caps,
@@ -159,16 +181,22 @@ def fail(
     "/renew",
     response_model=RenewResponse,
     summary="Extend a node's open leases (all, or those listed)",
-    responses={**NODE_ERRORS, 404: {"description": "No such node."}},
+    responses={**NODE_AUTH_ERRORS, 404: {"description": "No such node."}},
 )
 def renew(
-    body: RenewRequest, request: Request, db: DbDep, settings: SettingsDep, now: NowDep
+    body: RenewRequest,
+    request: Request,
+    identity: NodeIdentity,
+    db: DbDep,
+    settings: SettingsDep,
+    now: NowDep,
 ) -> RenewResponse:
-    limit_node_call(request, body.node_id)
+    node_id = acting_node(body.node_id, identity)
+    limit_node_call(request, node_id)
     with db.write() as session:
         renewed, expires_at = lifecycle.renew(
             session,
-            node_id=body.node_id,
+            node_id=node_id,
             asset_ids=body.asset_ids,
             lease_seconds=settings.allocation_expiry_seconds,
             now=now,

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from priorizer.allocation import lifecycle
 from priorizer.allocation import service as allocation_service
-from priorizer.deps import DbDep, MaintenanceDep
+from priorizer.deps import DbDep, MaintenanceDep, NowDep
 from priorizer.node import service
-from priorizer.node.schemas import NodeDetail, NodeId, NodePage, NodeRead
+from priorizer.node.schemas import (
+    EnrollRequest,
+    EnrollResponse,
+    NodeDetail,
+    NodeId,
+    NodePage,
+    NodeRead,
+    RevokeResponse,
+)
+from priorizer.security import ADMIN, ADMIN_ERRORS, Forbidden, enrollment_allowed
 
 router = APIRouter(tags=["nodes"])
 
@@ -38,3 +48,38 @@ def get_node(node_id: NodeId, db: DbDep, maintenance: MaintenanceDep) -> NodeDet
         standing = lifecycle.node_standing(session, node=node, limits=maintenance.caps)
         base = NodeRead.model_validate(node).model_dump()
         return NodeDetail(**{**base, **summary, **standing})
+
+
+@router.post(
+    "/nodes/enroll",
+    response_model=EnrollResponse,
+    status_code=201,
+    summary="Enroll a node: a token of its own for its calls (admin, or X-Enrollment-Secret)",
+    responses={
+        401: {"description": "Neither the admin token nor the enrollment secret."},
+        403: {"description": "Only an admin may rotate a token."},
+        409: {"description": "Enrolled already (an admin may rotate its token)."},
+    },
+)
+def enroll(
+    body: EnrollRequest, db: DbDep, now: NowDep, admin: Annotated[bool, Depends(enrollment_allowed)]
+) -> EnrollResponse:
+    if body.rotate and not admin:
+        raise Forbidden("only an admin may rotate a node's token")
+    node_id = body.node_id or f"node-{uuid.uuid4().hex[:16]}"
+    with db.write() as session:
+        token = service.enroll(session, node_id=node_id, now=now, rotate=body.rotate)
+    return EnrollResponse(node_id=node_id, token=token)
+
+
+@router.post(
+    "/nodes/{node_id}/revoke",
+    response_model=RevokeResponse,
+    summary="Admin: the node's token stops working",
+    responses={**ADMIN_ERRORS, 404: {"description": "No such node."}},
+    dependencies=ADMIN,
+)
+def revoke(node_id: NodeId, db: DbDep, now: NowDep) -> RevokeResponse:
+    with db.write() as session:
+        service.revoke(session, node_id=node_id, now=now)
+    return RevokeResponse(node_id=node_id)

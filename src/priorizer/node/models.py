@@ -30,3 +30,6 @@ class Node(Base):
     lease_cap: Mapped[int | None] = mapped_column(Integer)
     # Set by maintenance when the node was not seen for NODE_LOST_DAYS: its copies stop counting.
     lost_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # SHA-256 of the node's token (`POST /nodes/enroll`); the token itself is never stored.
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    enrolled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

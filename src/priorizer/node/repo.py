@@ -141,3 +141,18 @@ def count(session: Session, *, lost: bool = False) -> int:
     if lost:
         query = query.where(nodes.c.lost_at.is_not(None))
     return session.execute(query).scalar_one()
+
+
+def set_token_hash(
+    session: Session, *, node_id: str, token_hash: str | None, now: datetime
+) -> None:
+    session.execute(
+        update(nodes)
+        .where(nodes.c.id == node_id)
+        .values(token_hash=token_hash, enrolled_at=now if token_hash else None)
+    )
+
+
+def by_token_hash(session: Session, *, token_hash: str) -> str | None:
+    query = select(nodes.c.id).where(nodes.c.token_hash == token_hash)
+    return session.execute(query).scalar_one_or_none()

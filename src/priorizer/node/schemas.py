@@ -45,3 +45,20 @@ class NodeDetail(NodeRead):
 class NodePage(BaseModel):
     items: list[NodeRead]
     next_cursor: str | None
+
+
+class EnrollRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    node_id: NodeId | None = Field(None, description="The node's id; one is made up if absent.")
+    rotate: bool = Field(False, description="Admin only: issue a new token to an enrolled node.")
+
+
+class EnrollResponse(BaseModel):
+    node_id: str
+    token: str = Field(description="Shown once: only its digest is kept. Send it as a bearer.")
+
+
+class RevokeResponse(BaseModel):
+    status: str = "revoked"
+    node_id: str

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from priorizer.errors import NotFound
+from priorizer.errors import Conflict, NotFound
 from priorizer.node import repo
 from priorizer.node.models import Node
 
@@ -49,3 +51,30 @@ def count_nodes(session: Session) -> int:
 
 def count_lost(session: Session) -> int:
     return repo.count(session, lost=True)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def enroll(session: Session, *, node_id: str, now: datetime, rotate: bool) -> str:
+    """A new token for the node (created if unknown); only its digest is kept. An enrolled node
+    gets a new one only when `rotate` (its old token stops working)."""
+    repo.ensure(session, node_ids=[node_id], now=now)
+    node = repo.get(session, node_id=node_id, for_update=True)
+    assert node is not None
+    if node.token_hash is not None and not rotate:
+        raise Conflict(f"node {node_id!r} is enrolled already; an admin can rotate its token")
+    token = secrets.token_urlsafe(32)
+    repo.set_token_hash(session, node_id=node_id, token_hash=token_digest(token), now=now)
+    return token
+
+
+def revoke(session: Session, *, node_id: str, now: datetime) -> None:
+    if repo.get(session, node_id=node_id) is None:
+        raise NotFound(f"no node {node_id!r}")
+    repo.set_token_hash(session, node_id=node_id, token_hash=None, now=now)
+
+
+def node_of_token(session: Session, *, token: str) -> str | None:
+    return repo.by_token_hash(session, token_hash=token_digest(token))
