@@ -366,6 +366,40 @@ def rescore() -> None:
 
 
 @cli.command()
+def backup(
+    file: Annotated[Path, typer.Argument(help="Where to write the backup.")],
+    force: Annotated[bool, typer.Option(help="Overwrite FILE if it exists.")] = False,
+) -> None:
+    """A consistent copy of the database, taken while the server serves (SQLite: the online
+    backup API; PostgreSQL: pg_dump --format=custom)."""
+    from priorizer.backup import backup as take_backup
+
+    settings = _settings()
+    try:
+        outcome = take_backup(settings.sqlalchemy_url, file, force=force)
+    except PriorizerError as error:
+        raise _fail(error) from error
+    typer.echo(json.dumps(outcome))
+
+
+@cli.command()
+def restore(
+    file: Annotated[Path, typer.Argument(help="A backup from `priorizer backup`.")],
+    force: Annotated[bool, typer.Option(help="Replace a database that has content.")] = False,
+) -> None:
+    """Load a backup into the database (stop the server first), then migrate it. A database
+    with assets, nodes or allocations is replaced only with --force."""
+    from priorizer.backup import restore as load_backup
+
+    settings = _settings()
+    try:
+        outcome = load_backup(settings.sqlalchemy_url, file, force=force)
+    except PriorizerError as error:
+        raise _fail(error) from error
+    typer.echo(json.dumps(outcome))
+
+
+@cli.command()
 def status(
     url: Annotated[
         str | None,
