@@ -13,6 +13,8 @@ from priorizer.db import Base, UtcDateTime
 RUNNING = "running"
 OK = "ok"
 FAILED = "failed"
+# Left running by a process that stopped (killed, crashed) before it could finish it.
+INTERRUPTED = "interrupted"
 
 
 class MaintenanceRun(Base):

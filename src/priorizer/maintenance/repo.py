@@ -9,7 +9,7 @@ from sqlalchemy import CursorResult, Table, delete, select, update
 from sqlalchemy.orm import Session
 
 from priorizer.db import dialect_insert
-from priorizer.maintenance.models import OK, RUNNING, MaintenanceRun
+from priorizer.maintenance.models import INTERRUPTED, OK, RUNNING, MaintenanceRun
 
 runs = cast(Table, MaintenanceRun.__table__)
 
@@ -23,6 +23,17 @@ def claim(session: Session, *, slot: int | None, runner: str, now: datetime) -> 
         .returning(runs.c.id)
     )
     return session.execute(statement).scalar_one_or_none()
+
+
+def close_abandoned(session: Session, *, now: datetime) -> int:
+    """Runs still marked running: their process stopped before finishing them (the caller
+    holds the runner lock, so no live process is running one). Marked interrupted."""
+    statement = (
+        update(runs)
+        .where(runs.c.outcome == RUNNING)
+        .values(outcome=INTERRUPTED, error="the process running it stopped before it finished")
+    )
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
 
 
 def finish(session: Session, *, run_id: int, **values: Any) -> None:

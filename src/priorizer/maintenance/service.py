@@ -96,6 +96,7 @@ def run_cycle(
         now = clock()
         slot = slot_of(now, policy.interval_seconds) if scheduled else None
         with database.write() as session:
+            repo.close_abandoned(session, now=now)
             run_id = repo.claim(session, slot=slot, runner=RUNNER, now=now)
             previous = repo.latest_ok(session)
             since = (

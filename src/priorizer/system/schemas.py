@@ -19,7 +19,7 @@ class MaintenanceRunRead(BaseModel):
     started_at: datetime
     finished_at: datetime | None
     duration_seconds: float | None
-    outcome: Literal["running", "ok", "failed"]
+    outcome: Literal["running", "ok", "failed", "interrupted"]
     error: str | None
     steps: dict[str, Any] | None = Field(description="What each step did.")
     stats: dict[str, Any] | None = Field(None, description="The statistics snapshot it took.")
