@@ -60,6 +60,7 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 HARVEST_STOP_WAIT_SECONDS = 10.0
+BODY_UNREADABLE = "There was an error parsing the body"  # FastAPI's words
 
 
 def utcnow() -> datetime:
@@ -159,6 +160,9 @@ def _handle_errors(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         headers = dict(error.headers) if error.headers else None
+        if error.status_code == 400 and error.detail == BODY_UNREADABLE:
+            # FastAPI's answer to a body that is not UTF-8: invalid input, like any other.
+            return error_response(request, 422, "the request body is not UTF-8 JSON")
         return error_response(request, error.status_code, error.detail, headers)
 
 

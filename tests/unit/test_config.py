@@ -151,6 +151,8 @@ def test_every_variable_at_once(monkeypatch):
         "scoring_policy_file": Path("/etc/priorizer/policy.toml"),
         "admin_token": None,
         "insecure": True,
+        "node_auth": False,
+        "enrollment_secret": None,
         "rate_limit_per_node": "10/second",
         "rate_limit_per_address": "100/second",
         "max_request_bytes": 65536,

@@ -211,7 +211,7 @@ def list_allocations(
     node_id: NodeId | None = None,
     asset_id: AssetId | None = None,
     status: AllocationStatus | None = None,
-    cursor: Annotated[int | None, Query(ge=0)] = None,
+    cursor: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AllocationPage:
     with db.read() as session:

@@ -105,6 +105,7 @@ def list_assets(
     "/assets/{asset_id:path}",
     response_model=AssetDetail,
     summary="One asset, its open leases, its copies and its last 100 closed allocations",
+    responses={404: {"description": "No such asset."}},
 )
 def get_asset(asset_id: AssetId, db: DbDep) -> AssetDetail:
     with db.read() as session:

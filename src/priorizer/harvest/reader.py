@@ -8,6 +8,11 @@ the request going, the mapped page coming back.
 
 from __future__ import annotations
 
+import os
+import pickle
+import signal
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -192,3 +197,39 @@ def next_cursor(cursor: str | None, skip: int, results: list[Any]) -> tuple[str 
         return cursor, skip + len(results)
     same = sum(1 for package in results if _millis_of(package) == last)
     return last, same + (skip if last == cursor else 0)
+
+
+def serve_reads(connection: Any, options: ClientOptions, policy: Policy, parent: int) -> None:
+    """The worker's loop: read each page asked for on `connection` and send it back (or the
+    error that stopped it). Ends when the harvest closes the connection, or dies."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harvest decides, and stops this worker
+    threading.Thread(target=_exit_without, args=(parent,), daemon=True).start()
+    while True:
+        try:
+            request = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            answer: Any = read_page(options, policy, request)
+        except Exception as error:
+            answer = error
+        try:
+            connection.send(answer)
+        except (OSError, pickle.PicklingError, TypeError, AttributeError):
+            if isinstance(answer, Exception):  # an error that does not pickle: its words do
+                connection.send(RuntimeError(f"{type(answer).__name__}: {answer}"))
+            else:
+                return
+
+
+def _exit_without(parent: int) -> None:
+    """Ends this worker as soon as the harvest's process is gone (killed, even by SIGKILL):
+    an orphan would hold the command's output open."""
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:  # alive, someone else's: cannot be ours
+            os._exit(0)

@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
@@ -40,8 +40,9 @@ from priorizer.harvest.models import INTERRUPTED, OK, RUNNING, HarvestRun
 from priorizer.harvest.reader import (
     PageRequest,
     Prepared,
+    ReadPage,
     prepare,
-    read_page,
+    serve_reads,
     to_millis,
 )
 from priorizer.scoring import service as scoring_service
@@ -176,18 +177,16 @@ def _list_pages(
 
     # A worker process reads (fetches, parses, maps) the next page while this one writes the
     # page before: the cursor comes from the listing alone, before anything is stored.
-    workers = ProcessPoolExecutor(max_workers=1, mp_context=_worker_context())
+    reader = _Reader(client, context.policy)
     try:
-        pending = workers.submit(read_page, client.options, context.policy, request(cursor, skip))
+        reader.ask(request(cursor, skip))
         while True:
             started = time.perf_counter()
-            page = pending.result()
+            page = reader.answer()
             if page.prepared is None:  # the listing is over
                 return
             cursor, skip = page.cursor, page.skip
-            pending = workers.submit(
-                read_page, client.options, context.policy, request(cursor, skip)
-            )
+            reader.ask(request(cursor, skip))
             with context.database.write() as session:
                 view = _store_page(
                     context,
@@ -203,7 +202,41 @@ def _list_pages(
             if on_page is not None:
                 on_page(view)
     finally:
-        workers.shutdown(wait=False, cancel_futures=True)
+        reader.close()
+
+
+class _Reader:
+    """The worker process that reads pages (`reader.serve_reads`), and the pipe to it. It is
+    stopped, never waited for, when the harvest ends for any reason."""
+
+    def __init__(self, client: CkanClient, policy: Policy) -> None:
+        context = _worker_context()
+        self._connection, theirs = context.Pipe()
+        self._process = context.Process(  # type: ignore[attr-defined]
+            target=serve_reads,
+            args=(theirs, client.options, policy, os.getpid()),
+            name="priorizer-harvest-reader",
+            daemon=True,
+        )
+        self._process.start()
+        theirs.close()
+
+    def ask(self, request: PageRequest) -> None:
+        self._connection.send(request)
+
+    def answer(self) -> ReadPage:
+        try:
+            answer = self._connection.recv()
+        except EOFError as error:
+            raise RuntimeError("the harvest's reader process stopped") from error
+        if isinstance(answer, BaseException):
+            raise answer
+        return cast(ReadPage, answer)
+
+    def close(self) -> None:
+        self._process.terminate()
+        self._process.join(timeout=5)
+        self._connection.close()
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:

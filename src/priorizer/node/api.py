@@ -40,7 +40,12 @@ def list_nodes(
     return NodePage(items=items, next_cursor=items[-1].id if len(items) == limit else None)
 
 
-@router.get("/nodes/{node_id}", response_model=NodeDetail, summary="One node and its standing")
+@router.get(
+    "/nodes/{node_id}",
+    response_model=NodeDetail,
+    summary="One node and its standing",
+    responses={404: {"description": "No such node."}},
+)
 def get_node(node_id: NodeId, db: DbDep, maintenance: MaintenanceDep) -> NodeDetail:
     with db.read() as session:
         node = service.get_node(session, node_id=node_id)
