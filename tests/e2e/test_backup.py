@@ -10,9 +10,8 @@
   backup's, row for row.
 - `restore` of a file that is not a Priorizer backup fails naming it, with or without --force,
   and leaves the database as it was.
-- "Reported bugs": what the commands get wrong today, as tests marked xfail (strict: they fail
-  once fixed, and the mark goes). A check at the end of a test that is a reported bug goes
-  through `known_bug`: the test is xfail after every other check passed.
+- Bugs these tests found (a damaged backup restored anyway, a failed backup destroying the
+  previous one, paths with `#` or `?`, counts not of the dump) have tests of their own.
 
 Every database is read with SQLAlchemy directly; servers are `tests.e2e.server.PriorizerServer`.
 PostgreSQL tests are skipped loudly when no PostgreSQL answers or pg_dump/pg_restore are missing.
@@ -510,11 +509,8 @@ def check_serves(server: PriorizerServer, rows: dict[int, Any]) -> None:
 
 
 def known_bug(ok: bool, bug: str) -> None:
-    """The last check of a test, where it is a reported bug of the commands: the test is marked
-    xfail (every check before it passed) until the bug is fixed, and then passes."""
-    if not ok:
-        pytest.xfail(f"KNOWN BUG: {bug}")
-        raise AssertionError(bug)  # under --runxfail, pytest.xfail returns
+    """The last check of a test, where a bug of the commands was once reported (and fixed)."""
+    assert ok, bug
 
 
 # --- the tests -------------------------------------------------------------------------------
@@ -687,7 +683,7 @@ def test_restore_of_a_file_that_is_not_a_backup_fails_naming_it(
     known_bug(not unnamed, f"the error does not name the file: {unnamed}")
 
 
-# --- reported bugs ---------------------------------------------------------------------------
+# --- bugs found (fixed) ---------------------------------------------------------------------------
 
 
 def damaged(backup_file: Path) -> dict[str, Path]:
@@ -702,7 +698,7 @@ def damaged(backup_file: Path) -> dict[str, Path]:
 
 
 def test_restore_of_a_damaged_backup_fails_and_changes_nothing(
-    new_database: Callable[[str], Db], tmp_path: Path, request: pytest.FixtureRequest
+    new_database: Callable[[str], Db], tmp_path: Path
 ) -> None:
     """A backup damaged in transit or storage must not replace a good database."""
     source = new_database("source")
@@ -713,22 +709,6 @@ def test_restore_of_a_damaged_backup_fails_and_changes_nothing(
     db = new_database("db")
     seed(db, *small_content("tgt"))
     before = dump(db.url)
-    if db.url.startswith("sqlite"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="KNOWN BUG: restore --force loads a damaged SQLite backup (only its table "
-                "names are checked, no integrity check): exit 0, the database is left corrupt",
-            )
-        )
-    else:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="KNOWN BUG: pg_restore --clean runs without --single-transaction: a "
-                "damaged dump fails halfway, the old content dropped and the new one partial",
-            )
-        )
 
     for what, path in damaged(backup_file).items():
         result = run_cli(["restore", "--force", str(path)], db.env)
@@ -744,7 +724,7 @@ def test_restore_of_a_damaged_backup_fails_and_changes_nothing(
 
 
 def test_backup_of_a_database_that_does_not_exist_fails_and_keeps_the_old_backup(
-    new_database: Callable[[str], Db], tmp_path: Path, request: pytest.FixtureRequest
+    new_database: Callable[[str], Db], tmp_path: Path
 ) -> None:
     """A backup job with a wrong DATA_DIRECTORY or DATABASE_URL (or the database down) must
     fail loudly, not write an empty backup, nor destroy the last good one it was to replace."""
@@ -754,22 +734,8 @@ def test_backup_of_a_database_that_does_not_exist_fails_and_keeps_the_old_backup
     if db.url.startswith("sqlite"):
         db.data_directory.mkdir(parents=True)  # the directory is there, the database is not
         env = db.env
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="KNOWN BUG: on SQLite, backup of a DATA_DIRECTORY without a database "
-                "exits 0, writes a backup without tables and creates an empty priorizer.sqlite3",
-            )
-        )
     else:
         env = {**db.env, "DATABASE_URL": db.url.rsplit("/", 1)[0] + "/no_such_database"}
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="KNOWN BUG: on PostgreSQL, pg_dump writes straight into FILE: a failed "
-                "backup --force leaves it empty (the previous backup is lost)",
-            )
-        )
 
     result = run_cli(["backup", "--force", str(previous)], env)
     assert result.returncode == 1, describe(result)
@@ -780,12 +746,6 @@ def test_backup_of_a_database_that_does_not_exist_fails_and_keeps_the_old_backup
         assert not any(db.data_directory.iterdir()), "backup created files in DATA_DIRECTORY"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN BUG: on SQLite, backup opens FILE as a SQLAlchemy URL and restore as a "
-    "file: URI, so '#' or '?' in its path go wrong (counts 0, stray files, restore refuses "
-    "it); and backup leaves FILE-writer.lock beside FILE",
-)
 def test_sqlite_backup_at_any_path_restores_and_leaves_only_the_file(tmp_path: Path) -> None:
     root = tmp_path.resolve()
     source = sqlite_db(root / "source")
