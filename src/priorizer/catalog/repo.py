@@ -154,6 +154,14 @@ HARVESTED_COLUMNS = (
 )
 
 
+def refresh_statistics(session: Session) -> None:
+    """PostgreSQL plans by its statistics: until autovacuum updates them, a catalog growing
+    fast is planned as it was (lookups by URL key scanned the whole table, seconds each)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ANALYZE assets"))
+        session.execute(text("ANALYZE datasets"))
+
+
 def upsert_datasets(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
     """Insert datasets or update them in place by id; one listed again is no longer removed.
     Straight through the driver, as `upsert_harvested`."""

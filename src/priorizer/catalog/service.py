@@ -198,3 +198,8 @@ def mark_unlisted_removed(
 ) -> list[str]:
     """Datasets of `source` no listing met since `listed_since`: marked removed upstream."""
     return repo.mark_unlisted_removed(session, source=source, listed_since=listed_since, now=now)
+
+
+def refresh_statistics(session: Session) -> None:
+    """Fresh planner statistics after large writes (PostgreSQL; nothing on SQLite)."""
+    repo.refresh_statistics(session)

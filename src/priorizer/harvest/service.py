@@ -281,6 +281,8 @@ def _store_page(
     created, updated = _store_assets(context, session, page=page)
     run.cursor_modified, run.cursor_skip = cursor
     run.pages += 1
+    if run.pages & (run.pages - 1) == 0:  # pages 1, 2, 4, 8…: the catalog doubled, or so
+        catalog_service.refresh_statistics(session)
     run.datasets += len(page.dataset_rows)
     run.assets_created += created
     run.assets_updated += updated
