@@ -18,6 +18,7 @@ ASSET_UNREACHABLE = "unreachable"
 ASSET_WITHDRAWN = "withdrawn"
 ASSET_STATES = (ASSET_ACTIVE, ASSET_UNREACHABLE, ASSET_WITHDRAWN)
 IN_QUEUE_SQL = "rank IS NOT NULL"
+URL_KEY_NOT_ID_SQL = "url_key <> id"
 
 
 def url_key(url: str) -> str:
@@ -69,8 +70,9 @@ class Asset(Base):
     # A priority a person gave (POST /update-ckan, or an imported file's): it wins over the
     # scoring policy. NULL: the policy sets `base_priority` (see `scoring`).
     manual_priority: Mapped[int | None] = mapped_column(Integer)
-    # Identifies the URL (`harvest.mapping.url_key`): one asset per URL, whatever its id.
-    url_key: Mapped[str | None] = mapped_column(String(40), index=True)
+    # Identifies the URL (`url_key`): one asset per URL, whatever its id. A harvested asset's
+    # id is its URL key, so only the others need an index to be found by URL.
+    url_key: Mapped[str | None] = mapped_column(String(40))
     state: Mapped[str] = mapped_column(String(20), server_default=ASSET_ACTIVE)
     # Fields of imported rows we do not model, kept so an export gives back what was imported.
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -95,6 +97,7 @@ class Asset(Base):
         partial_index("ix_assets_queue", "rank", "budget_mb", "id", where=IN_QUEUE_SQL),
         # The smallest asset still in the queue: a request stops once nothing can fit.
         partial_index("ix_assets_open_budget", "budget_mb", where=IN_QUEUE_SQL),
+        partial_index("ix_assets_url_key", "url_key", where=URL_KEY_NOT_ID_SQL),
         Index("ix_assets_priority", "priority"),
         Index("ix_assets_state", "state"),
     )

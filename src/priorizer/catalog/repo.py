@@ -79,16 +79,19 @@ def upsert(session: Session, *, rows: Sequence[dict[str, Any]], queue: QueuePoli
 
 
 def by_url_keys(session: Session, *, keys: Sequence[str]) -> dict[str, tuple[str, float | None]]:
-    """The asset (id, size) of each URL key known; the lowest id where legacy rows share one."""
+    """The asset (id, size) of each URL key known: the asset whose id is the key (harvested),
+    or one from elsewhere (an import) holding that URL, which wins (the lowest id of several)."""
+    a = assets.c
     found: dict[str, tuple[str, float | None]] = {}
     for start in range(0, len(keys), CHUNK):
         chunk = keys[start : start + CHUNK]
-        query = (
-            select(assets.c.url_key, assets.c.id, assets.c.size_mb)
-            .where(assets.c.url_key.in_(chunk))
-            .order_by(assets.c.id.desc())
-        )
-        found.update({key: (asset_id, size) for key, asset_id, size in session.execute(query)})
+        for query in (
+            select(a.url_key, a.id, a.size_mb).where(a.id.in_(chunk)),
+            select(a.url_key, a.id, a.size_mb)
+            .where(a.url_key.in_(chunk), a.url_key != a.id)  # the partial index's rows
+            .order_by(a.id.desc()),
+        ):
+            found.update({key: (asset_id, size) for key, asset_id, size in session.execute(query)})
     return found
 
 

@@ -60,7 +60,6 @@ def upgrade() -> None:
     with op.batch_alter_table("assets", schema=None) as batch_op:
         batch_op.add_column(sa.Column("manual_priority", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("url_key", sa.String(length=40), nullable=True))
-        batch_op.create_index(batch_op.f("ix_assets_url_key"), ["url_key"], unique=False)
 
     with op.batch_alter_table("datasets", schema=None) as batch_op:
         batch_op.add_column(sa.Column("views", sa.Integer(), nullable=True))
@@ -77,6 +76,15 @@ def upgrade() -> None:
     # stays as given, whatever the scoring policy would say.
     op.execute("UPDATE assets SET manual_priority = base_priority")
     _fill_url_keys()
+    # Harvested assets are their URL key: only the others need finding by it (models.Asset).
+    with op.batch_alter_table("assets", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_assets_url_key",
+            ["url_key"],
+            unique=False,
+            sqlite_where=sa.text("url_key <> id"),
+            postgresql_where=sa.text("url_key <> id"),
+        )
 
 
 def _fill_url_keys() -> None:
@@ -124,7 +132,7 @@ def downgrade() -> None:
         batch_op.drop_column("views")
 
     with op.batch_alter_table("assets", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_assets_url_key"))
+        batch_op.drop_index("ix_assets_url_key")
         batch_op.drop_column("url_key")
         batch_op.drop_column("manual_priority")
 
