@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import re
@@ -312,19 +313,20 @@ def _hostile_modified(i: int, rng: random.Random) -> str:
 
 
 def load_fixture(name: str) -> Any:
-    """The JSON of tests/fixtures/ckan/<name>."""
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    """The JSON of tests/fixtures/ckan/<name> (gzipped when its name ends in .gz)."""
+    data = (FIXTURES / name).read_bytes()
+    return json.loads(gzip.decompress(data) if name.endswith(".gz") else data)
 
 
 def fixture_packages() -> list[dict]:
     """Every package of the recorded package lists, searches and shows, first copy of each id.
 
-    From envidat_current_package_list_with_resources_2021.json (354),
+    From envidat_current_package_list_with_resources_2021.json.gz (354),
     datagov_package_search_group_agriculture_2020.json (18), envidat_package_search_2026.json (2)
     and envidat_package_show_2026.json (1).
     """
     sources = [
-        load_fixture("envidat_current_package_list_with_resources_2021.json")["result"],
+        load_fixture("envidat_current_package_list_with_resources_2021.json.gz")["result"],
         load_fixture("datagov_package_search_group_agriculture_2020.json")["result"]["results"],
         load_fixture("envidat_package_search_2026.json")["result"]["results"],
         [load_fixture("envidat_package_show_2026.json")["result"]],

@@ -315,10 +315,14 @@ def harvest(
 
 @cli.command("import-ckan")
 def import_ckan(
-    files: Annotated[list[Path], typer.Argument(help="Saved package_search/package_show JSON.")],
+    files: Annotated[
+        list[Path], typer.Argument(help="Saved package_search/package_show JSON (or .json.gz).")
+    ],
 ) -> None:
     """Import saved CKAN answers as a harvest would. Every file is read and checked first: if
     one is not valid, nothing is written."""
+    import gzip
+
     import orjson
 
     from priorizer.harvest.mapping import packages_in
@@ -327,10 +331,11 @@ def import_ckan(
     packages: list[Any] = []
     for path in files:
         try:
-            document = orjson.loads(path.read_bytes())
+            data = path.read_bytes()
+            document = orjson.loads(gzip.decompress(data) if path.suffix == ".gz" else data)
         except OSError as error:
             raise _fail(PriorizerError(f"cannot read {path}: {error.strerror}")) from error
-        except orjson.JSONDecodeError as error:
+        except (orjson.JSONDecodeError, gzip.BadGzipFile, EOFError) as error:
             raise _fail(PriorizerError(f"{path} is not valid JSON: {error}")) from error
         found = packages_in(document)
         if found is None:

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from priorizer.db import Database
-from tests.ckan_data import FIXTURES, hostile_catalog, package, resource
+from tests.ckan_data import FIXTURES, hostile_catalog, load_fixture, package, resource
 from tests.ckan_portal import CkanPortal
 from tests.e2e.server import PRIORIZER, PriorizerServer, clean_environment, describe, run_cli
 from tests.factories import table_snapshot
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 # The recorded answers that hold packages, and how many each holds.
 PACKAGE_FIXTURES = {
-    "envidat_current_package_list_with_resources_2021.json": 354,
+    "envidat_current_package_list_with_resources_2021.json.gz": 354,
     "datagov_package_search_group_agriculture_2020.json": 18,
     "envidat_package_search_2026.json": 2,
     "envidat_package_show_2026.json": 1,
@@ -390,7 +390,7 @@ def fixture_ids(names: list[str]) -> set[str]:
     """The ids of the packages in recorded answers, read without Priorizer's code."""
     ids: set[str] = set()
     for name in names:
-        document = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+        document = load_fixture(name)
         if isinstance(document, dict) and "result" in document:
             document = document["result"]
         if isinstance(document, dict) and "results" in document:

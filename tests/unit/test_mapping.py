@@ -35,7 +35,7 @@ from priorizer.harvest.mapping import (
 from tests.ckan_data import FIXTURES, load_fixture
 
 MB = 1024 * 1024
-ENVIDAT_2021 = "envidat_current_package_list_with_resources_2021.json"
+ENVIDAT_2021 = "envidat_current_package_list_with_resources_2021.json.gz"
 DATAGOV_2020 = "datagov_package_search_group_agriculture_2020.json"
 ASSET_SCHEMES = {"http", "https", "ftp"}
 
@@ -652,7 +652,7 @@ ORGANIZATION_LIST = "envidat_organization_list_2026.json"
 
 
 def test_every_fixture_file_is_checked_by_packages_in() -> None:
-    on_disk = {path.name for path in FIXTURES.glob("*.json")}
+    on_disk = {path.name for path in [*FIXTURES.glob("*.json"), *FIXTURES.glob("*.json.gz")]}
     assert on_disk == set(PACKAGE_FILES) | {ORGANIZATION_LIST}
 
 
