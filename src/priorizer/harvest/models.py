@@ -13,7 +13,6 @@ from priorizer.db import Base, UtcDateTime
 RUNNING = "running"
 INTERRUPTED = "interrupted"  # stopped by a crash, Ctrl-C or an error: the next run continues it
 OK = "ok"
-FAILED = "failed"
 
 
 class HarvestRun(Base):

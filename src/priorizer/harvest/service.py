@@ -95,7 +95,7 @@ def harvest(
     with database.exclusive(LOCK_NAME, key=_lock_key(source.key)) as mine:
         if not mine:
             raise Conflict(f"a harvest of {source.key} is running already")
-        run_id = _start(context, source=source, since=since, incremental=incremental)
+        run_id, _ = _start(context, source=source, since=since, incremental=incremental)
         try:
             _list_pages(
                 context, client=client, source=source, run_id=run_id, rows=rows, on_page=on_page
@@ -110,14 +110,17 @@ def _lock_key(source_key: str) -> int:
     return int.from_bytes(hashlib.sha256(source_key.encode()).digest()[:7], "big")
 
 
-def _start(context: Context, *, source: Source, since: datetime | None, incremental: bool) -> int:
+def _start(
+    context: Context, *, source: Source, since: datetime | None, incremental: bool
+) -> tuple[int, datetime]:
+    """The run to go on with (the source's unfinished one, or a new one): its id and start."""
     now = context.clock()
     with context.database.write() as session:
         run = repo.unfinished(session, source=source.key)
         if run is not None:
             log.info("continuing harvest run %d of %s", run.id, source.key)
             run.state, run.updated_at, run.error = RUNNING, now, None
-            return run.id
+            return run.id, run.started_at
         if since is None and incremental:
             previous = repo.last_ok(session, source=source.key)
             since = previous.newest_modified if previous is not None else None
@@ -142,7 +145,7 @@ def _start(context: Context, *, source: Source, since: datetime | None, incremen
         )
         session.add(run)
         session.flush()
-        return run.id
+        return run.id, run.started_at
 
 
 def _list_pages(
@@ -329,8 +332,7 @@ def import_packages(
 ) -> dict[str, Any]:
     """Store packages read from saved CKAN answers, as a harvest would, a page at a time (one
     run; nothing is marked removed, since a file need not list a whole source)."""
-    run_id = _start(context, source=source, since=None, incremental=False)
-    started_at = _started_at(context, run_id)
+    run_id, started_at = _start(context, source=source, since=None, incremental=False)
     try:
         for start in range(0, len(packages), MAX_ROWS):
             begun = time.perf_counter()
@@ -359,13 +361,6 @@ def import_packages(
     except BaseException as error:
         _stop(context.database, run_id, error, clock=context.clock)
         raise
-
-
-def _started_at(context: Context, run_id: int) -> datetime:
-    with context.database.read() as session:
-        run = repo.get(session, run_id=run_id)
-        assert run is not None
-        return run.started_at
 
 
 def _finish(context: Context, *, source: Source, run_id: int, listing: bool) -> dict[str, Any]:
