@@ -15,14 +15,14 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from priorizer import logs
 from priorizer.allocation.api import router as allocation_router
 from priorizer.allocation.policy import QueuePolicy
 from priorizer.catalog.api import router as catalog_router
-from priorizer.config import Settings
+from priorizer.config import Settings, describe_settings_error
 from priorizer.dashboard.api import router as dashboard_router
 from priorizer.db import Database
 from priorizer.errors import PriorizerError
@@ -179,6 +179,9 @@ def _finite(value: Any) -> Any:
 
 def app_from_environment() -> FastAPI:
     """Factory for `uvicorn --factory` (one call per worker process)."""
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:  # `cli.serve` checked them; the environment changed since
+        raise SystemExit(describe_settings_error(error)) from None
     logs.configure(settings)
     return create_app(settings)
