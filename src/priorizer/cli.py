@@ -7,7 +7,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -15,6 +15,10 @@ from pydantic import ValidationError
 from priorizer import logs
 from priorizer.config import Settings, describe_settings_error
 from priorizer.errors import PriorizerError
+
+if TYPE_CHECKING:
+    from priorizer.allocation.policy import QueuePolicy
+    from priorizer.db import Database
 
 cli = typer.Typer(
     help="Priorizer: which public science data gets rescued first, and by whom.",
@@ -36,6 +40,26 @@ def _settings(**overrides: object) -> Settings:
 def _fail(error: PriorizerError) -> typer.Exit:
     typer.echo(f"error: {error}", err=True)
     return typer.Exit(1)
+
+
+def _open_to_write(settings: Settings) -> tuple[Database, QueuePolicy]:
+    """The database, migrated (quietly); one line and exit 1 when it cannot be opened."""
+    from priorizer.startup import open_for_command
+
+    try:
+        return open_for_command(settings)
+    except PriorizerError as error:
+        raise _fail(error) from error
+
+
+def _open_to_read(settings: Settings) -> Database:
+    """The database as it is, for commands that only read: never created nor migrated."""
+    from priorizer.startup import open_to_read
+
+    try:
+        return open_to_read(settings)
+    except PriorizerError as error:
+        raise _fail(error) from error
 
 
 @cli.command()
@@ -109,10 +133,10 @@ def import_json(
 ) -> None:
     """Import the seed's JSON files (upsert by id; nothing is written if a file is bad)."""
     from priorizer.app import utcnow
-    from priorizer.startup import import_files, open_for_command
+    from priorizer.startup import import_files
 
     settings = _settings()
-    database, queue = open_for_command(settings)
+    database, queue = _open_to_write(settings)
     try:
         report = import_files(database, settings, ckan_file, allocations, now=utcnow(), queue=queue)
     except PriorizerError as error:
@@ -128,10 +152,9 @@ def export_json(
 ) -> None:
     """Write the catalog and open leases/copies in the seed's JSON shapes (one snapshot)."""
     from priorizer.seed.service import export_seed
-    from priorizer.startup import open_for_command
 
     settings = _settings()
-    database, _queue = open_for_command(settings)
+    database = _open_to_read(settings)
     try:
         with database.snapshot() as session:
             counts = export_seed(
@@ -151,10 +174,9 @@ def maintain() -> None:
     process is running a cycle, says so and exits 1)."""
     from priorizer.app import utcnow
     from priorizer.maintenance.service import MaintenancePolicy, run_cycle
-    from priorizer.startup import open_for_command
 
     settings = _settings()
-    database, queue = open_for_command(settings)
+    database, queue = _open_to_write(settings)
     try:
         policy = MaintenancePolicy.from_settings(settings, queue)
         outcome = run_cycle(database=database, policy=policy, clock=utcnow)
@@ -186,9 +208,8 @@ def withdraw(
 def _set_states(asset_ids: list[str], *, withdraw: bool) -> None:
     from priorizer.app import utcnow
     from priorizer.catalog import service as catalog_service
-    from priorizer.startup import open_for_command
 
-    database, queue = open_for_command(_settings())
+    database, queue = _open_to_write(_settings())
     try:
         with database.write() as session:
             report = catalog_service.set_states(
@@ -206,13 +227,12 @@ def _harvest_context(settings: Settings) -> Any:
     from priorizer.app import utcnow
     from priorizer.harvest.service import Context
     from priorizer.scoring import policy as scoring_policy
-    from priorizer.startup import open_for_command
 
     try:
         policy = scoring_policy.load(settings.scoring_policy_file)
     except PriorizerError as error:
         raise _fail(error) from error
-    database, queue = open_for_command(settings)
+    database, queue = _open_to_write(settings)
     return Context(database=database, policy=policy, queue=queue, clock=utcnow)
 
 
@@ -431,11 +451,10 @@ def status(
         figures = response.json()
     else:
         from priorizer.app import utcnow
-        from priorizer.startup import open_for_command
         from priorizer.system import service as system_service
 
         settings = _settings()
-        database, _queue = open_for_command(settings)
+        database = _open_to_read(settings)
         try:
             with database.read() as session:
                 figures = system_service.status_from_database(
