@@ -52,6 +52,16 @@ def _open_to_write(settings: Settings) -> tuple[Database, QueuePolicy]:
         raise _fail(error) from error
 
 
+def _reachable(settings: Settings) -> None:
+    """A PostgreSQL server that does not answer is one line naming DATABASE_URL, before a
+    client tool says so at length."""
+    from priorizer.db import sqlite_path
+    from priorizer.startup import schema_revision
+
+    if sqlite_path(settings.sqlalchemy_url) is None:
+        schema_revision(settings)
+
+
 def _open_to_read(settings: Settings) -> Database:
     """The database as it is, for commands that only read: never created nor migrated."""
     from priorizer.startup import open_to_read
@@ -401,6 +411,7 @@ def backup(
 
     settings = _settings()
     try:
+        _reachable(settings)
         outcome = take_backup(settings.sqlalchemy_url, file, force=force)
     except PriorizerError as error:
         raise _fail(error) from error
@@ -418,6 +429,7 @@ def restore(
 
     settings = _settings()
     try:
+        _reachable(settings)
         outcome = load_backup(settings.sqlalchemy_url, file, force=force)
     except PriorizerError as error:
         raise _fail(error) from error

@@ -63,7 +63,15 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 # --- a database that cannot be used: one line naming the setting ---------------------------------
 
-COMMANDS = [["serve"], ["status"], ["export-json", "out"], ["maintain"], ["import-json", "x.json"]]
+COMMANDS = [
+    ["serve"],
+    ["status"],
+    ["export-json", "out"],
+    ["maintain"],
+    ["import-json", "x.json"],
+    ["backup", "copy.dump"],
+    ["restore", "copy.dump"],
+]
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda args: args[0])
