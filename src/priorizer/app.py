@@ -16,6 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -61,6 +62,7 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 HARVEST_STOP_WAIT_SECONDS = 10.0
+DOCS_ASSETS_URL = "/static/api-docs"
 BODY_UNREADABLE = "There was an error parsing the body"  # FastAPI's words
 # Pydantic's error types for a body that is not an object, where one is expected.
 NOT_AN_OBJECT = frozenset({"model_attributes_type", "model_type", "dict_type"})
@@ -103,7 +105,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
                 worker.join(timeout=HARVEST_STOP_WAIT_SECONDS)
             database.dispose()
 
-    app = FastAPI(
+    # /docs (Swagger UI) loads its script and styles from fastapi-offline's package, not a
+    # CDN: it works with no internet, as the dashboard does. No ReDoc: its page fetches a logo
+    # from the internet whatever it is told.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="Priorizer",
         version="0.1.0",
         summary="Decides which public science data gets rescued first, and by which node.",
@@ -111,6 +117,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         # Never a traceback to a client, whatever DEBUG says: it is for the logs.
         debug=False,
         responses=COMMON_ERRORS,
+        static_url=DOCS_ASSETS_URL,
+        favicon_url="/static/favicon.svg",
+        # Swagger UI would otherwise ask a validator on the internet about the schema.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     app.state.clock = clock
