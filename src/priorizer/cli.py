@@ -24,6 +24,9 @@ cli = typer.Typer(
     help="Priorizer: which public science data gets rescued first, and by whom.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain help, as click writes it: paragraphs wrapped to the terminal, names in capitals
+    # (Typer's rich panels broke lines mid-sentence and tagged each option with its type).
+    rich_markup_mode=None,
 )
 
 
@@ -35,6 +38,12 @@ def _settings(**overrides: object) -> Settings:
         raise typer.Exit(2) from error
     logs.configure(settings)
     return settings
+
+
+def _argument(name: str) -> Any:
+    """A positional argument, named in capitals and described in its command's text (Typer
+    would list it again, tagged with its Python type)."""
+    return typer.Argument(metavar=name, hidden=True, show_default=False)
 
 
 def _fail(error: PriorizerError) -> typer.Exit:
@@ -53,8 +62,8 @@ def _open_to_write(settings: Settings) -> tuple[Database, QueuePolicy]:
 
 
 def _reachable(settings: Settings) -> None:
-    """A PostgreSQL server that does not answer is one line naming DATABASE_URL, before a
-    client tool says so at length."""
+    """A PostgreSQL server that does not answer is one line naming DATABASE_URL, before a client
+    tool says so at length."""
     from priorizer.db import sqlite_path
     from priorizer.startup import schema_revision
 
@@ -75,13 +84,23 @@ def _open_to_read(settings: Settings) -> Database:
 @cli.command()
 def serve(
     demo: Annotated[
-        bool, typer.Option(help="Load a small demo catalog if the catalog is empty.")
+        bool,
+        typer.Option(show_default=False, help="Load a small demo catalog if the catalog is empty."),
     ] = False,
-    host: Annotated[str | None, typer.Option(help="Overrides PRIORIZER_HOST.")] = None,
-    port: Annotated[int | None, typer.Option(help="Overrides PRIORIZER_PORT.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Overrides PRIORIZER_WORKERS.")] = None,
+    host: Annotated[
+        str | None, typer.Option(metavar="HOST", help="Overrides PRIORIZER_HOST.")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(metavar="PORT", help="Overrides PRIORIZER_PORT.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(metavar="N", help="Overrides PRIORIZER_WORKERS.")
+    ] = None,
 ) -> None:
-    """Migrate the database, load the seed files into an empty one, and serve the API."""
+    """Serve the API and the dashboard.
+
+    Migrates the database first, and loads the seed files of DATA_DIRECTORY (or, with --demo, a
+    demo catalog) into an empty one."""
     import os
     import shutil
     import tempfile
@@ -138,10 +157,15 @@ def serve(
 
 @cli.command("import-json")
 def import_json(
-    ckan_file: Annotated[Path, typer.Argument(help="The seed's ckan_data.json.")],
-    allocations: Annotated[Path | None, typer.Option(help="The seed's allocations.json.")] = None,
+    ckan_file: Annotated[Path, _argument("CKAN_FILE")],
+    allocations: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="The seed's allocations.json.")
+    ] = None,
 ) -> None:
-    """Import the seed's JSON files (upsert by id; nothing is written if a file is bad)."""
+    """Import the seed's JSON files (upsert by id).
+
+    CKAN_FILE is the seed's ckan_data.json. Both files are checked whole first: if one is not
+    valid, nothing is written."""
     from priorizer.app import utcnow
     from priorizer.startup import import_files
 
@@ -158,9 +182,13 @@ def import_json(
 
 @cli.command("export-json")
 def export_json(
-    directory: Annotated[Path, typer.Argument(help="Where to write the files.")],
+    directory: Annotated[Path, _argument("DIRECTORY")],
 ) -> None:
-    """Write the catalog and open leases/copies in the seed's JSON shapes (one snapshot)."""
+    """Export the catalog and leases as the seed's JSON files.
+
+    Writes ckan_data.json and allocations.json (CKAN_DATA_FILE, ALLOCATIONS_FILE) in DIRECTORY:
+    the catalog, open leases and copies, read from one consistent snapshot. Never creates or
+    migrates a database: with none, says so and exits 1."""
     from priorizer.seed.service import export_seed
 
     settings = _settings()
@@ -180,8 +208,9 @@ def export_json(
 
 @cli.command()
 def maintain() -> None:
-    """Run one maintenance cycle now and print what it did (waits for none: if another
-    process is running a cycle, says so and exits 1)."""
+    """Run one maintenance cycle now and print what it did.
+
+    Waits for no other: if another process is running a cycle, says so and exits 1."""
     from priorizer.app import utcnow
     from priorizer.maintenance.service import MaintenancePolicy, run_cycle
 
@@ -200,18 +229,22 @@ def maintain() -> None:
 
 @cli.command()
 def reinstate(
-    asset_ids: Annotated[list[str], typer.Argument(help="Assets to hand out again.")],
+    asset_ids: Annotated[list[str], _argument("ASSET_ID")],
 ) -> None:
-    """Put unreachable or withdrawn assets back in the queue, forgetting their failures."""
+    """Hand unreachable or withdrawn assets out again.
+
+    Each ASSET_ID goes back in the queue, and its failures are forgotten."""
     _set_states(asset_ids, withdraw=False)
 
 
 @cli.command()
 def withdraw(
-    asset_ids: Annotated[list[str], typer.Argument(help="Assets to take out of the catalog.")],
+    asset_ids: Annotated[list[str], _argument("ASSET_ID")],
 ) -> None:
-    """Take assets out of the catalog: never handed out again; open leases close at the
-    next maintenance cycle; copies and history are kept."""
+    """Take assets out of the catalog.
+
+    Each ASSET_ID is never handed out again; its open leases close at the next maintenance
+    cycle; its copies and history are kept."""
     _set_states(asset_ids, withdraw=True)
 
 
@@ -287,27 +320,43 @@ def _follow(progress: Any, description: str) -> Any:
 
 @cli.command()
 def harvest(
-    url: Annotated[str, typer.Argument(help="The portal: its site or its API URL.")],
+    url: Annotated[str, _argument("URL")],
     organization: Annotated[
-        str | None, typer.Option(help="Only this organization's datasets (its CKAN name).")
+        str | None,
+        typer.Option(metavar="NAME", help="Only this organization's datasets (its CKAN name)."),
     ] = None,
-    query: Annotated[str | None, typer.Option(help="Only datasets this search finds.")] = None,
+    query: Annotated[
+        str | None, typer.Option(metavar="QUERY", help="Only datasets this search finds.")
+    ] = None,
     since: Annotated[
         datetime | None,
-        typer.Option(help="Only datasets modified since (UTC); nothing is marked removed."),
+        typer.Option(
+            metavar="DATE",
+            help="Only datasets modified since then (UTC; 2024-01-31 or 2024-01-31T08:00:00); "
+            "nothing is marked removed.",
+        ),
     ] = None,
     incremental: Annotated[
         bool,
-        typer.Option(help="Only datasets modified since this source's last complete run."),
+        typer.Option(
+            show_default=False,
+            help="Only datasets modified since this source's last complete run.",
+        ),
     ] = False,
-    rows: Annotated[int, typer.Option(min=1, max=1000, help="Datasets per request.")] = 1000,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per request.")] = 30.0,
-    attempts: Annotated[int, typer.Option(min=1, help="Tries per request.")] = 6,
+    rows: Annotated[
+        int, typer.Option(metavar="N", min=1, max=1000, help="Datasets per request.")
+    ] = 1000,
+    timeout: Annotated[
+        float, typer.Option(metavar="SECONDS", min=0.1, help="Seconds per request.")
+    ] = 30.0,
+    attempts: Annotated[int, typer.Option(metavar="N", min=1, help="Tries per request.")] = 6,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Harvest a CKAN portal into the catalog. An interrupted harvest (crash, Ctrl-C, the portal
-    down) is continued by the next run of the same source; a full one marks datasets that
-    vanished from it as removed upstream."""
+    """Harvest a CKAN portal into the catalog.
+
+    URL is the portal's site or its API's address. An interrupted harvest (a crash, Ctrl-C, the
+    portal down) is continued by the next run of the same source; a full one marks the datasets
+    that vanished from it as removed upstream."""
     from contextlib import nullcontext
 
     from priorizer.harvest.ckan import CkanClient, CkanError
@@ -345,12 +394,12 @@ def harvest(
 
 @cli.command("import-ckan")
 def import_ckan(
-    files: Annotated[
-        list[Path], typer.Argument(help="Saved package_search/package_show JSON (or .json.gz).")
-    ],
+    files: Annotated[list[Path], _argument("FILE")],
 ) -> None:
-    """Import saved CKAN answers as a harvest would. Every file is read and checked first: if
-    one is not valid, nothing is written."""
+    """Import saved CKAN answers as a harvest would.
+
+    Each FILE holds a package_search or package_show answer (.json, or .json.gz). Every file is
+    read and checked first: if one is not valid, nothing is written."""
     import gzip
 
     import orjson
@@ -383,8 +432,9 @@ def import_ckan(
 
 @cli.command()
 def rescore() -> None:
-    """Apply the scoring policy (SCORING_POLICY_FILE, or the default) to the whole catalog;
-    manual priorities stay."""
+    """Apply the scoring policy to the whole catalog.
+
+    The policy is SCORING_POLICY_FILE's, or the default one; manual priorities stay."""
     import dataclasses as dc
 
     from priorizer.scoring.service import rescore as rescore_catalog
@@ -402,11 +452,15 @@ def rescore() -> None:
 
 @cli.command()
 def backup(
-    file: Annotated[Path, typer.Argument(help="Where to write the backup.")],
-    force: Annotated[bool, typer.Option(help="Overwrite FILE if it exists.")] = False,
+    file: Annotated[Path, _argument("FILE")],
+    force: Annotated[
+        bool, typer.Option(show_default=False, help="Overwrite FILE if it exists.")
+    ] = False,
 ) -> None:
-    """A consistent copy of the database, taken while the server serves (SQLite: the online
-    backup API; PostgreSQL: pg_dump --format=custom)."""
+    """Take a consistent copy of the database.
+
+    Writes it to FILE. It may run while the server serves (SQLite: the online backup API;
+    PostgreSQL: pg_dump --format=custom)."""
     from priorizer.backup import backup as take_backup
 
     settings = _settings()
@@ -420,11 +474,15 @@ def backup(
 
 @cli.command()
 def restore(
-    file: Annotated[Path, typer.Argument(help="A backup from `priorizer backup`.")],
-    force: Annotated[bool, typer.Option(help="Replace a database that has content.")] = False,
+    file: Annotated[Path, _argument("FILE")],
+    force: Annotated[
+        bool, typer.Option(show_default=False, help="Replace a database that has content.")
+    ] = False,
 ) -> None:
-    """Load a backup into the database (stop the server first), then migrate it. A database
-    with assets, nodes or allocations is replaced only with --force."""
+    """Load a backup into the database, then migrate it.
+
+    FILE is a backup from `priorizer backup`. Stop the server first. A database with assets,
+    nodes or allocations is replaced only with --force."""
     from priorizer.backup import restore as load_backup
 
     settings = _settings()
@@ -441,14 +499,18 @@ def status(
     url: Annotated[
         str | None,
         typer.Option(
+            metavar="URL",
             help="A running server's address (e.g. http://127.0.0.1:8002); "
-            "without it, the database of this environment is read."
+            "without it, the database of this environment is read.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print GET /status as JSON.")] = False,
 ) -> None:
-    """Where the rescue stands: catalog, copies, leases, nodes and maintenance. Exits 1 when
-    the system is degraded (or the server does not answer)."""
+    """Show where the rescue stands.
+
+    The catalog, copies, leases, nodes and maintenance, from the database or from a running
+    server (--url). Never creates or migrates a database. Exits 1 when the system is degraded,
+    the server does not answer, or there is no database."""
     from priorizer import status_report
 
     if url is not None:
