@@ -299,7 +299,7 @@ def test_bad_import_files_change_nothing(db_url: str, tmp_path: Path) -> None:
     invalid = write_json(tmp_path / "invalid.json", [*changed[:3], {**changed[3], "priority": 11}])
     result = run_cli(["import-json", str(invalid)], env)
     assert result.returncode != 0, describe(result)
-    assert "row 3, field priority" in result.stderr, describe(result)
+    assert "row 4, field priority" in result.stderr, describe(result)  # counted from 1
     assert snapshot(db_url) == before
 
     # 3. A good catalog file with allocations naming an unknown asset: the assets are not
