@@ -64,8 +64,10 @@ def configure(settings: Settings) -> None:
     uvicorn_access.handlers.clear()
     uvicorn_access.propagate = False
     # Alembic says which plugins it loads and which migrations it runs at INFO: noise in a
-    # command's output. `startup` says in one line of its own when the schema changed.
-    logging.getLogger("alembic").setLevel(logging.NOTSET if settings.debug else logging.WARNING)
+    # command's output. `startup` says in one line of its own when the schema changed. And
+    # APScheduler says twice per cycle that it ran the job: `scheduler` says what it did.
+    for chatty in ("alembic", "apscheduler"):
+        logging.getLogger(chatty).setLevel(logging.NOTSET if settings.debug else logging.WARNING)
 
 
 class RequestLog:

@@ -193,6 +193,11 @@ def test_serve_loads_seed_files_and_expires_leases_on_schedule(tmp_path: Path) -
         assert sorted(item["id"] for item in second.json()) == everything
 
     assert server.stopped_cleanly, server.logs()
+    # Each cycle is one short line of ours, not kilobytes, nor APScheduler's two of its own.
+    lines = server.stderr_path.read_text().splitlines()
+    cycles = [line for line in lines if "priorizer.scheduler" in line]
+    assert cycles and all(len(line) < 250 for line in cycles), cycles
+    assert not [line for line in lines if "apscheduler" in line]
 
 
 @pytest.mark.parametrize(
