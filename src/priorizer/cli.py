@@ -1,24 +1,26 @@
-"""The `priorizer` command."""
+"""The `priorizer` command: serving, the seed's files, maintenance, backups and status (the
+CKAN commands are in `cli_harvest`, the steps every command shares in `cli_support`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from priorizer import logs
-from priorizer.config import Settings, describe_settings_error
+from priorizer import cli_harvest
+from priorizer.cli_support import (
+    argument,
+    check_reachable,
+    fail,
+    load_settings,
+    open_to_read,
+    open_to_write,
+)
 from priorizer.errors import PriorizerError
-
-if TYPE_CHECKING:
-    from priorizer.allocation.policy import QueuePolicy
-    from priorizer.db import Database
 
 cli = typer.Typer(
     help="Priorizer: which public science data gets rescued first, and by whom.",
@@ -28,57 +30,6 @@ cli = typer.Typer(
     # (Typer's rich panels broke lines mid-sentence and tagged each option with its type).
     rich_markup_mode=None,
 )
-
-
-def _settings(**overrides: object) -> Settings:
-    try:
-        settings = Settings.of(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as error:
-        typer.echo(describe_settings_error(error), err=True)
-        raise typer.Exit(2) from error
-    logs.configure(settings)
-    return settings
-
-
-def _argument(name: str) -> Any:
-    """A positional argument, named in capitals and described in its command's text (Typer
-    would list it again, tagged with its Python type)."""
-    return typer.Argument(metavar=name, hidden=True, show_default=False)
-
-
-def _fail(error: PriorizerError) -> typer.Exit:
-    typer.echo(f"error: {error}", err=True)
-    return typer.Exit(1)
-
-
-def _open_to_write(settings: Settings) -> tuple[Database, QueuePolicy]:
-    """The database, migrated (quietly); one line and exit 1 when it cannot be opened."""
-    from priorizer.startup import open_for_command
-
-    try:
-        return open_for_command(settings)
-    except PriorizerError as error:
-        raise _fail(error) from error
-
-
-def _reachable(settings: Settings) -> None:
-    """A PostgreSQL server that does not answer is one line naming DATABASE_URL, before a client
-    tool says so at length."""
-    from priorizer.db import sqlite_path
-    from priorizer.startup import schema_revision
-
-    if sqlite_path(settings.sqlalchemy_url) is None:
-        schema_revision(settings)
-
-
-def _open_to_read(settings: Settings) -> Database:
-    """The database as it is, for commands that only read: never created nor migrated."""
-    from priorizer.startup import open_to_read
-
-    try:
-        return open_to_read(settings)
-    except PriorizerError as error:
-        raise _fail(error) from error
 
 
 @cli.command()
@@ -111,7 +62,7 @@ def serve(
     from priorizer.security import is_loopback
     from priorizer.startup import prepare
 
-    settings = _settings(host=host, port=port, workers=workers)
+    settings = load_settings(host=host, port=port, workers=workers)
     if not is_loopback(settings.host) and settings.admin_token is None and not settings.insecure:
         typer.echo(
             f"error: refusing to listen on {settings.host} with no PRIORIZER_ADMIN_TOKEN: anyone "
@@ -123,7 +74,7 @@ def serve(
     try:
         prepare(settings, demo=demo)
     except PriorizerError as error:
-        raise _fail(error) from error
+        raise fail(error) from error
     # Worker processes read their settings from the environment: pass the overrides on.
     os.environ.update(
         PRIORIZER_HOST=settings.host,
@@ -157,7 +108,7 @@ def serve(
 
 @cli.command("import-json")
 def import_json(
-    ckan_file: Annotated[Path, _argument("CKAN_FILE")],
+    ckan_file: Annotated[Path, argument("CKAN_FILE")],
     allocations: Annotated[
         Path | None, typer.Option(metavar="FILE", help="The seed's allocations.json.")
     ] = None,
@@ -169,12 +120,12 @@ def import_json(
     from priorizer.app import utcnow
     from priorizer.startup import import_files
 
-    settings = _settings()
-    database, queue = _open_to_write(settings)
+    settings = load_settings()
+    database, queue = open_to_write(settings)
     try:
         report = import_files(database, settings, ckan_file, allocations, now=utcnow(), queue=queue)
     except PriorizerError as error:
-        raise _fail(error) from error
+        raise fail(error) from error
     finally:
         database.dispose()
     typer.echo(json.dumps(dataclasses.asdict(report)))
@@ -182,7 +133,7 @@ def import_json(
 
 @cli.command("export-json")
 def export_json(
-    directory: Annotated[Path, _argument("DIRECTORY")],
+    directory: Annotated[Path, argument("DIRECTORY")],
 ) -> None:
     """Export the catalog and leases as the seed's JSON files.
 
@@ -191,8 +142,8 @@ def export_json(
     migrates a database: with none, says so and exits 1."""
     from priorizer.seed.service import export_seed
 
-    settings = _settings()
-    database = _open_to_read(settings)
+    settings = load_settings()
+    database = open_to_read(settings)
     try:
         with database.snapshot() as session:
             counts = export_seed(
@@ -214,8 +165,8 @@ def maintain() -> None:
     from priorizer.app import utcnow
     from priorizer.maintenance.service import MaintenancePolicy, run_cycle
 
-    settings = _settings()
-    database, queue = _open_to_write(settings)
+    settings = load_settings()
+    database, queue = open_to_write(settings)
     try:
         policy = MaintenancePolicy.from_settings(settings, queue)
         outcome = run_cycle(database=database, policy=policy, clock=utcnow)
@@ -229,7 +180,7 @@ def maintain() -> None:
 
 @cli.command()
 def reinstate(
-    asset_ids: Annotated[list[str], _argument("ASSET_ID")],
+    asset_ids: Annotated[list[str], argument("ASSET_ID")],
 ) -> None:
     """Hand unreachable or withdrawn assets out again.
 
@@ -239,7 +190,7 @@ def reinstate(
 
 @cli.command()
 def withdraw(
-    asset_ids: Annotated[list[str], _argument("ASSET_ID")],
+    asset_ids: Annotated[list[str], argument("ASSET_ID")],
 ) -> None:
     """Take assets out of the catalog.
 
@@ -248,11 +199,14 @@ def withdraw(
     _set_states(asset_ids, withdraw=True)
 
 
+cli_harvest.register(cli)  # listed here, after the catalog's own commands
+
+
 def _set_states(asset_ids: list[str], *, withdraw: bool) -> None:
     from priorizer.app import utcnow
     from priorizer.catalog import service as catalog_service
 
-    database, queue = _open_to_write(_settings())
+    database, queue = open_to_write(load_settings())
     try:
         with database.write() as session:
             report = catalog_service.set_states(
@@ -265,194 +219,9 @@ def _set_states(asset_ids: list[str], *, withdraw: bool) -> None:
         raise typer.Exit(1)
 
 
-def _harvest_context(settings: Settings) -> Any:
-    """The database, policies and clock harvest commands work with (see `harvest.service`)."""
-    from priorizer.app import utcnow
-    from priorizer.harvest.service import Context
-    from priorizer.scoring import policy as scoring_policy
-
-    try:
-        policy = scoring_policy.load(settings.scoring_policy_file)
-    except PriorizerError as error:
-        raise _fail(error) from error
-    database, queue = _open_to_write(settings)
-    return Context(database=database, policy=policy, queue=queue, clock=utcnow)
-
-
-def _progress_bar() -> Any:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rate]} datasets/s · {task.fields[assets]} assets"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    )
-
-
-def _follow(progress: Any, description: str) -> Any:
-    """An `on_page` callback that moves a progress bar (total: the portal's count)."""
-    task = progress.add_task(description, total=None, rate="-", assets=0)
-
-    def on_page(view: dict[str, Any]) -> None:
-        progress.update(
-            task,
-            total=view["expected"],
-            completed=view["datasets"],
-            rate=view["datasets_per_second"] or "-",
-            assets=view["assets_created"] + view["assets_updated"],
-        )
-
-    return on_page
-
-
-@cli.command()
-def harvest(
-    url: Annotated[str, _argument("URL")],
-    organization: Annotated[
-        str | None,
-        typer.Option(metavar="NAME", help="Only this organization's datasets (its CKAN name)."),
-    ] = None,
-    query: Annotated[
-        str | None, typer.Option(metavar="QUERY", help="Only datasets this search finds.")
-    ] = None,
-    since: Annotated[
-        datetime | None,
-        typer.Option(
-            metavar="DATE",
-            help="Only datasets modified since then (UTC; 2024-01-31 or 2024-01-31T08:00:00); "
-            "nothing is marked removed.",
-        ),
-    ] = None,
-    incremental: Annotated[
-        bool,
-        typer.Option(
-            show_default=False,
-            help="Only datasets modified since this source's last complete run.",
-        ),
-    ] = False,
-    rows: Annotated[
-        int, typer.Option(metavar="N", min=1, max=1000, help="Datasets per request.")
-    ] = 1000,
-    timeout: Annotated[
-        float, typer.Option(metavar="SECONDS", min=0.1, help="Seconds per request.")
-    ] = 30.0,
-    attempts: Annotated[int, typer.Option(metavar="N", min=1, help="Tries per request.")] = 6,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-) -> None:
-    """Harvest a CKAN portal into the catalog.
-
-    URL is the portal's site or its API's address. An interrupted harvest (a crash, Ctrl-C, the
-    portal down) is continued by the next run of the same source; a full one marks the datasets
-    that vanished from it as removed upstream."""
-    from contextlib import nullcontext
-
-    from priorizer.harvest.ckan import CkanClient, CkanError
-    from priorizer.harvest.service import Source
-    from priorizer.harvest.service import harvest as harvest_source
-
-    settings = _settings()
-    context = _harvest_context(settings)
-    source = Source(url=url, organization=organization, query=query)
-    bar = _progress_bar() if progress else nullcontext()
-    try:
-        with CkanClient(url, timeout_seconds=timeout, attempts=attempts) as client, bar:
-            on_page = _follow(bar, source.key) if progress else None
-            outcome = harvest_source(
-                context,
-                client=client,
-                source=source,
-                rows=rows,
-                since=since.replace(tzinfo=since.tzinfo or UTC) if since else None,
-                incremental=incremental,
-                on_page=on_page,
-            )
-    except KeyboardInterrupt:
-        typer.echo("interrupted: the next harvest of this source continues from here", err=True)
-        raise typer.Exit(130) from None
-    except CkanError as error:
-        typer.echo(f"error: {error} (the next harvest of this source continues)", err=True)
-        raise typer.Exit(1) from error
-    except PriorizerError as error:
-        raise _fail(error) from error
-    finally:
-        context.database.dispose()
-    typer.echo(json.dumps(outcome, default=str))
-
-
-@cli.command("import-ckan")
-def import_ckan(
-    files: Annotated[list[Path], _argument("FILE")],
-) -> None:
-    """Import saved CKAN answers as a harvest would.
-
-    Each FILE holds a package_search or package_show answer (.json, or .json.gz). Every file is
-    read and checked first: if one is not valid, nothing is written."""
-    import gzip
-
-    import orjson
-
-    from priorizer.harvest.mapping import packages_in
-    from priorizer.harvest.service import Source, import_packages
-
-    packages: list[Any] = []
-    for path in files:
-        try:
-            data = path.read_bytes()
-            document = orjson.loads(gzip.decompress(data) if path.suffix == ".gz" else data)
-        except OSError as error:
-            raise _fail(PriorizerError(f"cannot read {path}: {error.strerror}")) from error
-        except (orjson.JSONDecodeError, gzip.BadGzipFile, EOFError) as error:
-            raise _fail(PriorizerError(f"{path} is not valid JSON: {error}")) from error
-        found = packages_in(document)
-        if found is None:
-            raise _fail(PriorizerError(f"{path} holds no CKAN packages"))
-        packages += found
-    settings = _settings()
-    context = _harvest_context(settings)
-    source = Source(url="file:" + ",".join(sorted(path.name for path in files)))
-    try:
-        outcome = import_packages(context, packages=packages, source=source)
-    finally:
-        context.database.dispose()
-    typer.echo(json.dumps(outcome, default=str))
-
-
-@cli.command()
-def rescore() -> None:
-    """Apply the scoring policy to the whole catalog.
-
-    The policy is SCORING_POLICY_FILE's, or the default one; manual priorities stay."""
-    import dataclasses as dc
-
-    from priorizer.scoring.service import rescore as rescore_catalog
-
-    settings = _settings()
-    context = _harvest_context(settings)
-    try:
-        report = rescore_catalog(
-            context.database, policy=context.policy, queue=context.queue, now=context.clock()
-        )
-    finally:
-        context.database.dispose()
-    typer.echo(json.dumps(dc.asdict(report)))
-
-
 @cli.command()
 def backup(
-    file: Annotated[Path, _argument("FILE")],
+    file: Annotated[Path, argument("FILE")],
     force: Annotated[
         bool, typer.Option(show_default=False, help="Overwrite FILE if it exists.")
     ] = False,
@@ -463,18 +232,18 @@ def backup(
     PostgreSQL: pg_dump --format=custom)."""
     from priorizer.backup import backup as take_backup
 
-    settings = _settings()
+    settings = load_settings()
     try:
-        _reachable(settings)
+        check_reachable(settings)
         outcome = take_backup(settings.sqlalchemy_url, file, force=force)
     except PriorizerError as error:
-        raise _fail(error) from error
+        raise fail(error) from error
     typer.echo(json.dumps(outcome))
 
 
 @cli.command()
 def restore(
-    file: Annotated[Path, _argument("FILE")],
+    file: Annotated[Path, argument("FILE")],
     force: Annotated[
         bool, typer.Option(show_default=False, help="Replace a database that has content.")
     ] = False,
@@ -485,12 +254,12 @@ def restore(
     nodes or allocations is replaced only with --force."""
     from priorizer.backup import restore as load_backup
 
-    settings = _settings()
+    settings = load_settings()
     try:
-        _reachable(settings)
+        check_reachable(settings)
         outcome = load_backup(settings.sqlalchemy_url, file, force=force)
     except PriorizerError as error:
-        raise _fail(error) from error
+        raise fail(error) from error
     typer.echo(json.dumps(outcome))
 
 
@@ -527,8 +296,8 @@ def status(
         from priorizer.app import utcnow
         from priorizer.system import service as system_service
 
-        settings = _settings()
-        database = _open_to_read(settings)
+        settings = load_settings()
+        database = open_to_read(settings)
         try:
             with database.read() as session:
                 figures = system_service.status_from_database(
