@@ -20,6 +20,7 @@ from priorizer.cli_support import (
     open_to_read,
     open_to_write,
 )
+from priorizer.config import mask_password
 from priorizer.errors import PriorizerError
 
 cli = typer.Typer(
@@ -289,7 +290,9 @@ def status(
             response = httpx.get(url.rstrip("/") + "/status", timeout=10)
             response.raise_for_status()
         except httpx.HTTPError as error:
-            typer.echo(f"error: {url} does not answer: {error}", err=True)
+            # A password in the address stays out of the message (and so does httpx's echo).
+            message = f"error: {url} does not answer: {error}".replace(url, mask_password(url))
+            typer.echo(message, err=True)
             raise typer.Exit(1) from error
         figures = response.json()
     else:

@@ -199,3 +199,12 @@ def test_the_server_never_prints_a_secret(tmp_path, empty_db_url):
     assert "Priorizer on http://127.0.0.1" in output
     for secret in (ADMIN_TOKEN, ENROLLMENT_SECRET, DB_PASSWORD, enrolled.json()["token"]):
         assert secret not in output
+
+
+def test_status_of_an_address_holding_a_password_does_not_show_it():
+    url = f"http://admin:{DB_PASSWORD}@127.0.0.1:{free_port()}"
+
+    result = run_cli(["status", "--url", url], {})
+
+    line = one_line_error(result, "does not answer", "http://admin:***@127.0.0.1")
+    assert DB_PASSWORD not in line
