@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,14 +16,15 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from priorizer import logs
 from priorizer.allocation.api import router as allocation_router
 from priorizer.allocation.policy import QueuePolicy
 from priorizer.catalog.api import router as catalog_router
-from priorizer.config import Settings
+from priorizer.config import Settings, describe_settings_error
 from priorizer.dashboard.api import router as dashboard_router
 from priorizer.db import Database
 from priorizer.errors import PriorizerError
@@ -60,7 +62,12 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 HARVEST_STOP_WAIT_SECONDS = 10.0
+DOCS_ASSETS_URL = "/static/api-docs"
 BODY_UNREADABLE = "There was an error parsing the body"  # FastAPI's words
+# Pydantic's error types for a body that is not an object, where one is expected.
+NOT_AN_OBJECT = frozenset({"model_attributes_type", "model_type", "dict_type"})
+# Error details echo the input; past this depth they say "..." (ours nest three levels).
+MAX_ECHO_DEPTH = 16
 
 
 def utcnow() -> datetime:
@@ -98,7 +105,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
                 worker.join(timeout=HARVEST_STOP_WAIT_SECONDS)
             database.dispose()
 
-    app = FastAPI(
+    # /docs (Swagger UI) loads its script and styles from fastapi-offline's package, not a
+    # CDN: it works with no internet, as the dashboard does. No ReDoc: its page fetches a logo
+    # from the internet whatever it is told.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="Priorizer",
         version="0.1.0",
         summary="Decides which public science data gets rescued first, and by which node.",
@@ -106,6 +117,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         # Never a traceback to a client, whatever DEBUG says: it is for the logs.
         debug=False,
         responses=COMMON_ERRORS,
+        static_url=DOCS_ASSETS_URL,
+        favicon_url="/static/favicon.svg",
+        # Swagger UI would otherwise ask a validator on the internet about the schema.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     app.state.clock = clock
@@ -154,31 +169,76 @@ def _handle_errors(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        # FastAPI's own handler echoes the input, and cannot encode NaN or Infinity.
-        return error_response(request, 422, _finite(jsonable_encoder(error.errors())))
+        # FastAPI's own handler echoes the input whole (however deep), and cannot encode NaN
+        # or Infinity.
+        problems = [_with_hint(request, problem) for problem in error.errors()]
+        return error_response(request, 422, jsonable_encoder(_printable(problems)))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         headers = dict(error.headers) if error.headers else None
         if error.status_code == 400 and error.detail == BODY_UNREADABLE:
-            # FastAPI's answer to a body that is not UTF-8: invalid input, like any other.
-            return error_response(request, 422, "the request body is not UTF-8 JSON")
+            # FastAPI's answer to a body its JSON parser gave up on: invalid input, like any
+            # other, saying why.
+            return error_response(request, 422, unreadable_body(error.__cause__))
         return error_response(request, error.status_code, error.detail, headers)
 
 
-def _finite(value: Any) -> Any:
-    """The value with non-finite floats spelled as strings, so JSON can carry it."""
+def unreadable_body(cause: BaseException | None) -> str:
+    """Why a request body could not be read as JSON, in words a client can act on."""
+    if isinstance(cause, RecursionError):
+        return (
+            "the request body is nested too deeply to read (hundreds of levels of arrays or "
+            "objects); no request needs more than three"
+        )
+    if isinstance(cause, UnicodeDecodeError):
+        return "the request body is not UTF-8 (JSON must be)"
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        limit = sys.get_int_max_str_digits()
+        return f"a number in the request body is too long (more than {limit} digits)"
+    return "the request body could not be read as JSON"
+
+
+def _with_hint(request: Request, problem: dict[str, Any]) -> dict[str, Any]:
+    """A body that is not an object because it was not sent as JSON says so."""
+    if tuple(problem["loc"]) != ("body",) or problem["type"] not in NOT_AN_OBJECT:
+        return problem
+    sent = request.headers.get("content-type")
+    if sent is not None and _is_json(sent):
+        return problem
+    came = f"this one came as {sent.split(';')[0]}" if sent else "this one had none"
+    return {
+        "type": "content_type",
+        "loc": ("body",),
+        "msg": f"the body must be JSON, sent with Content-Type: application/json ({came})",
+    }
+
+
+def _is_json(content_type: str) -> bool:
+    kind = content_type.split(";")[0].strip().lower()
+    json_like = kind == "application/json" or kind.endswith("+json")  # as FastAPI reads them
+    return kind.startswith("application/") and json_like
+
+
+def _printable(value: Any, depth: int = 0) -> Any:
+    """The value with non-finite floats spelled as strings, so JSON can carry it, and cut
+    where it nests deeper than any request of ours does (an echoed input can be anything)."""
+    if depth > MAX_ECHO_DEPTH:
+        return "..."
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+        return {key: _printable(item, depth + 1) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
+        return [_printable(item, depth + 1) for item in value]
     return value
 
 
 def app_from_environment() -> FastAPI:
     """Factory for `uvicorn --factory` (one call per worker process)."""
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:  # `cli.serve` checked them; the environment changed since
+        raise SystemExit(describe_settings_error(error)) from None
     logs.configure(settings)
     return create_app(settings)

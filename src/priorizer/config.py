@@ -1,11 +1,12 @@
 """Settings: the seed's environment variables by their exact names, plus ours.
 
 Every value is validated when the service starts; a bad one stops start-up with a message that
-names the variable (see `describe_settings_error`).
+names the variable (see `describe_settings_error`) and never shows a secret.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,9 +21,18 @@ def _env(name: str) -> str:
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
+# Variables whose values are never shown, in an error or anywhere else.
+SECRET_VARIABLES = frozenset({"PRIORIZER_ADMIN_TOKEN", "PRIORIZER_ENROLLMENT_SECRET"})
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", validate_default=True)
+    model_config = SettingsConfigDict(
+        env_file=None,
+        extra="ignore",
+        validate_default=True,
+        # A traceback that prints the error must not print a secret (see `describe_settings_error`).
+        hide_input_in_errors=True,
+    )
 
     # --- the seed's variables, names unchanged ---
     host: str = Field("127.0.0.1", validation_alias=_env("PRIORIZER_HOST"))
@@ -47,7 +57,7 @@ class Settings(BaseSettings):
 
     # --- ours ---
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("LOG_FORMAT"))
-    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    database_url: str | None = Field(None, repr=False, validation_alias=_env("DATABASE_URL"))
     replication_target: int = Field(2, ge=1, le=100, validation_alias=_env("REPLICATION_TARGET"))
     copy_penalty: float = Field(
         3.0, ge=0, le=100, allow_inf_nan=False, validation_alias=_env("COPY_PENALTY")
@@ -143,8 +153,9 @@ class Settings(BaseSettings):
     def _ordered_caps(self) -> Settings:
         if not self.lease_cap_min <= self.lease_cap_initial <= self.lease_cap_max:
             raise ValueError(
-                "lease caps must satisfy LEASE_CAP_MIN <= LEASE_CAP_INITIAL <= LEASE_CAP_MAX "
-                f"(got {self.lease_cap_min}, {self.lease_cap_initial}, {self.lease_cap_max})"
+                "LEASE_CAP_MIN, LEASE_CAP_INITIAL, LEASE_CAP_MAX: must be in that order, "
+                f"each at most the next (got {self.lease_cap_min}, {self.lease_cap_initial}, "
+                f"{self.lease_cap_max})"
             )
         return self
 
@@ -176,9 +187,35 @@ class Settings(BaseSettings):
 
 
 def describe_settings_error(error: ValidationError) -> str:
-    """One line per bad variable, named as the operator wrote it."""
+    """One line per bad variable, named as the operator wrote it, with the value it has unless
+    that is a secret (a password inside DATABASE_URL is masked)."""
     lines = []
-    for problem in error.errors():
-        name = str(problem["loc"][0]).upper() if problem["loc"] else "configuration"
-        lines.append(f"{name}: {problem['msg']} (got {problem.get('input')!r})")
+    for problem in error.errors(include_url=False, include_context=False):
+        message = problem["msg"].removeprefix("Value error, ")
+        if not problem["loc"]:  # a rule over several variables: its message names them
+            lines.append(message)
+            continue
+        name = str(problem["loc"][0]).upper()
+        lines.append(f"{name}: {message} {_shown_value(name, problem.get('input'))}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _shown_value(name: str, value: object) -> str:
+    if name in SECRET_VARIABLES:
+        return "(its value is secret: not shown)"
+    if name == "DATABASE_URL" and isinstance(value, str):
+        value = mask_password(value)
+    return f"(got {value!r})"
+
+
+def mask_password(url: str) -> str:
+    """The URL with any password in it replaced by ***: `postgresql://user:***@host/db`.
+    Everything before the URL's last @ counts as the user's part, so a password holding an
+    unescaped @ or / is hidden whole (at worst, more than the password is)."""
+    scheme, separator, rest = url.partition("://")
+    if separator and "@" in rest:
+        user_part, host = rest.rsplit("@", 1)
+        if ":" in user_part:
+            url = f"{scheme}://{user_part.split(':', 1)[0]}:***@{host}"
+    # libpq also takes a password as a query parameter.
+    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)

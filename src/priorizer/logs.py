@@ -63,8 +63,11 @@ def configure(settings: Settings) -> None:
     uvicorn_access = logging.getLogger("uvicorn.access")
     uvicorn_access.handlers.clear()
     uvicorn_access.propagate = False
-    if not settings.debug:  # which plugins Alembic loads, at every start: noise
-        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Alembic says which plugins it loads and which migrations it runs at INFO: noise in a
+    # command's output. `startup` says in one line of its own when the schema changed. And
+    # APScheduler says twice per cycle that it ran the job: `scheduler` says what it did.
+    for chatty in ("alembic", "apscheduler"):
+        logging.getLogger(chatty).setLevel(logging.NOTSET if settings.debug else logging.WARNING)
 
 
 class RequestLog:

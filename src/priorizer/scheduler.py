@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -49,4 +50,13 @@ def _scheduled_cycle(
         log.exception("maintenance cycle failed after %.3fs", time.perf_counter() - started)
         return
     if outcome is not None:
-        log.info("maintenance cycle done in %.3fs: %s", time.perf_counter() - started, outcome)
+        seconds = time.perf_counter() - started
+        log.info("maintenance cycle %s done in %.3fs: %s", outcome["id"], seconds, summary(outcome))
+        log.debug("maintenance cycle %s: %s", outcome["id"], outcome)
+
+
+def summary(outcome: dict[str, Any]) -> str:
+    """A cycle in a short line: the steps that did something (the whole record, with its
+    statistics snapshot, is kilobytes: it goes to DEBUG, /status and /maintenance/runs)."""
+    done = [f"{step} {count}" for step, count in (outcome.get("steps") or {}).items() if count]
+    return ", ".join(done) or "nothing to do"

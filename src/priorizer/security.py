@@ -235,7 +235,7 @@ def acting_node(claimed: _Claim, identity: str | None) -> _Claim | str:
     if identity is None:
         return claimed
     if claimed is not None and claimed != identity:
-        raise Forbidden(f"this token is node {identity!r}'s; it cannot act for {claimed!r}")
+        raise Forbidden(f"this token belongs to node {identity!r}: it cannot act for {claimed!r}")
     return identity
 
 

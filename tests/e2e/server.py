@@ -53,7 +53,11 @@ def clean_environment(extra: Mapping[str, str]) -> dict[str, str]:
 
 
 def run_cli(
-    args: Sequence[str], env: Mapping[str, str], *, timeout: float = 60.0
+    args: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    timeout: float = 60.0,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run one `priorizer` command to its end (bounded), with a clean environment plus `env`."""
     return subprocess.run(
@@ -63,6 +67,7 @@ def run_cli(
         text=True,
         timeout=timeout,
         check=False,
+        cwd=cwd,
     )
 
 

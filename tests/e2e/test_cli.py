@@ -193,6 +193,11 @@ def test_serve_loads_seed_files_and_expires_leases_on_schedule(tmp_path: Path) -
         assert sorted(item["id"] for item in second.json()) == everything
 
     assert server.stopped_cleanly, server.logs()
+    # Each cycle is one short line of ours, not kilobytes, nor APScheduler's two of its own.
+    lines = server.stderr_path.read_text().splitlines()
+    cycles = [line for line in lines if "priorizer.scheduler" in line]
+    assert cycles and all(len(line) < 250 for line in cycles), cycles
+    assert not [line for line in lines if "apscheduler" in line]
 
 
 @pytest.mark.parametrize(
@@ -299,7 +304,7 @@ def test_bad_import_files_change_nothing(db_url: str, tmp_path: Path) -> None:
     invalid = write_json(tmp_path / "invalid.json", [*changed[:3], {**changed[3], "priority": 11}])
     result = run_cli(["import-json", str(invalid)], env)
     assert result.returncode != 0, describe(result)
-    assert "row 3, field priority" in result.stderr, describe(result)
+    assert "row 4, field priority" in result.stderr, describe(result)  # counted from 1
     assert snapshot(db_url) == before
 
     # 3. A good catalog file with allocations naming an unknown asset: the assets are not

@@ -218,3 +218,39 @@ def test_dashboard_says_when_the_server_stops_answering(tmp_path: Path, browser:
     assert watched.shown()["assets"] == before
     assert "failed" in (watched.page.text_content("#updated-at") or "")
     watched.context.close()
+
+
+def operation_ids(client: httpx.Client) -> set[str]:
+    schema = client.get("/openapi.json").json()
+    return {op["operationId"] for path in schema["paths"].values() for op in path.values()}
+
+
+def test_the_api_docs_render_every_operation_with_no_internet(
+    tmp_path: Path, browser: Browser
+) -> None:
+    server = PriorizerServer(tmp_path)
+    with server, server.client() as client:
+        expected = operation_ids(client)
+        watched = Watched(browser, viewport={"width": 1280, "height": 900})
+        # As on a machine with no internet: whatever is not the server's own fails.
+        watched.context.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith(server.base_url + "/")
+                else route.abort()
+            ),
+        )
+        watched.page.goto(server.base_url + "/docs")
+        # Swagger UI draws one block per operation, id "operations-<tag>-<operation id>".
+        watched.page.wait_for_selector(".opblock[id^=operations-]", timeout=20_000)
+        shown = watched.page.eval_on_selector_all(
+            ".opblock[id^=operations-]", "els => els.map(e => e.id.split('-').slice(2).join('-'))"
+        )
+        screenshot(watched.page, tmp_path, "api-docs.png")
+
+        assert set(shown) == expected, set(shown) ^ expected
+        outside = [url for url in watched.requests if not url.startswith(server.base_url + "/")]
+        assert outside == [], outside
+        assert watched.errors == [], watched.errors
+        watched.context.close()

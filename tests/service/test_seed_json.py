@@ -368,11 +368,11 @@ def test_bad_json_in_allocations_names_file_and_line(
     [
         pytest.param(
             [{"id": "a", "url": "u"}, {"id": "b", "url": "u", "priority": 11}],
-            "row 1, field priority",
+            "row 2, field priority",
             id="priority-11",
         ),
         pytest.param(
-            [{"id": "a", "url": "u", "priority": 0}], "row 0, field priority", id="priority-0"
+            [{"id": "a", "url": "u", "priority": 0}], "row 1, field priority", id="priority-0"
         ),
         pytest.param(
             [
@@ -380,14 +380,14 @@ def test_bad_json_in_allocations_names_file_and_line(
                 {"id": "b", "url": "u"},
                 {"id": "c", "url": "u", "priority": "high"},
             ],
-            "row 2, field priority",
+            "row 3, field priority",
             id="priority-word",
         ),
-        pytest.param([{"id": "a", "url": "u", "size_mb": -1}], "row 0, field size_mb", id="size"),
-        pytest.param([{"id": "a"}], "row 0, field url", id="no-url"),
-        pytest.param([{"url": "u"}], "row 0, field id", id="no-id"),
-        pytest.param([{"id": "", "url": "u"}], "row 0, field id", id="empty-id"),
-        pytest.param(["just a string"], "row 0", id="row-not-object"),
+        pytest.param([{"id": "a", "url": "u", "size_mb": -1}], "row 1, field size_mb", id="size"),
+        pytest.param([{"id": "a"}], "row 1, field url", id="no-url"),
+        pytest.param([{"url": "u"}], "row 1, field id", id="no-id"),
+        pytest.param([{"id": "", "url": "u"}], "row 1, field id", id="empty-id"),
+        pytest.param(["just a string"], "row 1", id="row-not-object"),
         pytest.param("not a list", "top level", id="top-level-string"),
     ],
 )
@@ -408,7 +408,7 @@ def test_duplicate_ids_name_both_rows(database, settings, clock, populated, tmp_
 
     message = refused(database, settings, clock, bad, None)
 
-    assert "row 2: id 'a' already given in row 0" in message
+    assert "row 3: id 'a' already given in row 1" in message
 
 
 def test_many_problems_are_summarised(database, settings, clock, populated, tmp_path):
@@ -417,8 +417,8 @@ def test_many_problems_are_summarised(database, settings, clock, populated, tmp_
 
     message = refused(database, settings, clock, bad, None)
 
-    assert "row 4, field priority" in message
-    assert "row 5, field priority" not in message
+    assert "row 5, field priority" in message
+    assert "row 6, field priority" not in message
     assert "and 7 more" in message
 
 
@@ -441,21 +441,21 @@ def test_allocations_naming_unknown_asset_write_nothing(
 @pytest.mark.parametrize(
     ("records", "where"),
     [
-        pytest.param([{"asset_id": "res-1"}], "row 0, field node_id", id="no-node"),
+        pytest.param([{"asset_id": "res-1"}], "row 1, field node_id", id="no-node"),
         pytest.param(
             [{"asset_id": "res-1", "node_id": "n", "status": "released"}],
-            "row 0, field status",
+            "row 1, field status",
             id="status",
         ),
         pytest.param(
-            [{"asset_id": "res-1", "node_id": "n a"}], "row 0, field node_id", id="node-pattern"
+            [{"asset_id": "res-1", "node_id": "n a"}], "row 1, field node_id", id="node-pattern"
         ),
         pytest.param(
             [
                 {"asset_id": "res-1", "node_id": "n"},
                 {"asset_id": "res-1", "node_id": "m", "allocated_at": "yesterday"},
             ],
-            "row 1, field allocated_at",
+            "row 2, field allocated_at",
             id="timestamp",
         ),
     ],
@@ -668,7 +668,7 @@ def test_first_start_with_bad_file_fails_and_writes_nothing(settings, clock):
         [{"id": "a", "url": "u"}, {"id": "b", "url": "u", "priority": 12}],
     )
 
-    with pytest.raises(Invalid, match="row 1, field priority"):
+    with pytest.raises(Invalid, match="row 2, field priority"):
         prepare(settings, now=clock())
 
     assert count_assets(settings) == 0
@@ -779,7 +779,7 @@ def test_extra_fields_that_could_not_be_exported_are_refused(database, settings,
     before = table_snapshot(database)
     row = {"id": "res-9", "url": "https://data.example.org/x", "note": value}
 
-    with pytest.raises(Invalid, match="row 0"):
+    with pytest.raises(Invalid, match="row 1"):
         import_rows(database, settings, clock(), [row])
 
     assert table_snapshot(database) == before

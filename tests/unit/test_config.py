@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from priorizer.config import Settings, describe_settings_error
+from priorizer.config import Settings, describe_settings_error, mask_password
 
 ENV_NAMES = [
     "PRIORIZER_HOST",
@@ -287,3 +287,93 @@ def test_only_the_documented_names_are_read(monkeypatch, name, value):
 def test_settings_that_would_fail_later_are_refused_at_start(bad):
     with pytest.raises(ValidationError):
         Settings.of(**bad)
+
+
+# --- secrets never shown ----------------------------------------------------------------------
+
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
+ENROLLMENT_SECRET = "enrollment-secret-0123456789"
+DB_PASSWORD = "pg-pa55word-xyz"
+
+
+@pytest.fixture
+def secrets_set(monkeypatch):
+    monkeypatch.setenv("PRIORIZER_ADMIN_TOKEN", ADMIN_TOKEN)
+    monkeypatch.setenv("PRIORIZER_ENROLLMENT_SECRET", ENROLLMENT_SECRET)
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://priorizer:{DB_PASSWORD}@db:5432/p")
+
+
+def assert_no_secret(text: str) -> None:
+    for secret in (ADMIN_TOKEN, ENROLLMENT_SECRET, DB_PASSWORD):
+        assert secret not in text, text
+
+
+def test_a_rule_over_several_variables_names_them_and_shows_no_secret(monkeypatch, secrets_set):
+    monkeypatch.setenv("LEASE_CAP_MIN", "500")
+
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+
+    message = describe_settings_error(caught.value)
+    assert_no_secret(message)
+    assert_no_secret(str(caught.value))  # a traceback printing the error shows none either
+    [line] = message.splitlines()[1:]
+    assert line.strip().startswith("LEASE_CAP_MIN, LEASE_CAP_INITIAL, LEASE_CAP_MAX: ")
+    assert "(got 500, 200, 10000)" in line
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PRIORIZER_ADMIN_TOKEN", "short-secret"),
+        ("PRIORIZER_ENROLLMENT_SECRET", "tiny-secret"),
+    ],
+)
+def test_a_bad_secret_is_named_but_never_shown(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+
+    message = describe_settings_error(caught.value)
+    [line] = message.splitlines()[1:]
+    assert line.strip().startswith(f"{name}: must be at least 16 characters")
+    assert value not in message
+    assert value not in str(caught.value)
+    assert "secret" in line
+
+
+def test_a_bad_database_url_is_shown_with_its_password_masked(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"mysql://root:{DB_PASSWORD}@db/priorizer")
+
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+
+    message = describe_settings_error(caught.value)
+    assert_no_secret(message)
+    assert_no_secret(str(caught.value))
+    assert "(got 'mysql://root:***@db/priorizer')" in message
+
+
+def test_settings_repr_shows_no_secret(secrets_set):
+    settings = Settings()
+
+    assert_no_secret(repr(settings))
+    assert_no_secret(str(settings))
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql://u:secret@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgresql+psycopg://u:secret@h/db?sslmode=require", "postgresql+psycopg://u:***@h/db?sslmode=require"),
+        ("postgresql://u:se@cr/et@h/db", "postgresql://u:***@h/db"),  # unescaped @ and /
+        ("postgresql://u:s%40cret@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+        ("postgresql://h/db?user=u&password=secret&x=1", "postgresql://h/db?user=u&password=***&x=1"),
+        ("sqlite:////var/lib/p.sqlite3", "sqlite:////var/lib/p.sqlite3"),
+        ("not a url", "not a url"),
+    ],
+)  # fmt: skip
+def test_mask_password(url, masked):
+    assert mask_password(url) == masked

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from priorizer.allocation.models import STATUSES
+from priorizer.bodies import LenientBody, StrictBody
 from priorizer.catalog.schemas import AssetId
 from priorizer.node.schemas import NodeId
 
@@ -17,7 +18,7 @@ assert set(AllocationStatus.__args__) == set(STATUSES)  # type: ignore[attr-defi
 MAX_FREE_SPACE_GB = 1e7  # 10 PB: more than any node; beyond it the number is a mistake.
 
 
-class AllocateRequest(BaseModel):
+class AllocateRequest(LenientBody):
     free_space_gb: Annotated[
         float,
         Field(
@@ -48,7 +49,7 @@ class AllocatedAsset(BaseModel):
     reserved_mb: float = Field(description="What the lease takes from the node's budget.")
 
 
-class ReleaseRequest(BaseModel):
+class ReleaseRequest(LenientBody):
     asset_id: AssetId
     node_id: NodeId
 
@@ -70,9 +71,7 @@ MagnetLink = Annotated[
 ]
 
 
-class CompleteRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CompleteRequest(StrictBody):
     asset_id: AssetId
     node_id: NodeId
     checksum_sha256: Sha256 | None = None
@@ -99,9 +98,7 @@ class CompleteResponse(BaseModel):
     late: bool = Field(description="The lease had expired; the copy was recorded anyway.")
 
 
-class FailRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FailRequest(StrictBody):
     asset_id: AssetId
     node_id: NodeId
     reason: Annotated[
@@ -119,9 +116,7 @@ class FailResponse(BaseModel):
     unreachable: bool = Field(description="The asset is no longer handed out.")
 
 
-class RenewRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RenewRequest(StrictBody):
     node_id: NodeId
     asset_ids: Annotated[
         list[AssetId] | None,

@@ -100,7 +100,12 @@ def _where(loc: tuple[Any, ...]) -> str:
     if not loc:
         return "top level (expected a list)"
     row, *fields = loc
-    return f"row {row}" + (f", field {'.'.join(map(str, fields))}" if fields else "")
+    return _row(row) + (f", field {'.'.join(map(str, fields))}" if fields else "")
+
+
+def _row(index: Any) -> str:
+    """A row as a person counts them: the first is row 1."""
+    return f"row {index + 1}" if isinstance(index, int) else f"row {index}"
 
 
 def _refuse_duplicates(ids: Iterable[tuple[str, int]], *, source: str) -> None:
@@ -108,7 +113,7 @@ def _refuse_duplicates(ids: Iterable[tuple[str, int]], *, source: str) -> None:
     for asset_id, index in ids:
         if asset_id in first:
             raise Invalid(
-                f"{source}: row {index}: id {asset_id!r} already given in row {first[asset_id]}"
+                f"{source}: {_row(index)}: id {asset_id!r} already given in {_row(first[asset_id])}"
             )
         first[asset_id] = index
 
