@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -25,6 +25,7 @@ from priorizer.catalog.api import router as catalog_router
 from priorizer.config import Settings
 from priorizer.dashboard.api import router as dashboard_router
 from priorizer.db import Database
+from priorizer.deps import known_query_parameters
 from priorizer.errors import PriorizerError
 from priorizer.harvest.api import router as harvest_router
 from priorizer.logs import RequestLog
@@ -106,6 +107,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         # Never a traceback to a client, whatever DEBUG says: it is for the logs.
         debug=False,
         responses=COMMON_ERRORS,
+        dependencies=[Depends(known_query_parameters)],
     )
     app.state.settings = settings
     app.state.clock = clock
