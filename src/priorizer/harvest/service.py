@@ -34,7 +34,7 @@ from priorizer.catalog import service as catalog_service
 from priorizer.db import Database
 from priorizer.errors import Conflict
 from priorizer.harvest import repo
-from priorizer.harvest.ckan import MAX_ROWS, CkanClient, action_url
+from priorizer.harvest.ckan import MAX_ROWS, CkanClient, CkanError, action_url
 from priorizer.harvest.mapping import map_packages
 from priorizer.harvest.models import INTERRUPTED, OK, RUNNING, HarvestRun
 from priorizer.harvest.reader import (
@@ -404,6 +404,8 @@ def _stop(
             run = repo.get(session, run_id=run_id, for_update=True)
             if run is not None:
                 run.state, run.error, run.updated_at = INTERRUPTED, message, clock()
+                # The request that stopped it was tried again too: those count.
+                run.retries += error.retries if isinstance(error, CkanError) else 0
     except Exception:
         log.exception("could not record that harvest run %d stopped", run_id)
 
