@@ -201,9 +201,7 @@ def test_500s_timeouts_and_garbled_pages_are_retried(context, portal, database):
     assert set(catalog(database)["datasets"]) == set(portal.datasets)
 
 
-def test_a_request_refused_after_retries_counts_them_on_the_stopped_run(
-    context, portal, database
-):
+def test_a_request_refused_after_retries_counts_them_on_the_stopped_run(context, portal, database):
     calls = {"n": 0}
 
     def trouble(_params: dict) -> None:

@@ -88,15 +88,19 @@ def harvest(
     since: datetime | None = None,
     incremental: bool = False,
     on_page: Callable[[dict[str, Any]], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Harvest `source` (continuing its unfinished run, if any); the finished run's record.
-    Only one harvest of a source runs at a time: another gets `Conflict`."""
+    Only one harvest of a source runs at a time: another gets `Conflict`. `on_start` hears
+    the run's id once it is recorded: from then on, whatever stops the run is recorded on it."""
     database = context.database
     with database.exclusive(LOCK_NAME, key=_lock_key(source.key)) as mine:
         if not mine:
             raise Conflict(f"a harvest of {source.key} is running already")
         run_id, _ = _start(context, source=source, since=since, incremental=incremental)
         try:
+            if on_start is not None:
+                on_start(run_id)
             _list_pages(
                 context, client=client, source=source, run_id=run_id, rows=rows, on_page=on_page
             )

@@ -157,4 +157,3 @@ def by_token_hash(session: Session, *, token_hash: str) -> Any | None:
     """The (id, revoked_at) of the node holding that token, if any."""
     query = select(nodes.c.id, nodes.c.revoked_at).where(nodes.c.token_hash == token_hash)
     return session.execute(query).one_or_none()
-
