@@ -218,6 +218,14 @@ def _upsert_datasets_statement(dialect: str) -> Any:
 _UPSERT_DATASETS = DriverStatement(_upsert_datasets_statement)
 
 
+def ensure_datasets(session: Session, *, ids: Sequence[str]) -> None:
+    """Create the datasets not known yet, by id alone (imports name them and say no more);
+    those known keep what a harvest stored."""
+    statement = dialect_insert(session, datasets).on_conflict_do_nothing()
+    for start in range(0, len(ids), CHUNK):
+        session.execute(statement, [{"id": i, "tags": []} for i in ids[start : start + CHUNK]])
+
+
 def removed_dataset_ids(session: Session, *, ids: Sequence[str]) -> list[str]:
     """Those of `ids` that are marked removed upstream."""
     found: list[str] = []

@@ -189,6 +189,11 @@ def upsert_datasets(session: Session, *, rows: Sequence[dict[str, Any]]) -> None
     repo.upsert_datasets(session, rows=rows)
 
 
+def ensure_datasets(session: Session, *, ids: Sequence[str]) -> None:
+    """Record the datasets that imported assets name, so they count (a harvest's keep theirs)."""
+    repo.ensure_datasets(session, ids=sorted(set(ids)))
+
+
 def removed_dataset_ids(session: Session, *, ids: Sequence[str]) -> list[str]:
     return repo.removed_dataset_ids(session, ids=ids)
 

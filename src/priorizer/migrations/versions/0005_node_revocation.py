@@ -1,4 +1,4 @@
-"""node revocation
+"""node revocation; datasets named by imported assets
 
 Revision ID: 0005
 Revises: 0004
@@ -21,6 +21,14 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("revoked_at", priorizer.db.UtcDateTime(timezone=True), nullable=True)
         )
+    # Imports now record the datasets their rows name; those imported before get them here,
+    # so the catalog's dataset count is true.
+    empty = "'[]'::json" if op.get_bind().dialect.name == "postgresql" else "'[]'"
+    op.execute(
+        f"INSERT INTO datasets (id, tags) SELECT dataset_id, {empty} FROM "
+        "(SELECT DISTINCT dataset_id FROM assets WHERE dataset_id IS NOT NULL "
+        "AND dataset_id <> '' AND dataset_id NOT IN (SELECT id FROM datasets)) AS named"
+    )
 
 
 def downgrade() -> None:
