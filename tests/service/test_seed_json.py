@@ -3,6 +3,7 @@ first start (seed/service.py, startup.py)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,14 @@ from priorizer.startup import import_files, prepare
 from priorizer.system import service as system_service
 from tests.conftest import create_pg_database, drop_pg_database, make_settings
 from tests.factories import add_assets, allocate_in, asset, table_snapshot
+
+DEMO_FILE = Path(__file__).parents[2] / "src" / "priorizer" / "seed" / "demo_ckan_data.json"
+ENVIDAT_LISTING = (
+    Path(__file__).parents[1]
+    / "fixtures"
+    / "ckan"
+    / "envidat_current_package_list_with_resources_2021.json.gz"
+)
 
 CKAN_ROWS: list[dict[str, Any]] = [
     {
@@ -716,6 +725,22 @@ def test_demo_catalog_loads_into_empty_database(settings, clock):
         assert set(datasets_by_id(database)) == named  # "Datasets" on /status is 64, not 0
     finally:
         database.dispose()
+
+
+def test_demo_sizes_are_the_envidat_files_sizes_to_the_byte():
+    """The demo catalog's files are EnviDat's (its 2021 listing, kept as a test fixture). Sizes
+    were once rounded to 0.001 MB, which made a 476-byte README and an 85-byte CSV 0.0 MB: a
+    zero reads as "empty" where the file is not."""
+    demo = json.loads(DEMO_FILE.read_text(encoding="utf-8"))
+    with gzip.open(ENVIDAT_LISTING, "rt", encoding="utf-8") as listing:
+        packages = json.load(listing)
+    packages = packages["result"] if isinstance(packages, dict) else packages
+    size = {r["id"]: int(r["size"]) for p in packages for r in p["resources"] if r.get("size")}
+
+    assert len(demo) == 200
+    for row in demo:
+        assert row["size_mb"] > 0, row["id"]
+        assert row["size_mb"] * 1024 * 1024 == size[row["id"]], row["id"]
 
 
 def test_demo_catalog_not_loaded_into_non_empty_database(settings, clock):
