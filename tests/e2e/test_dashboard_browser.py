@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -93,14 +94,16 @@ def make_activity(client: httpx.Client) -> None:
         assert response.status_code == 200, response.text
         leased[node] = [asset["id"] for asset in response.json()]
     assert all(leased.values()), leased
-    shared = sorted(set(leased["node-a"]) & set(leased["node-b"]))
-    assert shared, "two nodes should share an asset under target 2"
-    for node in ("node-a", "node-b"):
-        done = client.post("/complete", json={"node_id": node, "asset_id": shared[0]})
+    pairs = [(x, y) for x, y in combinations(sorted(leased), 2) if set(leased[x]) & set(leased[y])]
+    assert pairs, "two nodes should share an asset under target 2"
+    first, second = pairs[0]
+    shared = sorted(set(leased[first]) & set(leased[second]))[0]
+    for node in (first, second):
+        done = client.post("/complete", json={"node_id": node, "asset_id": shared})
         assert done.status_code == 200, done.text
-    failed = client.post(
-        "/fail", json={"node_id": "node-c", "asset_id": leased["node-c"][0], "reason": "HTTP 404"}
-    )
+    [third] = set(leased) - {first, second}
+    lost = next(asset_id for asset_id in leased[third] if asset_id != shared)
+    failed = client.post("/fail", json={"node_id": third, "asset_id": lost, "reason": "HTTP 404"})
     assert failed.status_code == 200, failed.text
 
 
