@@ -27,6 +27,8 @@ from priorizer.catalog.models import (
     ASSET_ACTIVE,
     ASSET_UNREACHABLE,
     ASSET_WITHDRAWN,
+    CONFLICTING_SQL,
+    FAILING_SQL,
     Asset,
     Dataset,
 )
@@ -518,6 +520,25 @@ def stats(session: Session, *, replication_target: int) -> dict[str, Any]:
 
 def count(session: Session) -> int:
     return session.execute(select(func.count()).select_from(assets)).scalar_one()
+
+
+def failing(session: Session, *, limit: int) -> tuple[Sequence[Asset], int]:
+    """Assets some node failed since their last reinstatement, most failed first; and how
+    many there are."""
+    query = (
+        select(Asset)
+        .where(text(FAILING_SQL))  # as the partial index says it, so SQLite uses it
+        .order_by(Asset.failed_nodes.desc(), Asset.id)
+        .limit(limit)
+    )
+    total = select(func.count()).select_from(assets).where(text(FAILING_SQL))
+    return session.execute(query).scalars().all(), session.execute(total).scalar_one()
+
+
+def conflicting(session: Session, *, limit: int) -> Sequence[Asset]:
+    """Assets whose copies were reported with different checksums, by id."""
+    query = select(Asset).where(text(CONFLICTING_SQL)).order_by(Asset.id).limit(limit)
+    return session.execute(query).scalars().all()
 
 
 def count_datasets(session: Session) -> int:

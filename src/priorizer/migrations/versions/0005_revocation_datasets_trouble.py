@@ -1,4 +1,4 @@
-"""node revocation; datasets named by imported assets
+"""node revocation; datasets named by imported assets; indexes of assets in trouble
 
 Revision ID: 0005
 Revises: 0004
@@ -15,6 +15,11 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
+TROUBLE_INDEXES = (
+    ("ix_assets_failing", ["failed_nodes", "id"], "failed_nodes > 0"),
+    ("ix_assets_conflicting", ["id"], "conflicting_copies"),
+)
+
 
 def upgrade() -> None:
     with op.batch_alter_table("nodes", schema=None) as batch_op:
@@ -29,8 +34,20 @@ def upgrade() -> None:
         "(SELECT DISTINCT dataset_id FROM assets WHERE dataset_id IS NOT NULL "
         "AND dataset_id <> '' AND dataset_id NOT IN (SELECT id FROM datasets)) AS named"
     )
+    # The dashboard lists failing and conflicting assets: few, found without a scan.
+    for name, columns, where in TROUBLE_INDEXES:
+        op.create_index(
+            name,
+            "assets",
+            columns,
+            unique=False,
+            sqlite_where=sa.text(where),
+            postgresql_where=sa.text(where),
+        )
 
 
 def downgrade() -> None:
+    for name, _columns, _where in TROUBLE_INDEXES:
+        op.drop_index(name, table_name="assets")
     with op.batch_alter_table("nodes", schema=None) as batch_op:
         batch_op.drop_column("revoked_at")
