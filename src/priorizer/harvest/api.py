@@ -75,6 +75,9 @@ def _harvest_in_background(
             started.set_exception(error)
         else:  # recorded on the run (interrupted, with its error) for /status
             log.exception("harvest of %s stopped", source.key)
+    finally:  # whatever happened, the request waiting for the start gets an answer
+        if not started.done():
+            started.set_exception(RuntimeError(f"the harvest of {source.key} did not start"))
 
 
 @router.get(
