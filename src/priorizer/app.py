@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -27,6 +27,7 @@ from priorizer.catalog.api import router as catalog_router
 from priorizer.config import Settings, describe_settings_error
 from priorizer.dashboard.api import router as dashboard_router
 from priorizer.db import Database
+from priorizer.deps import known_query_parameters
 from priorizer.errors import PriorizerError
 from priorizer.harvest.api import router as harvest_router
 from priorizer.logs import RequestLog
@@ -121,6 +122,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         favicon_url="/static/favicon.svg",
         # Swagger UI would otherwise ask a validator on the internet about the schema.
         swagger_ui_parameters={"validatorUrl": None},
+        dependencies=[Depends(known_query_parameters)],
     )
     app.state.settings = settings
     app.state.clock = clock

@@ -241,12 +241,13 @@ class Database:
 
     @contextmanager
     def exclusive(self, name: str, *, key: int, wait: bool = False) -> Iterator[bool]:
-        """Whether this caller has `name` to itself among every process using the database,
-        held for the block; without `wait`, it does not wait for another holder. SQLite:
-        `flock` on a file beside the database; PostgreSQL: the session advisory lock `key`,
-        on a connection of its own."""
+        """Whether this caller has the lock `key` (of the kind `name`) to itself among every
+        process using the database, held for the block; without `wait`, it does not wait for
+        another holder. SQLite: `flock` on a file beside the database named by both (one kind
+        may hold many keys: a harvest locks its own source); PostgreSQL: the session advisory
+        lock `key`, on a connection of its own."""
         if self.is_sqlite:
-            turn = WriterTurn(sqlite_path(self.url), name=name)
+            turn = WriterTurn(sqlite_path(self.url), name=f"{name}-{int(key):x}")
             try:
                 mine = turn.acquire(blocking=wait)
                 try:

@@ -17,3 +17,9 @@ class Conflict(PriorizerError):
 
 class Invalid(PriorizerError):
     status_code = 422
+
+
+class Revoked(PriorizerError):
+    """An admin revoked the node: refused until an admin reinstates it."""
+
+    status_code = 403

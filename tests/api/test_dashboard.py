@@ -329,6 +329,8 @@ def test_an_empty_service_shows_zeros_and_says_nothing_happened_yet(api):
     text = " ".join(page.texts)
     assert "No node has asked for work yet." in text
     assert "No maintenance cycle has run yet." in text
+    assert "No node has failed to download an asset." in text
+    assert "No copies disagree." in text
     assert page.find("rect") == []
 
 
@@ -347,10 +349,19 @@ def test_the_maintenance_section_follows_the_cycles(api, clock):
     cycles = inside(html, "cycle-chart")
     assert [e.attrs["data-column"] for e in cycles.find("rect")] == ["12:00", "12:02"]
     outcomes = inside(html, "outcome-chart")  # the second cycle has one to compare with
-    assert {e.attrs["class"]: e.attrs["data-value"] for e in outcomes.find("rect")} == {
+    rects = {e.attrs["class"]: e.attrs for e in outcomes.find("rect")}
+    assert {css: attrs["data-value"] for css, attrs in rects.items()} == {
         "done": "1",
         "released": "1",
     }
+    # Two leases on a scale of 0 to 2: the column fills the height, in the last of 30 slots,
+    # and the scale says so.
+    assert [e.text for e in outcomes.find("span", data_tick="top")] == ["2"]
+    assert sum(float(a["height"]) for a in rects.values()) == pytest.approx(30)
+    assert float(rects["done"]["x"]) == pytest.approx(29 * 100 / 30 + 100 / 30 * 0.1, abs=0.001)
+    assert float(rects["done"]["width"]) == pytest.approx(100 / 30 * 0.8, abs=0.001)
+    totals = {e.attrs["data-outcome"]: e.text for e in Page.of(html).having("data-outcome")}
+    assert totals == {"done": "1", "failed": "0", "expired": "0", "released": "1"}
 
 
 def test_a_late_completion_shows_in_the_outcome_chart(api, clock):
@@ -369,6 +380,63 @@ def test_a_late_completion_shows_in_the_outcome_chart(api, clock):
     assert [(e.attrs["class"], e.attrs["data-value"]) for e in outcomes.find("rect")] == [
         ("done", "1")
     ]
+
+
+# --- Assets in trouble --------------------------------------------------------------------------
+
+
+def trouble_rows(html: str, table: str) -> dict[str, dict[str, str]]:
+    """The rows of the `failing` or `conflicting` table: by asset id, each cell by its field."""
+    rows: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for element in inside(html, table).elements:
+        if "data-asset" in element.attrs:
+            current = rows.setdefault(element.attrs["data-asset"], {})
+        elif "data-trouble" in element.attrs:
+            current[element.attrs["data-trouble"]] = element.text
+        elif "data-checksum" in element.attrs:
+            current[element.attrs["data-checksum"]] = element.text.strip()  # its nodes
+    return rows
+
+
+def test_failing_and_conflicting_assets_are_listed_with_their_reasons(rescue):
+    html = rescue.get_html("/").text
+
+    assert trouble_rows(html, "failing") == {"asset-5b": {"failed_nodes": "1", "note": "HTTP 404"}}
+    failing = inside(html, "failing")
+    assert "unreachable" in [e.text for e in failing.find("span")]
+    assert "node-a" in [e.text for e in failing.find("td")]
+    assert trouble_rows(html, "conflicting") == {
+        "asset-9a": {"copies": "2", SUM_A: "node-a", SUM_B: "node-b"}
+    }
+    assert rescue.get_html("/dashboard/panel").text.count('data-asset="asset-9a"') == 1
+
+
+def test_failing_assets_show_the_most_failed_first_with_their_latest_reason(service, clock):
+    s = service(failure_threshold=3, replication_target=3)
+    s.add(*[asset(n, priority=5, size_mb=1.0) for n in range(25)])
+    nodes = ["node-a", "node-b", "node-c"]
+    for node in nodes:
+        assert len(s.allocate(node)) == 25
+    # asset-3 fails on three nodes (unreachable), asset-7 on two, the rest on node-a alone.
+    for n in range(25):
+        s.ok("/fail", asset_id=f"asset-{n}", node_id="node-a", reason=f"HTTP 404 ({n})")
+    for node in ("node-b", "node-c"):
+        clock.advance(minutes=1)
+        s.ok("/fail", asset_id="asset-3", node_id=node, reason=f"<b>timeout</b> on {node}")
+    s.ok("/fail", asset_id="asset-7", node_id="node-b", reason="checksum mismatch")
+
+    html = s.get_html("/").text
+    rows = trouble_rows(html, "failing")
+
+    assert list(rows)[:2] == ["asset-3", "asset-7"]  # most failed first
+    assert len(rows) == 20  # the first 20 of 25, and the page says so
+    assert "20 of 25 assets" in " ".join(inside(html, "h-failing").texts)
+    assert rows["asset-3"] == {"failed_nodes": "3", "note": "<b>timeout</b> on node-c"}
+    assert rows["asset-7"] == {"failed_nodes": "2", "note": "checksum mismatch"}
+    assert rows["asset-0"] == {"failed_nodes": "1", "note": "HTTP 404 (0)"}
+    # A node's words are shown as text, never as markup.
+    assert "<b>timeout" not in html and "&lt;b&gt;timeout&lt;/b&gt; on node-c" in html
 
 
 def test_the_refresh_interval_is_the_setting(service):

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from priorizer.db import Database
+from priorizer.harvest.service import LOCK_NAME, Source, _lock_key
 from tests.ckan_data import hostile_catalog, package, resource
 from tests.ckan_portal import CkanPortal
 from tests.conftest import FakeClock
@@ -67,8 +69,13 @@ def test_a_harvest_started_by_post_runs_in_the_background_and_shows_in_status(
 
     response = client.post("/harvest", json={"url": portal.base_url})
     assert response.status_code == 202, response.text
-    assert response.json() == {"status": "started", "source": f"{portal.base_url}/api/3/action"}
+    assert response.json() == {
+        "status": "started",
+        "source": f"{portal.base_url}/api/3/action",
+        "run_id": 1,
+    }
     run = wait_for_run(client, after=None)
+    assert run["id"] == 1
 
     assert run["state"] == "ok" and run["error"] is None, run
     assert run["datasets"] == run["expected"] == len(portal.datasets)
@@ -118,6 +125,90 @@ def test_a_second_post_while_the_source_is_harvested_is_refused(
     second = harvest(client, {"url": portal.base_url})
     assert second["id"] != run["id"] and second["state"] == "ok", second
     assert second["assets_created"] == 0
+
+
+def test_two_sources_posted_at_once_are_harvested_side_by_side(
+    client: TestClient, portal: CkanPortal
+) -> None:
+    asked, release = threading.Event(), threading.Event()
+
+    def hold(_params: dict) -> None:
+        asked.set()
+        assert release.wait(WAIT), "the test never let the harvest go on"
+
+    with CkanPortal(hostile_catalog(25, seed=11)) as other:
+        portal.on_search = hold
+        try:
+            first = client.post("/harvest", json={"url": portal.base_url})
+            assert first.status_code == 202, first.text
+            assert asked.wait(WAIT), "the first harvest never asked its portal"
+            # The first holds its source; the second, of another source, starts all the same.
+            second = client.post("/harvest", json={"url": other.base_url})
+            assert second.status_code == 202, second.text
+            assert second.json()["run_id"] != first.json()["run_id"]
+            ended = wait_for_source(client, second.json()["run_id"])
+            assert ended["state"] == "ok" and ended["error"] is None, ended
+            assert ended["datasets"] == len(other.datasets)
+        finally:
+            portal.on_search = None
+            release.set()
+        wait_for_source(client, first.json()["run_id"])
+        wait_for_run(client, after=None)  # and every harvest thread has ended
+        runs = {run["id"]: run for run in client.get("/harvest/runs").json()}
+    assert sorted(runs) == sorted([first.json()["run_id"], second.json()["run_id"]])
+    assert {run["state"] for run in runs.values()} == {"ok"}, runs
+    assert {run["source"] for run in runs.values()} == {
+        f"{portal.base_url}/api/3/action",
+        f"{other.base_url}/api/3/action",
+    }
+    status = client.get("/status").json()
+    assert status["datasets"] == len(set(portal.datasets) | set(other.datasets))
+
+
+def wait_for_source(client: TestClient, run_id: int) -> dict[str, Any]:
+    """Run `run_id` from /harvest/runs once it is no longer running (bounded)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        runs = {run["id"]: run for run in client.get("/harvest/runs").json()}
+        if run_id in runs and runs[run_id]["state"] != "running":
+            return runs[run_id]
+        assert time.monotonic() < deadline, f"run {run_id} has not ended after {WAIT}s: {runs}"
+        time.sleep(0.05)
+
+
+def test_a_source_another_process_harvests_is_refused_up_front(
+    client: TestClient, portal: CkanPortal, database: Database
+) -> None:
+    source = Source(portal.base_url)
+    # Another process (here another connection of the test's own) holds the source's lock.
+    with database.exclusive(LOCK_NAME, key=_lock_key(source.key)) as held:
+        assert held
+        refused = client.post("/harvest", json={"url": portal.base_url})
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["detail"] == f"a harvest of {source.key} is running already"
+    for worker in client.app.state.harvests.values():
+        worker.join(WAIT)
+    assert latest_run(client) is None and client.get("/harvest/runs").json() == []
+    assert portal.searches() == []
+    # Once it is free, the source is harvested.
+    run = harvest(client, {"url": portal.base_url})
+    assert run["state"] == "ok" and run["datasets"] == len(portal.datasets), run
+
+
+def test_a_harvest_that_fails_in_the_background_is_recorded_with_its_error(
+    client: TestClient, portal: CkanPortal
+) -> None:
+    portal.fail_next(1, status=403)  # a refusal: not tried again
+
+    response = client.post("/harvest", json={"url": portal.base_url})
+    assert response.status_code == 202, response.text
+    run = wait_for_run(client, after=None)
+
+    assert run["id"] == response.json()["run_id"]
+    assert run["state"] == "interrupted" and run["finished_at"] is None, run
+    assert "HTTP 403" in run["error"], run
+    assert client.get("/harvest/runs").json() == [run]
+    assert client.get("/status").json()["harvest"] == run
 
 
 @pytest.mark.parametrize(

@@ -127,9 +127,55 @@ def test_a_revoked_token_stops_working(api):
     token = enroll(client, "node-a").json()["token"]
     assert client.post("/nodes/node-a/revoke").status_code == 401  # admin only
     assert client.post("/nodes/node-a/revoke", headers=bearer(ADMIN)).status_code == 200
-    assert (
-        client.post("/renew", json={"node_id": "node-a"}, headers=bearer(token)).status_code == 401
-    )
+    refused = client.post("/renew", json={"node_id": "node-a"}, headers=bearer(token))
+    assert refused.status_code == 403 and "revoked" in refused.json()["detail"], refused.text
+
+
+def test_a_revoked_node_stays_revoked_until_an_admin_reinstates_it(api, clock):
+    client, database = api
+    old = enroll(client, "auth-a", admin=False).json()["token"]
+    revoked = client.post("/nodes/auth-a/revoke", headers=bearer(ADMIN))
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["revoked_at"] == "2026-01-15T12:00:00Z"
+    before = table_snapshot(database)
+
+    # The secret no longer buys the node a token, nor does an admin's enroll or rotate.
+    for admin, rotate in ((False, False), (True, False), (True, True)):
+        again = enroll(client, "auth-a", admin=admin, rotate=rotate)
+        assert again.status_code == 403, again.text
+        assert "revoked" in again.json()["detail"]
+        assert "POST /nodes/auth-a/reinstate" in again.json()["detail"]
+        assert "token" not in again.json()
+    # Its old token is refused, saying why.
+    call = client.post("/renew", json={"node_id": "auth-a"}, headers=bearer(old))
+    assert call.status_code == 403 and "revoked" in call.json()["detail"], call.text
+    assert table_snapshot(database) == before
+    shown = client.get("/nodes/auth-a").json()
+    assert shown["revoked_at"] == "2026-01-15T12:00:00Z"
+    # Revoking again keeps the first time.
+    clock.advance(hours=1)
+    again = client.post("/nodes/auth-a/revoke", headers=bearer(ADMIN))
+    assert again.json()["revoked_at"] == "2026-01-15T12:00:00Z"
+
+    # Only an admin lifts it; then the node enrolls again, and only its new token works.
+    assert client.post("/nodes/auth-a/reinstate").status_code == 401
+    assert client.post("/nodes/auth-a/reinstate", headers=bearer("guess")).status_code == 401
+    assert client.get("/nodes/auth-a").json()["revoked_at"] is not None
+    lifted = client.post("/nodes/auth-a/reinstate", headers=bearer(ADMIN))
+    assert lifted.status_code == 200, lifted.text
+    assert lifted.json() == {"status": "reinstated", "node_id": "auth-a", "was_revoked": True}
+    assert client.get("/nodes/auth-a").json()["revoked_at"] is None
+    call = client.post("/renew", json={"node_id": "auth-a"}, headers=bearer(old))
+    assert call.status_code == 401, call.text
+    new = enroll(client, "auth-a", admin=False)
+    assert new.status_code == 201, new.text
+    call = client.post("/renew", json={"node_id": "auth-a"}, headers=bearer(new.json()["token"]))
+    assert call.status_code == 200, call.text
+    # Reinstating a node that is not revoked changes nothing; an unknown node is 404.
+    twice = client.post("/nodes/auth-a/reinstate", headers=bearer(ADMIN))
+    assert twice.status_code == 200 and twice.json()["was_revoked"] is False
+    assert client.post("/nodes/ghost/reinstate", headers=bearer(ADMIN)).status_code == 404
+    assert client.post("/nodes/ghost/revoke", headers=bearer(ADMIN)).status_code == 404
 
 
 def test_without_node_auth_nodes_need_no_token(start_service, clock):

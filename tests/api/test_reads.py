@@ -104,12 +104,16 @@ def test_assets_filter_by_priority_with_paging(client, database, settings, clock
 
 def test_assets_filter_by_state(client, database, settings, clock):
     add_assets(database, settings, [asset(n) for n in range(4)], clock())
+    withdrawn = client.post("/assets/withdraw", json={"asset_ids": ["asset-2"]})
+    assert withdrawn.status_code == 200, withdrawn.text
 
     active, _ = walk(client, "/assets", state="active")
-    retired, _ = walk(client, "/assets", state="retired")
+    gone, _ = walk(client, "/assets", state="withdrawn")
+    unreachable, _ = walk(client, "/assets", state="unreachable")
 
-    assert len(active) == 4
-    assert retired == []
+    assert [a["id"] for a in active] == ["asset-0", "asset-1", "asset-3"]
+    assert [a["id"] for a in gone] == ["asset-2"]
+    assert unreachable == []
 
 
 def test_assets_filters_combine_with_cursor(client, database, settings, clock):
@@ -124,7 +128,16 @@ def test_assets_filters_combine_with_cursor(client, database, settings, clock):
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": 0}, {"limit": 1001}, {"priority": 0}, {"priority": 11}, {"priority": "high"}],
+    [
+        {"limit": 0},
+        {"limit": 1001},
+        {"priority": 0},
+        {"priority": 11},
+        {"priority": "high"},
+        {"state": "bogus"},
+        {"state": "Active"},
+        {"state": ""},
+    ],
 )
 def test_assets_bad_query_is_422(client, database, params):
     response = client.get("/assets", params=params)
@@ -392,3 +405,97 @@ def test_an_asset_whose_id_holds_a_slash_can_be_read(client, database, settings,
 
     assert response.status_code == 200
     assert response.json()["id"] == "asset-dir/file-1"
+
+
+# --- Bad query parameters, on every endpoint that takes some ------------------------------------
+
+# Each list endpoint, and a bad value for each query parameter it takes.
+BAD_QUERIES = {
+    "/assets": {
+        "cursor": "a\x01b",
+        "limit": "0",
+        "priority": "11",
+        "state": "retired",
+    },
+    "/allocations": {
+        "node_id": "a b",
+        "asset_id": "\x7f",
+        "status": "bogus",
+        "cursor": "-1",
+        "limit": "1001",
+    },
+    "/nodes": {"cursor": "<script>", "limit": "many"},
+    "/ranking": {"limit": "0"},
+    "/harvest/runs": {"limit": "1e3"},
+    "/maintenance/runs": {"limit": "-5"},
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "value"),
+    [(path, name, value) for path, bad in BAD_QUERIES.items() for name, value in bad.items()],
+)
+def test_every_bad_query_value_is_422_naming_the_parameter(client, database, path, name, value):
+    before = table_snapshot(database)
+
+    response = client.get(path, params={name: value})
+
+    assert response.status_code == 422, response.text
+    assert [e["loc"] for e in response.json()["detail"]] == [["query", name]]
+    assert table_snapshot(database) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "allowed"),
+    [
+        ("/assets", "state", ["active", "unreachable", "withdrawn"]),
+        ("/allocations", "status", ["allocated", "completed", "released", "expired", "failed"]),
+    ],
+)
+def test_a_bad_state_filter_names_the_allowed_values(client, database, path, name, allowed):
+    response = client.get(path, params={name: "bogus"})
+
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["query", name]
+    assert all(f"'{value}'" in error["msg"] for value in allowed), error
+
+
+@pytest.mark.parametrize(
+    ("path", "typo"),
+    [
+        ("/assets", "status"),  # /allocations' name for the filter /assets calls state
+        ("/assets", "prio"),
+        ("/allocations", "state"),
+        ("/allocations", "node"),
+        ("/nodes", "after"),
+        ("/ranking", "top"),
+        ("/harvest/runs", "Limit"),
+        ("/maintenance/runs", "count"),
+    ],
+)
+def test_an_unknown_query_parameter_is_422_naming_it_and_those_taken(client, database, path, typo):
+    response = client.get(path, params={typo: "active"})
+
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["query", typo]
+    taken = error["msg"].split("takes: ")[1].split(", ")
+    assert set(taken) == set(BAD_QUERIES[path])
+
+
+def test_a_misspelt_filter_never_answers_the_whole_list(client, database, settings, clock):
+    add_assets(database, settings, [asset(n) for n in range(3)], clock())
+    assert client.post("/assets/withdraw", json={"asset_ids": ["asset-1"]}).status_code == 200
+
+    assert client.get("/assets", params={"stat": "withdrawn"}).status_code == 422
+    assert [
+        a["id"] for a in client.get("/assets", params={"state": "withdrawn"}).json()["items"]
+    ] == ["asset-1"]
+
+
+@pytest.mark.parametrize("path", ["/status", "/health", "/metrics", "/nodes/node-a", "/"])
+def test_endpoints_that_take_no_query_parameters_ignore_the_query_string(client, database, path):
+    client.post("/allocate", json={"free_space_gb": 1, "node_id": "node-a"})
+
+    assert client.get(path, params={"_": "1700000000"}).status_code == 200

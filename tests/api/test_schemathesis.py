@@ -224,11 +224,13 @@ def flatmap_path_parameters(
 # --- The test -------------------------------------------------------------------------------
 
 
-def _no_network_harvest(*_args: Any) -> None:
+def _no_network_harvest(*args: Any) -> None:
     """POST /harvest would start a background harvest of whatever URL was generated (random
     hosts on the internet). The route itself (validation, source key, the per-source lock,
-    202/409) is fuzzed; the harvest it starts does nothing. Harvest runs to read come from the
-    import in `_populate`."""
+    202/409) is fuzzed; the harvest it starts does nothing but say it started (the route waits
+    for that). Harvest runs to read come from the import in `_populate`."""
+    started = args[-1]
+    started.set_result(1)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
+from itertools import combinations, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -93,14 +95,16 @@ def make_activity(client: httpx.Client) -> None:
         assert response.status_code == 200, response.text
         leased[node] = [asset["id"] for asset in response.json()]
     assert all(leased.values()), leased
-    shared = sorted(set(leased["node-a"]) & set(leased["node-b"]))
-    assert shared, "two nodes should share an asset under target 2"
-    for node in ("node-a", "node-b"):
-        done = client.post("/complete", json={"node_id": node, "asset_id": shared[0]})
+    pairs = [(x, y) for x, y in combinations(sorted(leased), 2) if set(leased[x]) & set(leased[y])]
+    assert pairs, "two nodes should share an asset under target 2"
+    first, second = pairs[0]
+    shared = sorted(set(leased[first]) & set(leased[second]))[0]
+    for node in (first, second):
+        done = client.post("/complete", json={"node_id": node, "asset_id": shared})
         assert done.status_code == 200, done.text
-    failed = client.post(
-        "/fail", json={"node_id": "node-c", "asset_id": leased["node-c"][0], "reason": "HTTP 404"}
-    )
+    [third] = set(leased) - {first, second}
+    lost = next(asset_id for asset_id in leased[third] if asset_id != shared)
+    failed = client.post("/fail", json={"node_id": third, "asset_id": lost, "reason": "HTTP 404"})
     assert failed.status_code == 200, failed.text
 
 
@@ -163,6 +167,20 @@ def test_dashboard_shows_status_figures_charts_and_only_loads_from_the_server(
         outcomes = watched.page.locator("#outcome-chart rect")
         drawn = {outcomes.nth(i).get_attribute("class") for i in range(outcomes.count())}
         assert drawn == {"done", "failed"}, drawn
+        # One cycle of outcomes is one slim column at the right, on a scale that says 4 leases
+        # (2 completed, 1 failed), not a block filling the chart.
+        chart = watched.page.locator("#outcome-chart svg").bounding_box()
+        column = [outcomes.nth(i).bounding_box() for i in range(outcomes.count())]
+        assert chart is not None and all(box is not None for box in column)
+        assert all(box["width"] <= chart["width"] / 30 + 1 for box in column if box), column
+        assert all(box["x"] > chart["x"] + chart["width"] * 0.9 for box in column if box)
+        assert watched.page.text_content("#outcome-chart [data-tick=top]") == "4"
+        tallest = sum(box["height"] for box in column if box)
+        assert abs(tallest - chart["height"] * 3 / 4) <= 2, (tallest, chart)
+        # The failed download is listed with its reason.
+        failing = watched.page.locator("#failing tr[data-asset]")
+        assert failing.count() == 1
+        assert watched.page.text_content("#failing [data-trouble=note]") == "HTTP 404"
         screenshot(watched.page, tmp_path, "dashboard-wide.png")
 
         # It refreshes itself: new work shows up without a reload.
@@ -180,6 +198,53 @@ def test_dashboard_shows_status_figures_charts_and_only_loads_from_the_server(
         outside = [url for url in watched.requests if not url.startswith(server.base_url + "/")]
         assert outside == [], outside
         assert any(url.endswith("/dashboard/panel") for url in watched.requests)
+        watched.context.close()
+
+
+def test_timelines_read_well_after_many_cycles(tmp_path: Path, browser: Browser) -> None:
+    """The scheduler runs a cycle every 0.4 s while nodes work: past 30 cycles, both charts
+    hold 30 columns whose labels never overlap, on a round scale above the tallest."""
+    env = {"AUTO_UPDATE_INTERVAL_MINUTES": str(0.4 / 60), "DASHBOARD_REFRESH_SECONDS": "60"}
+    server = PriorizerServer(tmp_path, env, args=["--demo"])
+    with server, server.client() as client:
+        cycles = 0
+        for round_ in range(200):
+            node = f"node-{round_ % 7}"
+            leased = client.post("/allocate", json={"node_id": node, "free_space_gb": 0.05})
+            assert leased.status_code == 200, leased.text
+            for number, item in enumerate(leased.json()[: 1 + round_ % 4]):
+                action = "/complete" if number % 3 else "/release"
+                done = client.post(action, json={"node_id": node, "asset_id": item["id"]})
+                assert done.status_code == 200, done.text
+            cycles = len(client.get("/maintenance/runs", params={"limit": 40}).json())
+            if cycles >= 34:
+                break
+            time.sleep(0.1)  # let the server's own scheduler run cycles between the work
+        assert cycles >= 34, cycles
+        watched = Watched(browser, viewport={"width": 1280, "height": 900})
+        watched.page.goto(server.base_url + "/")
+        for chart_id in ("cycle-chart", "outcome-chart"):
+            rects = watched.page.locator(f"#{chart_id} rect")
+            columns = {rects.nth(i).get_attribute("x") for i in range(rects.count())}
+            assert 20 <= len(columns) <= 30, (chart_id, columns)
+            labels = watched.page.locator(f"#{chart_id} .slot-labels span span")
+            boxes = [labels.nth(i).bounding_box() for i in range(labels.count())]
+            shown = [box for box in boxes if box is not None and box["width"] > 0]
+            assert 2 <= len(shown) <= 6, (chart_id, shown)
+            for left, right in pairwise(shown):
+                assert left["x"] + left["width"] < right["x"], (chart_id, left, right)
+            top = float(
+                (watched.page.text_content(f"#{chart_id} [data-tick=top]") or "0")
+                .replace(",", "")
+                .replace(" ms", "e-3")
+                .replace(" s", "")
+            )
+            values = [
+                float(rects.nth(i).get_attribute("data-value") or 0) for i in range(rects.count())
+            ]
+            assert top > 0 and max(values) <= top * 1.0001, (chart_id, top, max(values))
+        screenshot(watched.page, tmp_path, "dashboard-many-cycles.png")
+        assert watched.errors == [], watched.errors
         watched.context.close()
 
 

@@ -128,7 +128,8 @@ def test_an_interrupted_harvest_rerun_ends_with_exactly_the_clean_runs_catalog(
     with database.read() as session:
         stopped = service.recent_runs(session, limit=1)[0]
     assert stopped["state"] == INTERRUPTED and stopped["pages"] == 3
-    assert "503" in stopped["error"]
+    assert "503" in stopped["error"] and "failed 3 times" in stopped["error"]
+    assert stopped["retries"] == 2  # the failing request's: tried 3 times, so twice again
     half = catalog(database)
     assert 0 < len(half["datasets"]) < len(portal.datasets)
 
@@ -198,6 +199,26 @@ def test_500s_timeouts_and_garbled_pages_are_retried(context, portal, database):
     outcome = run(context, portal, client={"timeout_seconds": 0.5, "attempts": 4})
     assert outcome["state"] == OK and outcome["retries"] >= 4, outcome
     assert set(catalog(database)["datasets"]) == set(portal.datasets)
+
+
+def test_a_request_refused_after_retries_counts_them_on_the_stopped_run(context, portal, database):
+    calls = {"n": 0}
+
+    def trouble(_params: dict) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            portal.fail_next(1, status=502)  # this page's one retry
+        elif calls["n"] == 3:
+            portal.fail_next(1, status=503)
+            portal.fail_next(1, status=403)  # then refused: not tried again
+
+    portal.on_search = trouble
+    with pytest.raises(CkanError, match="403"):
+        run(context, portal)
+    with database.read() as session:
+        stopped = service.recent_runs(session, limit=1)[0]
+    assert stopped["state"] == INTERRUPTED and "403" in stopped["error"], stopped
+    assert stopped["retries"] == 2, stopped
 
 
 def test_datasets_added_while_harvesting_are_harvested_too(context, portal, database, clock):

@@ -3,6 +3,7 @@ first start (seed/service.py, startup.py)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,14 +16,23 @@ from sqlalchemy import select
 from priorizer.allocation import service as allocation_service
 from priorizer.allocation.models import Allocation
 from priorizer.app import queue_policy
-from priorizer.catalog.models import Asset
+from priorizer.catalog.models import Asset, Dataset
 from priorizer.db import Database, migrate
 from priorizer.errors import Invalid
 from priorizer.models import metadata
 from priorizer.seed import service as seed_service
 from priorizer.startup import import_files, prepare
+from priorizer.system import service as system_service
 from tests.conftest import create_pg_database, drop_pg_database, make_settings
 from tests.factories import add_assets, allocate_in, asset, table_snapshot
+
+DEMO_FILE = Path(__file__).parents[2] / "src" / "priorizer" / "seed" / "demo_ckan_data.json"
+ENVIDAT_LISTING = (
+    Path(__file__).parents[1]
+    / "fixtures"
+    / "ckan"
+    / "envidat_current_package_list_with_resources_2021.json.gz"
+)
 
 CKAN_ROWS: list[dict[str, Any]] = [
     {
@@ -144,6 +154,28 @@ def test_import_ckan_rows(database, settings, clock):
     assert (two.size_mb, two.budget_mb) == (None, settings.unknown_size_mb)
     assert two.extra is None
     assert stored["res-3"].extra == {"last_modified": "2024-11-02T08:00:00"}
+
+
+def datasets_by_id(database: Database) -> dict[str, Any]:
+    with database.read() as session:
+        return {row.id: row for row in session.execute(select(Dataset.__table__)).all()}
+
+
+def test_import_records_the_datasets_its_rows_name(database, settings, clock):
+    # A dataset a harvest stored already keeps what the harvest said of it.
+    with database.write() as session:
+        session.add(Dataset(id="ds-2", title="Snow depth", organization="wsl", tags=["snow"]))
+
+    import_rows(database, settings, clock(), [*CKAN_ROWS, {**CKAN_ROWS[1], "id": "res-4"}])
+    import_rows(database, settings, clock(), CKAN_ROWS)  # again: nothing doubles
+
+    stored = datasets_by_id(database)
+    assert sorted(stored) == ["ds-1", "ds-2"]  # res-2 and res-4 name none
+    assert (stored["ds-1"].title, stored["ds-1"].source, stored["ds-1"].tags) == (None, None, [])
+    assert (stored["ds-2"].title, stored["ds-2"].organization) == ("Snow depth", "wsl")
+    with database.read() as session:
+        figures = system_service.status(session, replication_target=2)
+    assert figures["datasets"] == 2
 
 
 def test_import_fills_defaults(database, settings, clock):
@@ -688,8 +720,27 @@ def test_demo_catalog_loads_into_empty_database(settings, clock):
         stored = assets_by_id(database)
         assert len(stored) == 200
         assert all(1 <= a.priority <= 10 and a.url.startswith("https://") for a in stored.values())
+        named = {a.dataset_id for a in stored.values()}
+        assert None not in named and len(named) == 64
+        assert set(datasets_by_id(database)) == named  # "Datasets" on /status is 64, not 0
     finally:
         database.dispose()
+
+
+def test_demo_sizes_are_the_envidat_files_sizes_to_the_byte():
+    """The demo catalog's files are EnviDat's (its 2021 listing, kept as a test fixture). Sizes
+    were once rounded to 0.001 MB, which made a 476-byte README and an 85-byte CSV 0.0 MB: a
+    zero reads as "empty" where the file is not."""
+    demo = json.loads(DEMO_FILE.read_text(encoding="utf-8"))
+    with gzip.open(ENVIDAT_LISTING, "rt", encoding="utf-8") as listing:
+        packages = json.load(listing)
+    packages = packages["result"] if isinstance(packages, dict) else packages
+    size = {r["id"]: int(r["size"]) for p in packages for r in p["resources"] if r.get("size")}
+
+    assert len(demo) == 200
+    for row in demo:
+        assert row["size_mb"] > 0, row["id"]
+        assert row["size_mb"] * 1024 * 1024 == size[row["id"]], row["id"]
 
 
 def test_demo_catalog_not_loaded_into_non_empty_database(settings, clock):

@@ -399,12 +399,20 @@ def test_cycle_columns_go_oldest_first_coloured_by_outcome():
         _run(2, duration=2.0),
     ]
 
-    cols = service.cycle_columns(runs)
+    chart = service.cycle_columns(runs)
+    cols = chart.columns
 
     assert [c.label for c in cols] == ["12:02", "12:04", "12:06"]
     assert [c.parts[0][0] for c in cols] == ["ok", "failed", "running"]
     assert [c.value for c in cols] == [2.0, 0.5, 0.0]
+    assert chart.top == 2.0  # the longest, 2 s, is a round top already
     assert [c.parts[0][3] for c in cols] == [30.0, 7.5, 0.0]
+    # Three cycles take the three rightmost of the 30 slots, not the whole width.
+    slot = charts.WIDTH / service.RUNS_SHOWN
+    expected = [(27 + i) * slot + slot * 0.1 for i in range(3)]
+    assert [c.x for c in cols] == pytest.approx(expected, abs=EPS)
+    # Labels 5 slots apart (never crowded), back from the newest: here the newest alone.
+    assert chart.labels[-1] == "12:06" and set(chart.labels[:-1]) == {""}
 
 
 def test_outcome_columns_skip_cycles_with_nothing_to_compare():
@@ -415,7 +423,8 @@ def test_outcome_columns_skip_cycles_with_nothing_to_compare():
         _run(4, moved=None),  # the first cycle: nothing before it
     ]
 
-    [column] = service.outcome_columns(runs)
+    chart = service.outcome_columns(runs)
+    [column] = chart.columns
 
     assert column.label == "12:06"
     assert [(css, value) for css, value, _y, _h in column.parts] == [
@@ -426,7 +435,13 @@ def test_outcome_columns_skip_cycles_with_nothing_to_compare():
     ]
     assert column.value == 4  # outcomes only: "opened" is no outcome
     _check_column(column, 30)
+    # Four leases on a scale of 0-4 fill the height; the one column sits in the last slot.
+    assert chart.top == 4
     assert sum(h for *_, h in column.parts) == pytest.approx(30)
+    slot = charts.WIDTH / 30
+    assert column.x + column.width == pytest.approx(charts.WIDTH - slot * 0.1, abs=2 * EPS)
+    assert column.width == pytest.approx(slot * 0.8, abs=EPS)
+    assert service.outcome_totals(chart) == {"done": 2, "failed": 1, "expired": 0, "released": 1}
 
 
 @pytest.mark.parametrize(
@@ -438,7 +453,7 @@ def test_outcome_columns_skip_cycles_with_nothing_to_compare():
     ids=["completion-cancelled-out", "parts-overlap"],
 )
 def test_a_negative_net_change_still_draws_the_outcomes_that_happened(moved):
-    [column] = service.outcome_columns([_run(6, moved=moved), _run(4, moved=None)])
+    [column] = service.outcome_columns([_run(6, moved=moved), _run(4, moved=None)]).columns
 
     drawn = sorted((y, y + h) for _css, _v, y, h in column.parts if h > 0)
     for (_top, bottom), (top, _bottom) in pairwise(drawn):
@@ -447,3 +462,96 @@ def test_a_negative_net_change_still_draws_the_outcomes_that_happened(moved):
     done = next(h for css, _v, _y, h in column.parts if css == "done")
     assert done > 0  # the completion that happened shows
     _check_column(column, 30)
+
+
+def test_outcome_columns_show_volume_on_a_common_round_scale():
+    quiet = {"completed": 3, "failed": 0, "expired": 0, "released": 0}
+    busy = {"completed": 30, "failed": 10, "expired": 5, "released": 0}
+    runs = [_run(6, moved=busy), _run(4, moved=quiet), _run(2, moved=None)]
+
+    chart = service.outcome_columns(runs)
+
+    assert chart.top == 60  # 45 leases: the next round count whose half is whole
+    quiet_column, busy_column = chart.columns
+    drawn = [sum(h for *_, h in c.parts) for c in chart.columns]
+    assert drawn == pytest.approx([30 * 3 / 60, 30 * 45 / 60])  # a tenth of its height, to scale
+    assert busy_column.value == 45 and quiet_column.value == 3
+
+
+# --- nice_top, timelines ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "top", "whole_top"),
+    [
+        (0, 1, 2),
+        (0.004, 0.005, 2),
+        (0.3, 0.5, 2),
+        (1, 1, 2),
+        (3, 5, 4),
+        (7, 10, 8),
+        (10, 10, 10),
+        (11, 20, 20),
+        (45, 50, 60),
+        (100, 100, 100),
+        (101, 200, 200),
+        (1000, 1000, 1000),
+    ],
+)
+def test_nice_top_is_the_next_round_number(value, top, whole_top):
+    assert charts.nice_top(value) == pytest.approx(top)
+    assert charts.nice_top(value, whole=True) == whole_top
+
+
+@given(st.floats(min_value=1e-6, max_value=1e12, allow_nan=False))
+def test_nice_top_is_above_the_value_and_not_far(value):
+    top = charts.nice_top(value)
+    assert value <= top * (1 + 1e-9)
+    assert top <= 2.5 * value * (1 + 1e-9)  # 1 -> 2 -> 5 -> 10: never more than 2.5 times
+    whole = charts.nice_top(value, whole=True)
+    assert value <= whole * (1 + 1e-9) and whole >= 2
+    assert whole / 2 == int(whole / 2)  # its half, a gridline, is a whole count
+
+
+@given(series_lists, st.integers(min_value=0, max_value=40))
+def test_columns_in_slots_fill_the_rightmost_slots_in_order(series, slots):
+    cols = charts.columns(series, height=30, slots=slots)
+
+    count = max(len(series), slots)
+    for index, column in enumerate(cols, start=count - len(series)):
+        slot = charts.WIDTH / count
+        assert column.x == pytest.approx(index * slot + slot * 0.1, abs=EPS)
+        assert column.width == pytest.approx(slot * 0.8, abs=EPS)
+        _check_column(column, 30)
+
+
+@given(series_lists, st.floats(min_value=0, max_value=1e13))
+def test_columns_scaled_to_a_top_keep_their_proportions_and_never_overflow(series, top):
+    cols = charts.columns(series, height=30, top=top)
+
+    totals = [sum(max(0.0, v) for _, v in parts) for _, parts in series]
+    scale = max([*totals, top]) if series else 0
+    for column, total in zip(cols, totals, strict=True):
+        _check_column(column, 30)
+        drawn = sum(h for *_, h in column.parts)
+        assert drawn == pytest.approx(30 * total / scale if scale else 0, abs=5 * EPS)
+
+
+@pytest.mark.parametrize(("count", "slots"), [(1, 30), (2, 30), (7, 30), (30, 30), (45, 30)])
+def test_a_timeline_labels_the_newest_and_a_few_before_it(count, slots):
+    series = [(f"c{i}", [("done", float(i + 1))]) for i in range(count)]
+
+    chart = charts.timeline(series, height=30, slots=slots)
+
+    assert len(chart.labels) == max(count, slots)
+    shown = [label for label in chart.labels if label]
+    assert shown[-1] == f"c{count - 1}" and chart.labels[-1] == shown[-1]  # the newest
+    assert 1 <= len(shown) <= 6
+    assert shown == sorted(shown, key=lambda label: int(label[1:]))  # in time order
+    assert all(label in {c.label for c in chart.columns} for label in shown)
+
+
+def test_a_timeline_of_nothing_draws_nothing():
+    chart = charts.timeline([], height=30, slots=30)
+
+    assert chart.columns == [] and chart.labels == [""] * 30 and chart.top == 1

@@ -81,6 +81,21 @@ def test_run_write_rolls_back_when_work_fails(sqlite_database):
     assert anyio.run(database.run_write, lambda session: 1) == 1
 
 
+def test_exclusive_locks_are_per_key_on_both_databases(database, settings):
+    other = Database(settings.sqlalchemy_url)  # another process's view of the same database
+    try:
+        with database.exclusive("harvest", key=1) as mine:
+            assert mine
+            with other.exclusive("harvest", key=1) as theirs:
+                assert not theirs  # the same key: taken
+            with other.exclusive("harvest", key=2) as theirs:
+                assert theirs  # another key of the same kind: free
+        with other.exclusive("harvest", key=1) as theirs:
+            assert theirs  # given back
+    finally:
+        other.dispose()
+
+
 def test_driver_statement_binds_constants_and_names_columns(database):
     statement = DriverStatement(
         lambda _dialect: text("SELECT :a + 1 AS answer, :b AS label").bindparams(b="fixed")

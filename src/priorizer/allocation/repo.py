@@ -562,6 +562,44 @@ def asset_history(session: Session, *, asset_id: str, limit: int) -> Sequence[Al
     return session.execute(query).scalars().all()
 
 
+def latest_failures(session: Session, *, asset_ids: Sequence[str]) -> dict[str, Any]:
+    """Each listed asset's latest failed lease (`node_id`, `note`, `closed_at`), if any."""
+    if not asset_ids:
+        return {}
+    newest = (
+        select(func.max(leases.c.id))
+        .where(leases.c.asset_id.in_(asset_ids), leases.c.status == FAILED)
+        .group_by(leases.c.asset_id)
+    )
+    query = select(leases.c.asset_id, leases.c.node_id, leases.c.note, leases.c.closed_at).where(
+        leases.c.id.in_(newest)
+    )
+    return {row.asset_id: row for row in session.execute(query)}
+
+
+def reported_checksums(
+    session: Session, *, asset_ids: Sequence[str]
+) -> dict[str, list[tuple[str, list[str]]]]:
+    """The checksums nodes reported with their copies of each listed asset: (checksum, the
+    nodes that reported it), the most reported first."""
+    query = (
+        select(leases.c.asset_id, leases.c.checksum_sha256, leases.c.node_id)
+        .where(
+            leases.c.asset_id.in_(asset_ids),
+            leases.c.status == COMPLETED,
+            leases.c.checksum_sha256.is_not(None),
+        )
+        .order_by(leases.c.asset_id, leases.c.node_id)
+    )
+    found: dict[str, dict[str, list[str]]] = {}
+    for asset_id, checksum, node_id in session.execute(query):
+        found.setdefault(asset_id, {}).setdefault(checksum, []).append(node_id)
+    return {
+        asset_id: sorted(sums.items(), key=lambda item: (-len(item[1]), item[0]))
+        for asset_id, sums in found.items()
+    }
+
+
 def holding_status(session: Session, *, asset_id: str, node_id: str) -> str | None:
     """ALLOCATED or COMPLETED when the node holds the asset, else None."""
     query = select(leases.c.status).where(

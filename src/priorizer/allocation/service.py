@@ -206,6 +206,18 @@ def asset_history(session: Session, *, asset_id: str, limit: int = 100) -> Seque
     return repo.asset_history(session, asset_id=asset_id, limit=limit)
 
 
+def latest_failures(session: Session, *, asset_ids: Sequence[str]) -> dict[str, Any]:
+    """Each listed asset's latest failed lease: the node, its reason and when."""
+    return repo.latest_failures(session, asset_ids=asset_ids)
+
+
+def reported_checksums(
+    session: Session, *, asset_ids: Sequence[str]
+) -> dict[str, list[tuple[str, list[str]]]]:
+    """Each listed asset's checksums as its copies were reported, with the nodes behind each."""
+    return repo.reported_checksums(session, asset_ids=asset_ids)
+
+
 def node_summaries(session: Session, *, node_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     return repo.node_summaries(session, node_ids=node_ids)
 

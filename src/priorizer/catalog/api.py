@@ -17,6 +17,7 @@ from priorizer.catalog.schemas import (
     AssetIdsRequest,
     AssetPage,
     AssetRead,
+    AssetState,
     AssetStateResponse,
     HoldingRead,
     UpdateCkanRequest,
@@ -91,7 +92,7 @@ def list_assets(
     cursor: AssetId | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     priority: Annotated[int | None, Query(ge=1, le=10)] = None,
-    state: Annotated[str | None, Query(max_length=20, pattern="^[a-z_]+$")] = None,
+    state: AssetState | None = None,
 ) -> AssetPage:
     with db.read() as session:
         rows = service.list_assets(

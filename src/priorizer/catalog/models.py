@@ -18,6 +18,9 @@ ASSET_UNREACHABLE = "unreachable"
 ASSET_WITHDRAWN = "withdrawn"
 ASSET_STATES = (ASSET_ACTIVE, ASSET_UNREACHABLE, ASSET_WITHDRAWN)
 IN_QUEUE_SQL = "rank IS NOT NULL"
+# Assets in trouble, for the dashboard's lists: few, and found without a scan.
+FAILING_SQL = "failed_nodes > 0"
+CONFLICTING_SQL = "conflicting_copies"
 URL_KEY_NOT_ID_SQL = "url_key <> id"
 
 
@@ -98,6 +101,8 @@ class Asset(Base):
         # The smallest asset still in the queue: a request stops once nothing can fit.
         partial_index("ix_assets_open_budget", "budget_mb", where=IN_QUEUE_SQL),
         partial_index("ix_assets_url_key", "url_key", where=URL_KEY_NOT_ID_SQL),
+        partial_index("ix_assets_failing", "failed_nodes", "id", where=FAILING_SQL),
+        partial_index("ix_assets_conflicting", "id", where=CONFLICTING_SQL),
         Index("ix_assets_priority", "priority"),
         Index("ix_assets_state", "state"),
     )

@@ -27,6 +27,8 @@ from priorizer.catalog.models import (
     ASSET_ACTIVE,
     ASSET_UNREACHABLE,
     ASSET_WITHDRAWN,
+    CONFLICTING_SQL,
+    FAILING_SQL,
     Asset,
     Dataset,
 )
@@ -216,6 +218,14 @@ def _upsert_datasets_statement(dialect: str) -> Any:
 
 
 _UPSERT_DATASETS = DriverStatement(_upsert_datasets_statement)
+
+
+def ensure_datasets(session: Session, *, ids: Sequence[str]) -> None:
+    """Create the datasets not known yet, by id alone (imports name them and say no more);
+    those known keep what a harvest stored."""
+    statement = dialect_insert(session, datasets).on_conflict_do_nothing()
+    for start in range(0, len(ids), CHUNK):
+        session.execute(statement, [{"id": i, "tags": []} for i in ids[start : start + CHUNK]])
 
 
 def removed_dataset_ids(session: Session, *, ids: Sequence[str]) -> list[str]:
@@ -510,6 +520,25 @@ def stats(session: Session, *, replication_target: int) -> dict[str, Any]:
 
 def count(session: Session) -> int:
     return session.execute(select(func.count()).select_from(assets)).scalar_one()
+
+
+def failing(session: Session, *, limit: int) -> tuple[Sequence[Asset], int]:
+    """Assets some node failed since their last reinstatement, most failed first; and how
+    many there are."""
+    query = (
+        select(Asset)
+        .where(text(FAILING_SQL))  # as the partial index says it, so SQLite uses it
+        .order_by(Asset.failed_nodes.desc(), Asset.id)
+        .limit(limit)
+    )
+    total = select(func.count()).select_from(assets).where(text(FAILING_SQL))
+    return session.execute(query).scalars().all(), session.execute(total).scalar_one()
+
+
+def conflicting(session: Session, *, limit: int) -> Sequence[Asset]:
+    """Assets whose copies were reported with different checksums, by id."""
+    query = select(Asset).where(text(CONFLICTING_SQL)).order_by(Asset.id).limit(limit)
+    return session.execute(query).scalars().all()
 
 
 def count_datasets(session: Session) -> int:

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from priorizer.catalog.models import ASSET_STATES
+
 # No control characters in ids: PostgreSQL cannot store NUL, and none belongs in an id.
 AssetId = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
@@ -14,6 +16,8 @@ AssetId = Annotated[
 # Free text from imports: anything but NUL (which PostgreSQL cannot store).
 Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 Priority = Annotated[int, Field(ge=1, le=10, strict=True)]
+AssetState = Literal["active", "unreachable", "withdrawn"]
+assert set(AssetState.__args__) == set(ASSET_STATES)  # type: ignore[attr-defined]
 
 
 class PriorityUpdate(BaseModel):

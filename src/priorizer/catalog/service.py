@@ -149,6 +149,16 @@ def catalog_stats(session: Session, *, replication_target: int) -> dict[str, Any
     return stats
 
 
+def failing_assets(session: Session, *, limit: int) -> tuple[Sequence[Asset], int]:
+    """Assets nodes failed to download, most failed first (up to `limit`), and their number."""
+    return repo.failing(session, limit=limit)
+
+
+def conflicting_assets(session: Session, *, limit: int) -> Sequence[Asset]:
+    """Assets whose copies disagree on their checksum (up to `limit`)."""
+    return repo.conflicting(session, limit=limit)
+
+
 def count_assets(session: Session) -> int:
     return repo.count(session)
 
@@ -187,6 +197,11 @@ def upsert_harvested_assets(
 
 def upsert_datasets(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
     repo.upsert_datasets(session, rows=rows)
+
+
+def ensure_datasets(session: Session, *, ids: Sequence[str]) -> None:
+    """Record the datasets that imported assets name, so they count (a harvest's keep theirs)."""
+    repo.ensure_datasets(session, ids=sorted(set(ids)))
 
 
 def removed_dataset_ids(session: Session, *, ids: Sequence[str]) -> list[str]:

@@ -59,6 +59,7 @@ def _render(
         **view,
         "status": current_status(request, view["figures"]),
         "refresh_seconds": settings.dashboard_refresh_seconds,
+        "failure_threshold": settings.failure_threshold,
         "now": now,
     }
     return templates.TemplateResponse(request, template, context, headers=SECURITY_HEADERS)

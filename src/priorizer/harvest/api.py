@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import Future
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
@@ -24,15 +25,19 @@ router = APIRouter(tags=["harvest"])
     response_model=HarvestStarted,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Admin: start harvesting a CKAN source in the background (see /status)",
+    description="Answers once the run is recorded, so a harvest that cannot start is refused "
+    "here (409 when that source is being harvested, by this process or another one), never "
+    "accepted to die unseen. Harvests of different sources run side by side.",
     responses={
         **ADMIN_ERRORS,
-        409: {"description": "This process is harvesting that source already."},
+        409: {"description": "That source is being harvested already."},
     },
     dependencies=ADMIN,
 )
 def start_harvest(body: HarvestRequest, request: Request) -> HarvestStarted:
     state = request.app.state
     source = service.Source(url=body.url, organization=body.organization, query=body.query)
+    started: Future[int] = Future()
     with state.harvest_lock:
         running = state.harvests.get(source.key)
         if running is not None and running.is_alive():
@@ -42,17 +47,18 @@ def start_harvest(body: HarvestRequest, request: Request) -> HarvestStarted:
         )
         worker = threading.Thread(
             target=_harvest_in_background,
-            args=(context, source, body),
+            args=(context, source, body, started),
             name=f"harvest {source.key}",
             daemon=True,
         )
         state.harvests[source.key] = worker
         worker.start()
-    return HarvestStarted(source=source.key)
+    # The run's id, or what kept it from starting (another process's harvest: 409).
+    return HarvestStarted(source=source.key, run_id=started.result())
 
 
 def _harvest_in_background(
-    context: service.Context, source: service.Source, body: HarvestRequest
+    context: service.Context, source: service.Source, body: HarvestRequest, started: Future[int]
 ) -> None:
     try:
         with CkanClient(source.url) as client:
@@ -62,9 +68,16 @@ def _harvest_in_background(
                 source=source,
                 since=body.since,
                 incremental=body.incremental,
+                on_start=started.set_result,
             )
-    except Exception:  # recorded on the run (interrupted, with its error) for /status
-        log.exception("harvest of %s stopped", source.key)
+    except Exception as error:
+        if not started.done():  # not started: the request answers with it
+            started.set_exception(error)
+        else:  # recorded on the run (interrupted, with its error) for /status
+            log.exception("harvest of %s stopped", source.key)
+    finally:  # whatever happened, the request waiting for the start gets an answer
+        if not started.done():
+            started.set_exception(RuntimeError(f"the harvest of {source.key} did not start"))
 
 
 @router.get(

@@ -30,7 +30,11 @@ MAX_ROWS = 1000
 
 
 class CkanError(Exception):
-    """The portal refused the request, or answered with something that is not CKAN's."""
+    """The portal refused the request, or answered with something that is not CKAN's.
+    `retries`: how many times the request was tried again before this (it crosses the
+    harvest's process boundary with the error: pickling keeps instance attributes)."""
+
+    retries: int = 0
 
 
 class _Transient(Exception):
@@ -127,6 +131,13 @@ class CkanClient:
 
     def call(self, action: str, params: dict[str, Any]) -> Any:
         """The action's `result`, once it came back (retrying transient failures)."""
+        retries = 0
+
+        def before_retry(state: RetryCallState) -> None:
+            nonlocal retries
+            retries += 1
+            self._retrying(state)
+
         retrying = _Retrying(
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential_jitter(
@@ -135,13 +146,18 @@ class CkanClient:
                 jitter=self.backoff_seconds,
             ),
             retry=retry_if_exception_type(_Transient),
-            before_sleep=self._retrying,
+            before_sleep=before_retry,
             reraise=True,
         )
         try:
             return retrying(self._call_once, action, params)
         except _Transient as error:
-            raise CkanError(f"{action} failed {self.attempts} times; last: {error}") from error
+            failed = CkanError(f"{action} failed {self.attempts} times; last: {error}")
+            failed.retries = retries
+            raise failed from error
+        except CkanError as error:  # refused, possibly after transient failures
+            error.retries = retries
+            raise
 
     def _retrying(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None

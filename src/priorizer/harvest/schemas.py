@@ -28,6 +28,7 @@ class HarvestRequest(BaseModel):
 class HarvestStarted(BaseModel):
     status: Literal["started"] = "started"
     source: str
+    run_id: int = Field(description="The run, in /harvest/runs (a resumed one keeps its id).")
 
 
 class HarvestRunRead(BaseModel):

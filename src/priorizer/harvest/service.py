@@ -34,7 +34,7 @@ from priorizer.catalog import service as catalog_service
 from priorizer.db import Database
 from priorizer.errors import Conflict
 from priorizer.harvest import repo
-from priorizer.harvest.ckan import MAX_ROWS, CkanClient, action_url
+from priorizer.harvest.ckan import MAX_ROWS, CkanClient, CkanError, action_url
 from priorizer.harvest.mapping import map_packages
 from priorizer.harvest.models import INTERRUPTED, OK, RUNNING, HarvestRun
 from priorizer.harvest.reader import (
@@ -88,15 +88,19 @@ def harvest(
     since: datetime | None = None,
     incremental: bool = False,
     on_page: Callable[[dict[str, Any]], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Harvest `source` (continuing its unfinished run, if any); the finished run's record.
-    Only one harvest of a source runs at a time: another gets `Conflict`."""
+    Only one harvest of a source runs at a time: another gets `Conflict`. `on_start` hears
+    the run's id once it is recorded: from then on, whatever stops the run is recorded on it."""
     database = context.database
     with database.exclusive(LOCK_NAME, key=_lock_key(source.key)) as mine:
         if not mine:
             raise Conflict(f"a harvest of {source.key} is running already")
         run_id, _ = _start(context, source=source, since=since, incremental=incremental)
         try:
+            if on_start is not None:
+                on_start(run_id)
             _list_pages(
                 context, client=client, source=source, run_id=run_id, rows=rows, on_page=on_page
             )
@@ -404,6 +408,8 @@ def _stop(
             run = repo.get(session, run_id=run_id, for_update=True)
             if run is not None:
                 run.state, run.error, run.updated_at = INTERRUPTED, message, clock()
+                # The request that stopped it was tried again too: those count.
+                run.retries += error.retries if isinstance(error, CkanError) else 0
     except Exception:
         log.exception("could not record that harvest run %d stopped", run_id)
 

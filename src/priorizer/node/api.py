@@ -18,6 +18,7 @@ from priorizer.node.schemas import (
     NodeId,
     NodePage,
     NodeRead,
+    ReinstateResponse,
     RevokeResponse,
 )
 from priorizer.security import ADMIN, ADMIN_ERRORS, Forbidden, enrollment_allowed
@@ -62,7 +63,7 @@ def get_node(node_id: NodeId, db: DbDep, maintenance: MaintenanceDep) -> NodeDet
     summary="Enroll a node: a token of its own for its calls (admin, or X-Enrollment-Secret)",
     responses={
         401: {"description": "Neither the admin token nor the enrollment secret."},
-        403: {"description": "Only an admin may rotate a token."},
+        403: {"description": "Only an admin may rotate a token; or the node is revoked."},
         409: {"description": "Enrolled already (an admin may rotate its token)."},
     },
 )
@@ -80,11 +81,24 @@ def enroll(
 @router.post(
     "/nodes/{node_id}/revoke",
     response_model=RevokeResponse,
-    summary="Admin: the node's token stops working",
+    summary="Admin: the node's token stops working, and it cannot enroll again until reinstated",
     responses={**ADMIN_ERRORS, 404: {"description": "No such node."}},
     dependencies=ADMIN,
 )
 def revoke(node_id: NodeId, db: DbDep, now: NowDep) -> RevokeResponse:
     with db.write() as session:
-        service.revoke(session, node_id=node_id, now=now)
-    return RevokeResponse(node_id=node_id)
+        revoked_at = service.revoke(session, node_id=node_id, now=now)
+    return RevokeResponse(node_id=node_id, revoked_at=revoked_at)
+
+
+@router.post(
+    "/nodes/{node_id}/reinstate",
+    response_model=ReinstateResponse,
+    summary="Admin: lift a revocation; the node enrolls again for a new token",
+    responses={**ADMIN_ERRORS, 404: {"description": "No such node."}},
+    dependencies=ADMIN,
+)
+def reinstate(node_id: NodeId, db: DbDep) -> ReinstateResponse:
+    with db.write() as session:
+        was_revoked = service.reinstate(session, node_id=node_id)
+    return ReinstateResponse(node_id=node_id, was_revoked=was_revoked)

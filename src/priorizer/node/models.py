@@ -33,3 +33,6 @@ class Node(Base):
     # SHA-256 of the node's token (`POST /nodes/enroll`); the token itself is never stored.
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     enrolled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Set by an admin's revocation: the node's token is refused, and it cannot enroll again
+    # (not even with the enrollment secret) until an admin reinstates it.
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -153,6 +153,7 @@ def set_token_hash(
     )
 
 
-def by_token_hash(session: Session, *, token_hash: str) -> str | None:
-    query = select(nodes.c.id).where(nodes.c.token_hash == token_hash)
-    return session.execute(query).scalar_one_or_none()
+def by_token_hash(session: Session, *, token_hash: str) -> Any | None:
+    """The (id, revoked_at) of the node holding that token, if any."""
+    query = select(nodes.c.id, nodes.c.revoked_at).where(nodes.c.token_hash == token_hash)
+    return session.execute(query).one_or_none()

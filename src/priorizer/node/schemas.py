@@ -24,6 +24,10 @@ class NodeRead(BaseModel):
     open_leases: int = 0
     reserved_mb: float = Field(0.0, description="Space its open leases reserve.")
     copies: int = 0
+    enrolled_at: datetime | None = Field(None, description="When its current token was issued.")
+    revoked_at: datetime | None = Field(
+        None, description="When an admin revoked it: refused until an admin reinstates it."
+    )
 
 
 class NodeDetail(NodeRead):
@@ -62,3 +66,10 @@ class EnrollResponse(BaseModel):
 class RevokeResponse(BaseModel):
     status: str = "revoked"
     node_id: str
+    revoked_at: datetime | None = Field(None, description="Since when (the first revocation).")
+
+
+class ReinstateResponse(BaseModel):
+    status: str = "reinstated"
+    node_id: str
+    was_revoked: bool = Field(description="False: it was not revoked, nothing changed.")

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from priorizer.errors import Conflict, NotFound
+from priorizer.errors import Conflict, NotFound, Revoked
 from priorizer.node import repo
 from priorizer.node.models import Node
 
@@ -63,6 +63,8 @@ def enroll(session: Session, *, node_id: str, now: datetime, rotate: bool) -> st
     repo.ensure(session, node_ids=[node_id], now=now)
     node = repo.get(session, node_id=node_id, for_update=True)
     assert node is not None
+    if node.revoked_at is not None:
+        raise Revoked(_revoked_message(node_id, node.revoked_at))
     if node.token_hash is not None and not rotate:
         raise Conflict(f"node {node_id!r} is enrolled already; an admin can rotate its token")
     token = secrets.token_urlsafe(32)
@@ -70,11 +72,43 @@ def enroll(session: Session, *, node_id: str, now: datetime, rotate: bool) -> st
     return token
 
 
-def revoke(session: Session, *, node_id: str, now: datetime) -> None:
-    if repo.get(session, node_id=node_id) is None:
+def revoke(session: Session, *, node_id: str, now: datetime) -> datetime:
+    """The node's token stops working and it may not enroll again until `reinstate`; when it
+    was revoked (the first time, if twice). Its leases run their course."""
+    node = _locked(session, node_id=node_id)
+    if node.revoked_at is None:
+        node.revoked_at = now
+    return node.revoked_at
+
+
+def reinstate(session: Session, *, node_id: str) -> bool:
+    """Lift the node's revocation; whether it was revoked. It has no token until it enrolls
+    again (its old one stays refused)."""
+    node = _locked(session, node_id=node_id)
+    was_revoked = node.revoked_at is not None
+    node.revoked_at = node.token_hash = node.enrolled_at = None
+    return was_revoked
+
+
+def _locked(session: Session, *, node_id: str) -> Node:
+    node = repo.get(session, node_id=node_id, for_update=True)
+    if node is None:
         raise NotFound(f"no node {node_id!r}")
-    repo.set_token_hash(session, node_id=node_id, token_hash=None, now=now)
+    return node
 
 
 def node_of_token(session: Session, *, token: str) -> str | None:
-    return repo.by_token_hash(session, token_hash=token_digest(token))
+    """The node a token belongs to, if any; `Revoked` if an admin revoked that node."""
+    found = repo.by_token_hash(session, token_hash=token_digest(token))
+    if found is None:
+        return None
+    if found.revoked_at is not None:
+        raise Revoked(_revoked_message(found.id, found.revoked_at))
+    return str(found.id)
+
+
+def _revoked_message(node_id: str, revoked_at: datetime) -> str:
+    return (
+        f"node {node_id!r} is revoked (since {revoked_at:%Y-%m-%d %H:%M:%S} UTC): an admin must "
+        f"reinstate it (POST /nodes/{node_id}/reinstate), then it enrolls again"
+    )

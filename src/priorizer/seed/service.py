@@ -141,6 +141,9 @@ def import_seed(
         for row in assets
     ]
     upserted = catalog_service.upsert_assets(session, items=items, queue=queue, now=now)
+    catalog_service.ensure_datasets(
+        session, ids=[item.dataset_id for item in items if item.dataset_id]
+    )
     report = ImportReport(assets_created=upserted.created, assets_updated=upserted.updated)
     if allocations:
         added, skipped = allocation_service.import_holdings(
