@@ -169,6 +169,7 @@ def fail(
             asset_id=body.asset_id,
             node_id=node_id,
             reason=body.reason,
+            reason_code=body.reason_code,
             queue=maintenance.queue,
             limits=maintenance.caps,
             failure_threshold=settings.failure_threshold,
