@@ -203,7 +203,9 @@ def renew(
             now=now,
         )
     missing = sorted(set(body.asset_ids or ()) - set(renewed))
-    return RenewResponse(renewed=len(renewed), expires_at=expires_at, not_renewed=missing)
+    return RenewResponse(
+        renewed=len(renewed), expires_at=expires_at if renewed else None, not_renewed=missing
+    )
 
 
 @router.get("/allocations", response_model=AllocationPage, summary="Allocations, oldest first")

@@ -162,7 +162,7 @@ class RenewRequest(BaseModel):
 class RenewResponse(BaseModel):
     status: Literal["success"] = "success"
     renewed: int = Field(description="Leases extended.")
-    expires_at: datetime = Field(description="Their new expiry.")
+    expires_at: datetime | None = Field(description="Their new expiry; null when none was.")
     not_renewed: list[str] = Field(
         description="Listed assets on which the node holds no open, unexpired lease."
     )
