@@ -265,7 +265,8 @@ def check_rules(url: str, target: int) -> int:
     engine = create_engine(url)
     with engine.connect() as conn:
         over = conn.execute(
-            text("SELECT count(*) FROM assets WHERE copies + leases > :t"), {"t": target}
+            text("SELECT count(*) FROM assets WHERE copies - disputed_copies + leases > :t"),
+            {"t": target},
         ).scalar_one()
     engine.dispose()
     return int(over)

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from priorizer.config import Settings
 from priorizer.db import Database
+from priorizer.maintenance.service import run_cycle
 from tests.conftest import FakeClock
 from tests.factories import add_assets, table_snapshot
 
@@ -81,3 +82,9 @@ class NodeApi:
 
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         return table_snapshot(self.database)
+
+    def maintenance(self) -> dict[str, Any]:
+        state = self.client.app.state  # type: ignore[attr-defined]
+        record = run_cycle(database=state.database, policy=state.maintenance, clock=self.clock)
+        assert record is not None and record["outcome"] == "ok", record
+        return record

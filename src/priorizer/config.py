@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     failed_retry_hours: float = Field(
         72.0, ge=0, le=87_600, allow_inf_nan=False, validation_alias=_env("FAILED_RETRY_HOURS")
     )
+    # A copy whose reported size is off the asset's known size by more than this share is
+    # disputed: recorded, not counted (allocation.evidence).
+    size_tolerance: float = Field(
+        0.05, ge=0, le=100, allow_inf_nan=False, validation_alias=_env("SIZE_TOLERANCE")
+    )
     node_lost_days: float = Field(
         14.0, gt=0, le=3650, allow_inf_nan=False, validation_alias=_env("NODE_LOST_DAYS")
     )

@@ -139,6 +139,10 @@ def test_completion_turns_the_lease_into_a_copy(api, clock):
         "conflicting_copies": False,
         "already_recorded": False,
         "late": False,
+        "disputed": False,
+        "dispute": None,
+        "disputed_copies": 0,
+        "unreachable": False,
     }
     detail = api.asset("asset-1")
     assert (detail["copies"], detail["leases"], detail["open_leases"]) == (1, 0, [])

@@ -124,6 +124,7 @@ def test_every_variable_at_once(monkeypatch):
     lifecycle = {
         "failure_threshold",
         "failed_retry_hours",
+        "size_tolerance",
         "node_lost_days",
         "priority_jitter",
         "priority_refresh_limit",

@@ -124,6 +124,7 @@ def complete(
     request: Request,
     identity: NodeIdentity,
     db: DbDep,
+    settings: SettingsDep,
     maintenance: MaintenanceDep,
     now: NowDep,
 ) -> CompleteResponse:
@@ -139,9 +140,11 @@ def complete(
             size_mb=body.size_mb,
             queue=maintenance.queue,
             limits=maintenance.caps,
+            size_tolerance=settings.size_tolerance,
+            failure_threshold=settings.failure_threshold,
             now=now,
         )
-    return CompleteResponse(**dataclasses.asdict(done))
+    return CompleteResponse(**dataclasses.asdict(done), disputed=done.dispute is not None)
 
 
 @router.post(

@@ -51,6 +51,10 @@ class Allocation(Base):
     # What the node reported with its copy.
     checksum_sha256: Mapped[str | None] = mapped_column(String(64))
     magnet_link: Mapped[str | None] = mapped_column(Text)
+    reported_size_mb: Mapped[float | None] = mapped_column(Float)
+    # Why a copy is disputed (DISPUTE_SIZE, DISPUTE_CHECKSUM), or NULL when it agrees; a
+    # disputed copy does not count toward the target (`allocation.evidence.settle`).
+    dispute: Mapped[str | None] = mapped_column(String(20))
 
     __table_args__ = (
         # Rule 3 as a constraint: one open lease or copy of an asset per node, whatever races.

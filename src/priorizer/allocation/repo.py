@@ -47,7 +47,7 @@ from priorizer.allocation.models import (
     WITHDRAWN_NOTE,
     Allocation,
 )
-from priorizer.allocation.policy import QueuePolicy, rank_sql
+from priorizer.allocation.policy import QueuePolicy, counted_holders, rank_sql
 from priorizer.catalog.models import ASSET_ACTIVE, ASSET_WITHDRAWN, Asset
 from priorizer.db import DriverStatement, driver_time
 
@@ -72,7 +72,8 @@ CANDIDATE_COLUMNS = (
 
 def rank_after(policy: QueuePolicy, *, holders_delta: int = 0) -> Any:
     """The SQL that recomputes `rank` in an UPDATE of assets, after holders change by delta."""
-    holders = assets.c.copies + assets.c.leases + holders_delta
+    holders = counted_holders(assets.c.copies, assets.c.disputed_copies, assets.c.leases)
+    holders += holders_delta
     return rank_sql(assets.c.priority, holders, assets.c.state == ASSET_ACTIVE, policy)
 
 
@@ -384,10 +385,16 @@ def close_orphans(session: Session, *, now: datetime, limit: int) -> list[tuple[
 
 
 def lease_of(
-    session: Session, *, asset_id: str, node_id: str, status: str, note: str | None = None
+    session: Session,
+    *,
+    asset_id: str,
+    node_id: str,
+    status: str,
+    note: str | None = None,
+    for_update: bool = True,
 ) -> Allocation | None:
     """The node's newest allocation of the asset in that status (and with that note, when
-    given), locked until commit."""
+    given), locked until commit unless not `for_update`."""
     query = (
         select(Allocation)
         .where(
@@ -398,8 +405,9 @@ def lease_of(
         )
         .order_by(Allocation.id.desc())
         .limit(1)
-        .with_for_update()
     )
+    if for_update:
+        query = query.with_for_update()
     return session.execute(query).scalar_one_or_none()
 
 
@@ -440,22 +448,29 @@ def renew(
     return list(session.execute(statement).scalars())
 
 
-def copies_on(session: Session, *, node_id: str) -> list[str]:
-    """Assets the node holds a copy of."""
-    query = select(leases.c.asset_id).where(
+def copies_on(session: Session, *, node_id: str) -> list[tuple[str, bool]]:
+    """Assets the node holds a copy of, each with whether that copy is disputed."""
+    query = select(leases.c.asset_id, leases.c.dispute.is_not(None)).where(
         leases.c.node_id == node_id, leases.c.status == COMPLETED
     )
-    return list(session.execute(query).scalars())
+    return [(asset_id, bool(disputed)) for asset_id, disputed in session.execute(query)]
 
 
-def change_copies(session: Session, *, counts: dict[str, int], policy: QueuePolicy) -> None:
-    """Count `n` more (or fewer, when negative) copies on each asset, re-ranking it."""
-    for asset_id, n in sorted(counts.items()):  # id order: no deadlock with other writers
-        if n:
+def change_copies(
+    session: Session, *, counts: dict[str, tuple[int, int]], policy: QueuePolicy
+) -> None:
+    """Count `n` more (or fewer, when negative) copies on each asset, `d` of them disputed,
+    re-ranking it; `counts` maps asset ids to (n, d)."""
+    for asset_id, (n, d) in sorted(counts.items()):  # id order: no deadlock with other writers
+        if n or d:
             session.execute(
                 update(assets)
                 .where(assets.c.id == asset_id)
-                .values(copies=assets.c.copies + n, rank=rank_after(policy, holders_delta=n))
+                .values(
+                    copies=assets.c.copies + n,
+                    disputed_copies=assets.c.disputed_copies + d,
+                    rank=rank_after(policy, holders_delta=n - d),
+                )
             )
 
 
@@ -522,7 +537,13 @@ def recompute_ranks(session: Session, *, policy: QueuePolicy, unknown_size_mb: f
 
 def ranking(session: Session, *, limit: int) -> Sequence[Any]:
     query = (
-        select(*CANDIDATE_COLUMNS, assets.c.rank, assets.c.copies, assets.c.leases)
+        select(
+            *CANDIDATE_COLUMNS,
+            assets.c.rank,
+            assets.c.copies,
+            assets.c.leases,
+            assets.c.disputed_copies,
+        )
         .where(assets.c.rank.is_not(None))
         .order_by(*QUEUE_ORDER)
         .limit(limit)

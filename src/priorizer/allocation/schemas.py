@@ -92,7 +92,8 @@ class CompleteRequest(BaseModel):
             le=MAX_FREE_SPACE_GB * 1024,
             allow_inf_nan=False,
             strict=True,
-            description="The size the node found, in MiB; fills in an unknown size.",
+            description="The size the node found, in MiB; fills in an unknown size, and a copy "
+            "whose size contradicts a known one (beyond SIZE_TOLERANCE) is disputed.",
         ),
     ] = None
 
@@ -101,10 +102,22 @@ class CompleteResponse(BaseModel):
     status: Literal["success"] = "success"
     message: str = "Copy recorded"
     allocation_id: int
-    copies: int = Field(description="Copies of the asset now counted.")
+    copies: int = Field(
+        description="Copies of the asset on nodes that are not lost, disputed ones included."
+    )
     conflicting_copies: bool = Field(description="Nodes reported different checksums for it.")
     already_recorded: bool = Field(description="This copy had been reported before (a retry).")
     late: bool = Field(description="The lease had expired; the copy was recorded anyway.")
+    disputed: bool = Field(
+        description="This copy is disputed: recorded, but not counted toward the target (its "
+        "size contradicts the asset's beyond SIZE_TOLERANCE, or its checksum is not the one "
+        "most copies report); a further node gets the asset."
+    )
+    dispute: Literal["size", "checksum"] | None = Field(description="Why it is disputed.")
+    disputed_copies: int = Field(description="Of `copies`, those disputed.")
+    unreachable: bool = Field(
+        description="Too many copies disagreed: the asset is no longer handed out."
+    )
 
 
 ReasonText = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"^[^\x00]+$")]
@@ -184,6 +197,10 @@ class AllocationRead(BaseModel):
     reason_code: str | None = Field(None, description="A failure's reason code.")
     checksum_sha256: str | None = None
     magnet_link: str | None = None
+    reported_size_mb: float | None = Field(None, description="The size reported with a copy.")
+    dispute: str | None = Field(
+        None, description="Why a copy is disputed (size, checksum); null when it agrees."
+    )
 
 
 class AllocationPage(BaseModel):
@@ -203,3 +220,4 @@ class RankingEntry(BaseModel):
     rank: float
     copies: int
     leases: int
+    disputed_copies: int = Field(description="Of `copies`, those disputed (not counted).")

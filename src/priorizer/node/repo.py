@@ -66,6 +66,17 @@ def record_seen(
     return Seen(row.lease_cap, row.completions, from_driver_time(row.last_failed_at))
 
 
+def reporters(session: Session, *, node_ids: Sequence[str]) -> dict[str, tuple[int, bool]]:
+    """(completions, whether lost) of each node listed that exists."""
+    found: dict[str, tuple[int, bool]] = {}
+    for start in range(0, len(node_ids), 500):
+        query = select(nodes.c.id, nodes.c.completions, nodes.c.lost_at.is_not(None)).where(
+            nodes.c.id.in_(node_ids[start : start + 500])
+        )
+        found.update({node_id: (n, lost) for node_id, n, lost in session.execute(query)})
+    return found
+
+
 def get(session: Session, *, node_id: str, for_update: bool = False) -> Node | None:
     return session.get(Node, node_id, with_for_update=for_update or None)
 
