@@ -13,7 +13,7 @@ from priorizer.config import Settings
 from priorizer.db import Database
 from priorizer.maintenance.service import run_cycle
 from tests.conftest import FakeClock
-from tests.factories import add_assets, table_snapshot
+from tests.factories import add_assets, asset, table_snapshot
 
 SUM_A = "a" * 64
 SUM_B = "b" * 64
@@ -79,6 +79,14 @@ class NodeApi:
     def lease(self, asset_id: str, node_id: str) -> dict[str, Any]:
         """The node's newest allocation of the asset."""
         return self.allocations(asset_id=asset_id, node_id=node_id)[-1]
+
+    def prove(self, *node_ids: str) -> None:
+        """Each node completes a copy of a small file of its own first: it then has a record
+        (reports from nodes without one weigh a third)."""
+        for node_id in node_ids:
+            self.add(asset(f"proof-{node_id}", priority=10, size_mb=1))
+            assert self.allocate(node_id, 0.001) == [f"asset-proof-{node_id}"]
+            self.completed(f"asset-proof-{node_id}", node_id)
 
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         return table_snapshot(self.database)

@@ -30,14 +30,6 @@ def copy_of(api: NodeApi, asset_id: str, node_id: str, **report: object) -> dict
     return api.completed(asset_id, node_id, **report)
 
 
-def prove(api: NodeApi, *node_ids: str) -> None:
-    """Each node completes a copy of an asset of its own first: it has a record."""
-    for node_id in node_ids:
-        api.add(asset(f"proof-{node_id}", priority=10, size_mb=1))
-        assert api.allocate(node_id, 0.001) == [f"asset-proof-{node_id}"]
-        api.completed(f"asset-proof-{node_id}", node_id)
-
-
 # --- Size far from the known size (defect 4) ----------------------------------------------------
 
 
@@ -213,7 +205,7 @@ def test_nodes_size_follows_the_copies_that_agree(api):
 
 def test_copies_that_keep_disagreeing_make_the_asset_unreachable(service):
     api = service(replication_target=2, failure_threshold=3)
-    prove(api, "node-a", "node-b", "node-c", "node-d")
+    api.prove("node-a", "node-b", "node-c", "node-d")
     api.add(asset(1, priority=9))
     copy_of(api, "asset-1", "node-a", checksum_sha256=SUM_A)
     copy_of(api, "asset-1", "node-b", checksum_sha256=SUM_B)

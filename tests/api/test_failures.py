@@ -99,7 +99,8 @@ def test_node_side_failures_never_count_toward_the_asset_threshold(service, code
     assert failure["counts_against_asset"] is False
     detail = api.asset("asset-1")
     assert (detail["state"], detail["failed_nodes"]) == ("active", 0)
-    # An asset-side failure from another node does count: threshold 1 is reached.
+    # An asset-side failure from another node (with a record) does count: threshold 1.
+    api.prove("node-b")
     api.allocate("node-b")
     assert api.failed("asset-1", "node-b", reason_code="http_404")["unreachable"] is True
 

@@ -405,6 +405,15 @@ def test_failure_closes_the_lease_with_its_reason_and_requeues_the_asset(service
     assert api.node("node-a")["failures"] == 1
 
 
+def prove(api: Api, *node_ids: str) -> None:
+    """Each node completes a copy of a file of its own (REPLICATION_TARGET 1): a node with a
+    record, whose failures weigh in full (a node without one weighs a third)."""
+    for node_id in node_ids:
+        api.add(asset(f"proof-{node_id}", size_mb=1))
+        assert api.allocate(node_id) == [f"asset-proof-{node_id}"]
+        api.completed(f"asset-proof-{node_id}", node_id)
+
+
 def make_unreachable(api: Api, asset_id: str, nodes: list[str]) -> list[dict[str, Any]]:
     results = []
     for node_id in nodes:
@@ -415,6 +424,7 @@ def make_unreachable(api: Api, asset_id: str, nodes: list[str]) -> list[dict[str
 
 def test_three_distinct_failing_nodes_make_the_asset_unreachable(service):
     api = service(replication_target=1)
+    prove(api, "node-a", "node-b", "node-c")
     api.add(asset(1))
 
     results = make_unreachable(api, "asset-1", ["node-a", "node-b", "node-c"])
@@ -451,6 +461,7 @@ def test_failures_from_the_same_node_count_once(service, clock):
 
 def test_reinstate_hands_an_unreachable_asset_out_again(service, clock):
     api = service(replication_target=1)
+    prove(api, "node-a", "node-b", "node-c")
     api.add(asset(1))
     make_unreachable(api, "asset-1", ["node-a", "node-b", "node-c"])
     clock.advance(minutes=10)
@@ -474,6 +485,7 @@ def test_reinstate_hands_an_unreachable_asset_out_again(service, clock):
         "unreachable": False,
         "reason_code": "unspecified",
         "counts_against_asset": True,
+        "failure_weight": 0.33,  # node-d has no completed copy
     }
 
 

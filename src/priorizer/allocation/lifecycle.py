@@ -60,6 +60,7 @@ class Failure:
     unreachable: bool
     reason_code: str
     counts_against_asset: bool
+    failure_weight: float
 
 
 def _known_node(session: Session, node_id: str, now: datetime) -> Node:
@@ -228,12 +229,7 @@ def fail(
     session.flush()
     asset = _locked_asset(session, asset_id)
     asset.leases -= 1
-    asset.failed_nodes = repo.failed_nodes(
-        session, asset_id=asset_id, since=asset.failures_reset_at
-    )
-    if asset.failed_nodes >= failure_threshold and asset.state == ASSET_ACTIVE:
-        asset.state = ASSET_UNREACHABLE
-        asset.state_reason = f"failed by {asset.failed_nodes} nodes (FAILURE_THRESHOLD)"
+    weight = _weigh_failures(session, asset, threshold=failure_threshold)
     _rerank(asset, queue)
     if evidence.costs_node_standing(code):
         _apply(node, standing.after_failure(_standing(node), limits))
@@ -246,7 +242,27 @@ def fail(
         asset.state == ASSET_UNREACHABLE,
         code,
         evidence.counts_against_asset(code),
+        weight,
     )
+
+
+def _weigh_failures(session: Session, asset: Asset, *, threshold: int) -> float:
+    """Count the distinct nodes whose failures count against the asset since it was last
+    reinstated; once they weigh `threshold` (a node with no completed copy weighs a third:
+    `evidence.threshold_reached`), it is unreachable. What they weigh."""
+    node_ids = copies.failing_nodes(session, asset_id=asset.id, since=asset.failures_reset_at)
+    nodes = node_service.reporters(session, node_ids=node_ids)
+    proven = sum(1 for node_id in node_ids if nodes[node_id].completions > 0)
+    unproven = len(node_ids) - proven
+    asset.failed_nodes = len(node_ids)
+    if asset.state == ASSET_ACTIVE and evidence.threshold_reached(
+        proven=proven, unproven=unproven, threshold=threshold
+    ):
+        asset.state = ASSET_UNREACHABLE
+        asset.state_reason = (
+            f"failed by {len(node_ids)} nodes ({proven} with a record, {unproven} without)"
+        )
+    return evidence.weight(proven=proven, unproven=unproven)
 
 
 def renew(

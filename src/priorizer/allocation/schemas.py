@@ -160,6 +160,10 @@ class FailResponse(BaseModel):
     counts_against_asset: bool = Field(
         description="The failure counts toward the asset's FAILURE_THRESHOLD (not node-side)."
     )
+    failure_weight: float = Field(
+        description="What the failing nodes weigh against FAILURE_THRESHOLD: a node that has "
+        "completed a copy counts 1, one that has not a third."
+    )
 
 
 class RenewRequest(BaseModel):
