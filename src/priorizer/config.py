@@ -98,6 +98,15 @@ class Settings(BaseSettings):
     rate_limit_per_address: str = Field(
         "6000/minute", validation_alias=_env("RATE_LIMIT_PER_ADDRESS")
     )
+    # Open mode (NODE_AUTH off): open leases held by nodes with no completed copy, from one
+    # client address, together; None: LEASE_CAP_INITIAL; 0: no such cap.
+    unproven_leases_per_address: int | None = Field(
+        None, ge=0, le=1_000_000, validation_alias=_env("UNPROVEN_LEASES_PER_ADDRESS")
+    )
+    # Free space a node may claim; more is a mistake or a lie (422).
+    max_free_space_gb: float = Field(
+        1_000_000.0, gt=0, le=1e7, allow_inf_nan=False, validation_alias=_env("MAX_FREE_SPACE_GB")
+    )
     max_request_bytes: int = Field(
         2 * 1024 * 1024, ge=1024, le=1024**3, validation_alias=_env("MAX_REQUEST_BYTES")
     )
@@ -174,6 +183,15 @@ class Settings(BaseSettings):
     @property
     def allocation_expiry_seconds(self) -> float:
         return self.allocation_expiry_hours * 3600
+
+    @property
+    def unproven_address_cap(self) -> int:
+        """Open leases of unproven nodes per client address, in open mode (0: no cap)."""
+        if self.node_auth:
+            return 0  # nodes are who their tokens say: each has its own cap
+        if self.unproven_leases_per_address is None:
+            return self.lease_cap_initial
+        return self.unproven_leases_per_address
 
     @property
     def failed_retry_seconds(self) -> float:

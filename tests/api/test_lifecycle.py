@@ -594,9 +594,14 @@ def test_expired_lease_never_blocks_allocation_without_maintenance(service, cloc
 
 @pytest.fixture
 def capped(service) -> Api:
-    """Caps 2 <= 4 <= 16; many small assets, so only the cap limits a node."""
+    """Caps 2 <= 4 <= 16; many small assets, so only the cap limits a node. (All the test's
+    nodes ask from one address: no per-address cap for new nodes here.)"""
     api = service(
-        lease_cap_initial=4, lease_cap_min=2, lease_cap_max=16, max_assets_per_allocation=50
+        lease_cap_initial=4,
+        lease_cap_min=2,
+        lease_cap_max=16,
+        max_assets_per_allocation=50,
+        unproven_leases_per_address=0,
     )
     api.add(*(asset(f"{n:02}", size_mb=1) for n in range(40)))
     return api
@@ -891,7 +896,13 @@ def test_withdrawn_asset_is_never_handed_out_and_its_leases_close_at_maintenance
 def test_a_node_whose_leases_all_expired_gets_work_again_without_maintenance(service):
     """Its own due leases never count against its budget or cap, however many other due
     leases wait to be swept (a request sweeps only a few of those)."""
-    api = service(lease_cap_initial=4, lease_cap_min=2, lease_cap_max=16, replication_target=1)
+    api = service(
+        lease_cap_initial=4,
+        lease_cap_min=2,
+        lease_cap_max=16,
+        replication_target=1,
+        unproven_leases_per_address=0,  # 61 new nodes from the test's one address
+    )
     api.add(*(asset(n, size_mb=1.0) for n in range(400)))
     for n in range(60):  # 60 nodes x 4 leases: more due leases than one request sweeps
         assert len(api.allocate(f"other-{n}")) == 4

@@ -3,10 +3,15 @@ that makes up node ids can do is bounded (README, Security)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
+from fastapi.testclient import TestClient
 
+from priorizer.allocation import service as allocation_service
+from priorizer.app import queue_policy
+from priorizer.maintenance.service import cap_limits
 from tests.factories import asset
 from tests.node_api import NodeApi
 
@@ -64,3 +69,135 @@ def test_failures_from_nodes_with_a_record_weigh_in_full(api):
 
     assert [r["failure_weight"] for r in results] == [1.0, 2.0, 3.0]
     assert results[-1]["unreachable"] is True
+
+
+# --- (b) New nodes from one address share one lease cap; a plausible free space ----------------
+
+
+def client_from(api: NodeApi, address: str) -> TestClient:
+    """Another client of the same running service, calling from `address`."""
+    return TestClient(api.client.app, client=(address, 40_000))
+
+
+def leases_of(client: TestClient, node_id: str, free_space_gb: float = 999_999) -> list[str]:
+    response = client.post("/allocate", json={"node_id": node_id, "free_space_gb": free_space_gb})
+    assert response.status_code == 200, response.text
+    return [lease["id"] for lease in response.json()]
+
+
+@pytest.fixture
+def small_catalog(service) -> NodeApi:
+    """20 small assets, one copy each; a node may hold 10 open leases at first."""
+    api = service(replication_target=1, lease_cap_initial=10, lease_cap_min=2)
+    api.add(*(asset(n, size_mb=1) for n in range(20)))
+    return api
+
+
+def test_ghost_nodes_from_one_address_cannot_lock_the_catalog(small_catalog):
+    ghosts = client_from(small_catalog, "203.0.113.7")
+    honest = client_from(small_catalog, "198.51.100.20")
+
+    first = leases_of(ghosts, "ghost-1")
+    second = leases_of(ghosts, "ghost-2")
+
+    assert (len(first), second) == (10, [])  # one cap for both: LEASE_CAP_INITIAL
+    assert len(leases_of(honest, "volunteer")) == 10
+    assert small_catalog.node("ghost-2")["open_leases"] == 0
+
+
+def test_a_node_with_a_copy_is_capped_on_its_own(small_catalog):
+    ghosts = client_from(small_catalog, "203.0.113.7")
+    held = leases_of(ghosts, "node-a", 0.002)  # room for 2 of the 1 MiB files
+    small_catalog.completed(held[0], "node-a")
+
+    # node-a has a record now: its new leases are its own; its old one still counts.
+    assert len(leases_of(ghosts, "node-a")) == 9  # its own cap of 10, one lease still open
+    assert len(leases_of(ghosts, "new-node")) == 9  # 10 for the address, minus node-a's first
+
+
+def test_with_node_auth_each_node_has_its_own_cap(service):
+    api = service(replication_target=1, lease_cap_initial=10, lease_cap_min=2, node_auth=True)
+    api.add(*(asset(n, size_mb=1) for n in range(20)))
+    shared = client_from(api, "203.0.113.7")
+    for node_id in ("node-a", "node-b"):
+        token = api.client.post("/nodes/enroll", json={"node_id": node_id}).json()["token"]
+        response = shared.post(
+            "/allocate",
+            json={"node_id": node_id, "free_space_gb": 10},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert len(response.json()) == 10, response.text
+
+
+def test_the_cap_of_new_nodes_per_address_is_a_setting(service):
+    api = service(replication_target=1, unproven_leases_per_address=3)
+    api.add(*(asset(n, size_mb=1) for n in range(20)))
+    ghosts = client_from(api, "203.0.113.7")
+
+    assert [len(leases_of(ghosts, f"ghost-{n}")) for n in range(3)] == [3, 0, 0]
+
+
+def test_concurrent_new_nodes_from_one_address_never_pass_the_cap(small_catalog):
+    """One request holds its transaction open: another from the same address waits for it
+    (a lock per address on PostgreSQL, one writer at a time on SQLite), then finds the cap
+    reached. Without the wait, each would count the other's leases as none."""
+    api = small_catalog
+    settings, database = api.settings, api.database
+    later: list[int] = []
+
+    def second_request() -> None:
+        with database.write() as session:
+            later.append(len(allocate_in(session, settings, api.clock(), "ghost-2")))
+
+    with database.write() as session:
+        assert len(allocate_in(session, settings, api.clock(), "ghost-1")) == 10
+        other = threading.Thread(target=second_request)
+        other.start()
+        other.join(timeout=1.0)
+        assert other.is_alive()  # waiting for this transaction
+    other.join(timeout=30)
+
+    assert later == [0]
+    assert api.status()["active_allocations"] == 10
+
+
+def allocate_in(session, settings, now, node_id: str) -> list:
+    return allocation_service.allocate(
+        session,
+        node_id=node_id,
+        free_space_gb=10,
+        queue=queue_policy(settings),
+        max_assets=settings.max_assets_per_allocation,
+        limits=cap_limits(settings),
+        lease_seconds=settings.allocation_expiry_seconds,
+        failed_retry_seconds=settings.failed_retry_seconds,
+        now=now,
+        client_address="203.0.113.7",
+        unproven_address_cap=settings.unproven_address_cap,
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "free_space_gb"),
+    [({}, 10_000_000), ({}, 1_000_000.5), ({"max_free_space_gb": 500}, 501)],
+)
+def test_a_free_space_no_node_has_is_refused_and_changes_nothing(service, overrides, free_space_gb):
+    api = service(**overrides)
+    api.add(asset(1))
+    before = api.snapshot()
+
+    response = api.client.post(
+        "/allocate", json={"node_id": "ghost", "free_space_gb": free_space_gb}
+    )
+
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["body", "free_space_gb"]
+    assert "MAX_FREE_SPACE_GB" in problem["msg"]
+    assert api.snapshot() == before
+
+
+def test_the_largest_plausible_free_space_is_accepted(api):
+    api.add(asset(1))
+
+    assert api.allocate("big-node", 1_000_000) == ["asset-1"]

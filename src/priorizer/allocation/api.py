@@ -8,6 +8,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 
 from priorizer.allocation import lifecycle, service
 from priorizer.allocation.schemas import (
@@ -54,6 +55,7 @@ async def allocate(
     maintenance: MaintenanceDep,
     now: NowDep,
 ) -> list[AllocatedAsset]:
+    _check_plausible(body.free_space_gb, settings.max_free_space_gb)
     claimed = acting_node(body.node_id, identity)
     limit_node_call(request, claimed)
     node_id = claimed or f"node-{uuid.uuid4().hex[:16]}"
@@ -68,6 +70,8 @@ async def allocate(
             lease_seconds=settings.allocation_expiry_seconds,
             failed_retry_seconds=settings.failed_retry_seconds,
             now=now,
+            client_address=request.client.host if request.client else None,
+            unproven_address_cap=settings.unproven_address_cap,
         )
     )
     response.headers["X-Node-Id"] = node_id
@@ -81,6 +85,18 @@ async def allocate(
         )
         for lease in leases
     ]
+
+
+def _check_plausible(free_space_gb: float, most: float) -> None:
+    """422, as for any invalid field, for a free space no node has (MAX_FREE_SPACE_GB)."""
+    if free_space_gb > most:
+        problem = {
+            "loc": ("body", "free_space_gb"),
+            "msg": f"no node has that much free space: at most {most:g} GiB (MAX_FREE_SPACE_GB)",
+            "type": "less_than_equal",
+            "input": free_space_gb,
+        }
+        raise RequestValidationError([problem])
 
 
 @router.post(

@@ -27,6 +27,8 @@ HOLDING_SQL = "status IN ({})".format(", ".join(f"'{status}'" for status in HOLD
 # at every call, each statement comparing `status` with a bound value (to check whether that
 # index applies), which costs the hot path's statements more than they cost.
 FAILED_SQL = "reason_code IS NOT NULL"
+# Leases granted to unproven nodes in open mode (the few the per-address cap counts).
+UNPROVEN_SQL = "unproven_address IS NOT NULL"
 
 
 class Allocation(Base):
@@ -52,6 +54,9 @@ class Allocation(Base):
     checksum_sha256: Mapped[str | None] = mapped_column(String(64))
     magnet_link: Mapped[str | None] = mapped_column(Text)
     reported_size_mb: Mapped[float | None] = mapped_column(Float)
+    # Open mode: the client address that asked, when the node had no completed copy yet; such
+    # leases are capped per address (`allocation.service.allocate`).
+    unproven_address: Mapped[str | None] = mapped_column(String(64))
     # Why a copy is disputed (DISPUTE_SIZE, DISPUTE_CHECKSUM), or NULL when it agrees; a
     # disputed copy does not count toward the target (`allocation.evidence.settle`).
     dispute: Mapped[str | None] = mapped_column(String(20))
@@ -65,6 +70,12 @@ class Allocation(Base):
         # What a node failed, and when: one seek per candidate keeps those out of its picks.
         partial_index(
             "ix_allocations_failed", "node_id", "asset_id", "closed_at", where=FAILED_SQL
+        ),
+        partial_index(
+            "ix_allocations_unproven_address",
+            "unproven_address",
+            "status",
+            where=UNPROVEN_SQL,
         ),
         Index("ix_allocations_node_status", "node_id", "status"),
         Index("ix_allocations_status_expires", "status", "expires_at"),

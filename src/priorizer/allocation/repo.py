@@ -230,11 +230,14 @@ def claim(session: Session, *, asset_ids: Sequence[str], policy: QueuePolicy) ->
     return {row.id: row for row in rows}
 
 
-_LEASE_COLUMNS = "asset_id, node_id, status, reserved_mb, allocated_at, renewed_at, expires_at"
+_LEASE_COLUMNS = (
+    "asset_id, node_id, status, reserved_mb, allocated_at, renewed_at, expires_at, unproven_address"
+)
 _INSERT_LEASES = DriverStatement(
     lambda dialect: text(
         f"INSERT INTO allocations ({_LEASE_COLUMNS}) "
-        f"SELECT t.asset_id, :node_id, '{ALLOCATED}', t.reserved_mb, :now, :now, :expires_at "
+        f"SELECT t.asset_id, :node_id, '{ALLOCATED}', t.reserved_mb, :now, :now, :expires_at, "
+        "CAST(:unproven_address AS varchar(64)) "
         + (
             "FROM unnest(CAST(:asset_ids AS varchar[]), CAST(:reserved AS float8[])) "
             "AS t(asset_id, reserved_mb) "
@@ -254,10 +257,13 @@ def open_leases(
     reserved: Sequence[tuple[str, float]],
     now: datetime,
     expires_at: datetime,
+    unproven_address: str | None,
 ) -> dict[str, int]:
-    """Open one lease per (asset id, reserved MiB) for the node; returns asset id -> lease id."""
+    """Open one lease per (asset id, reserved MiB) for the node (an unproven one asking from
+    `unproven_address`, in open mode); returns asset id -> lease id."""
     parameters = {
         "node_id": node_id,
+        "unproven_address": unproven_address,
         "now": driver_time(session, now),
         "expires_at": driver_time(session, expires_at),
         "rows": json.dumps(reserved),
@@ -265,6 +271,34 @@ def open_leases(
         "reserved": [mb for _, mb in reserved],
     }
     return {row.asset_id: row.id for row in _INSERT_LEASES.rows(session, parameters)}
+
+
+_UNPROVEN_OPEN = DriverStatement(
+    lambda _dialect: text(
+        "SELECT count(*) FROM (SELECT 1 FROM allocations "
+        f"WHERE unproven_address = :address AND status = '{ALLOCATED}' LIMIT :limit) AS open"
+    )
+)
+
+
+def unproven_open(session: Session, *, address: str, limit: int) -> int:
+    """Open leases granted to unproven nodes asking from `address`, counted up to `limit`
+    (an index range, never longer than the cap)."""
+    return int(_UNPROVEN_OPEN.scalar(session, {"address": address, "limit": limit}))
+
+
+# PostgreSQL advisory locks of this class are taken per client address (the key is a hash).
+ADDRESS_LOCK_CLASS = 74_251_003
+_LOCK_ADDRESS = DriverStatement(
+    lambda _dialect: text("SELECT pg_advisory_xact_lock(:class_id, hashtext(:address))")
+)
+
+
+def lock_address(session: Session, *, address: str) -> None:
+    """Serialise, until commit, the requests of unproven nodes from one address: their
+    leases are capped together (PostgreSQL; SQLite has one writer at a time anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        _LOCK_ADDRESS.execute(session, {"class_id": ADDRESS_LOCK_CLASS, "address": address})
 
 
 _INSERT_LEASE_ROWS = leases.insert().returning(leases.c.asset_id, leases.c.node_id, leases.c.id)

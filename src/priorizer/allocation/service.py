@@ -46,10 +46,13 @@ def allocate(
     lease_seconds: float,
     failed_retry_seconds: float,
     now: datetime,
+    client_address: str | None = None,
+    unproven_address_cap: int = 0,
 ) -> list[Lease]:
     """Lease to `node_id` the highest-ranked assets that fit its budget (rules 1-6), no more
     than its lease cap allows it to hold open (`node.standing`), and none it failed in the
-    last `failed_retry_seconds`."""
+    last `failed_retry_seconds`. A node with no completed copy asking from `client_address`
+    shares `unproven_address_cap` open leases (when not 0) with the others like it there."""
     seen = node_service.record_seen(
         session, node_id=node_id, free_space_mb=free_space_gb * policy.MB_PER_GB, now=now
     )
@@ -60,6 +63,11 @@ def allocate(
     lifecycle.expire_due(session, queue=queue, now=now, limit=lifecycle.EXPIRE_PER_REQUEST)
     open_count, reserved_mb = repo.open_load(session, node_id=node_id)
     max_assets = min(max_assets, limits.clamp(seen.lease_cap) - open_count)
+    unproven_address = client_address if seen.completions == 0 and unproven_address_cap else None
+    if unproven_address is not None and max_assets > 0:
+        repo.lock_address(session, address=unproven_address)
+        held = repo.unproven_open(session, address=unproven_address, limit=unproven_address_cap)
+        max_assets = min(max_assets, unproven_address_cap - held)
     if max_assets <= 0:
         return []
     remaining = policy.node_budget_mb(free_space_gb, reserved_mb)
@@ -80,7 +88,14 @@ def allocate(
         if not picked:
             break
         won = _claim(session, picked, queue=queue)
-        leases += _open_leases(session, won, node_id=node_id, now=now, expires_at=expires_at)
+        leases += _open_leases(
+            session,
+            won,
+            node_id=node_id,
+            now=now,
+            expires_at=expires_at,
+            unproven_address=unproven_address,
+        )
         remaining -= policy.total_mb(won)
         if len(won) == len(picked):
             break
@@ -156,7 +171,13 @@ def _claim(session: Session, picked: Sequence[Any], *, queue: QueuePolicy) -> li
 
 
 def _open_leases(
-    session: Session, rows: Sequence[Any], *, node_id: str, now: datetime, expires_at: datetime
+    session: Session,
+    rows: Sequence[Any],
+    *,
+    node_id: str,
+    now: datetime,
+    expires_at: datetime,
+    unproven_address: str | None,
 ) -> list[Lease]:
     if not rows:
         return []
@@ -166,6 +187,7 @@ def _open_leases(
         reserved=[(row.id, row.budget_mb) for row in rows],
         now=now,
         expires_at=expires_at,
+        unproven_address=unproven_address,
     )
     return [Lease(row._asdict(), ids[row.id], node_id, expires_at, row.budget_mb) for row in rows]
 

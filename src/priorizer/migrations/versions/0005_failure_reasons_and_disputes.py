@@ -1,4 +1,4 @@
-"""failure reason codes; what a node failed, indexed; disputed copies
+"""failure reason codes; what a node failed, indexed; disputed copies; unproven leases
 
 Revision ID: 0005
 Revises: 0004
@@ -18,6 +18,7 @@ branch_labels = None
 depends_on = None
 
 FAILED = "reason_code IS NOT NULL"  # failed leases: see allocation.models.FAILED_SQL
+UNPROVEN = "unproven_address IS NOT NULL"
 
 
 def upgrade() -> None:
@@ -25,6 +26,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("reason_code", sa.String(length=20), nullable=True))
         batch_op.add_column(sa.Column("reported_size_mb", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("dispute", sa.String(length=20), nullable=True))
+        batch_op.add_column(sa.Column("unproven_address", sa.String(length=64), nullable=True))
+        batch_op.create_index(
+            "ix_allocations_unproven_address",
+            ["unproven_address", "status"],
+            unique=False,
+            sqlite_where=sa.text(UNPROVEN),
+            postgresql_where=sa.text(UNPROVEN),
+        )
         batch_op.create_index(
             "ix_allocations_failed",
             ["node_id", "asset_id", "closed_at"],
@@ -107,6 +116,12 @@ def downgrade() -> None:
         batch_op.drop_index(
             "ix_allocations_failed", sqlite_where=sa.text(FAILED), postgresql_where=sa.text(FAILED)
         )
+        batch_op.drop_index(
+            "ix_allocations_unproven_address",
+            sqlite_where=sa.text(UNPROVEN),
+            postgresql_where=sa.text(UNPROVEN),
+        )
+        batch_op.drop_column("unproven_address")
         batch_op.drop_column("dispute")
         batch_op.drop_column("reported_size_mb")
         batch_op.drop_column("reason_code")
