@@ -201,3 +201,50 @@ def test_the_largest_plausible_free_space_is_accepted(api):
     api.add(asset(1))
 
     assert api.allocate("big-node", 1_000_000) == ["asset-1"]
+
+
+# --- (c) Rate limits: the address first, then the node as seen from that address ---------------
+
+
+def renew_as(client: TestClient, node_id: str, **headers: str) -> int:
+    return client.post("/renew", json={"node_id": node_id}, headers=headers).status_code
+
+
+def test_calls_naming_a_node_from_elsewhere_do_not_get_it_limited(service):
+    api = service(rate_limit_per_node="5/minute")
+    api.add(asset(1))
+    node = client_from(api, "198.51.100.20")
+    attacker = client_from(api, "203.0.113.7")
+    assert leases_of(node, "volunteer", 10) == ["asset-1"]
+
+    flood = [renew_as(attacker, "volunteer") for _ in range(7)]
+
+    assert flood == [200] * 5 + [429] * 2
+    assert [renew_as(node, "volunteer") for _ in range(4)] == [200] * 4  # its own allowance
+
+
+def test_the_address_limit_comes_first_and_a_call_it_refuses_costs_the_node_nothing(service):
+    api = service(rate_limit_per_address="4/minute", rate_limit_per_node="6/minute", node_auth=True)
+    token = api.client.post("/nodes/enroll", json={"node_id": "node-a"}).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    busy, other = client_from(api, "203.0.113.7"), client_from(api, "198.51.100.20")
+
+    from_busy = [renew_as(busy, "node-a", **auth) for _ in range(6)]
+    from_other = [renew_as(other, "node-a", **auth) for _ in range(3)]
+
+    assert from_busy == [200] * 4 + [429] * 2  # the address's limit
+    # Had the two refused calls counted against node-a, it would have none left.
+    assert from_other == [200, 200, 429]  # node-a's 6
+
+
+def test_with_node_auth_the_limit_is_the_authenticated_nodes_wherever_it_calls(service):
+    api = service(rate_limit_per_node="4/minute", node_auth=True)
+    token = api.client.post("/nodes/enroll", json={"node_id": "node-a"}).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    api.add(asset(1))
+    home, away = client_from(api, "198.51.100.20"), client_from(api, "192.0.2.44")
+    home.post("/allocate", json={"node_id": "node-a", "free_space_gb": 10}, headers=auth)
+
+    statuses = [renew_as(home if n % 2 else away, "node-a", **auth) for n in range(5)]
+
+    assert statuses == [200] * 3 + [429] * 2  # 4 in all, the allocation included

@@ -57,7 +57,7 @@ async def allocate(
 ) -> list[AllocatedAsset]:
     _check_plausible(body.free_space_gb, settings.max_free_space_gb)
     claimed = acting_node(body.node_id, identity)
-    limit_node_call(request, claimed)
+    limit_node_call(request, claimed, identity)
     node_id = claimed or f"node-{uuid.uuid4().hex[:16]}"
     leases = await db.run_write(
         functools.partial(
@@ -117,7 +117,7 @@ def release(
     now: NowDep,
 ) -> ReleaseResponse:
     node_id = acting_node(body.node_id, identity)
-    limit_node_call(request, node_id)
+    limit_node_call(request, node_id, identity)
     with db.write() as session:
         service.release_lease(
             session, asset_id=body.asset_id, node_id=node_id, queue=queue, now=now
@@ -145,7 +145,7 @@ def complete(
     now: NowDep,
 ) -> CompleteResponse:
     node_id = acting_node(body.node_id, identity)
-    limit_node_call(request, node_id)
+    limit_node_call(request, node_id, identity)
     with db.write() as session:
         done = lifecycle.complete(
             session,
@@ -182,7 +182,7 @@ def fail(
     now: NowDep,
 ) -> FailResponse:
     node_id = acting_node(body.node_id, identity)
-    limit_node_call(request, node_id)
+    limit_node_call(request, node_id, identity)
     with db.write() as session:
         failure = lifecycle.fail(
             session,
@@ -213,7 +213,7 @@ def renew(
     now: NowDep,
 ) -> RenewResponse:
     node_id = acting_node(body.node_id, identity)
-    limit_node_call(request, node_id)
+    limit_node_call(request, node_id, identity)
     with db.write() as session:
         renewed, expires_at = lifecycle.renew(
             session,
