@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     run_scheduler: bool = Field(True, validation_alias=_env("PRIORIZER_RUN_SCHEDULER"))
     # Lifecycle and maintenance (docs/maintenance.md).
     failure_threshold: int = Field(3, ge=1, le=1000, validation_alias=_env("FAILURE_THRESHOLD"))
+    # A node is not given back an asset it failed for this long (the origin may come back).
+    failed_retry_hours: float = Field(
+        72.0, ge=0, le=87_600, allow_inf_nan=False, validation_alias=_env("FAILED_RETRY_HOURS")
+    )
+    # A copy whose reported size is off the asset's known size by more than this share is
+    # disputed: recorded, not counted (allocation.evidence).
+    size_tolerance: float = Field(
+        0.05, ge=0, le=100, allow_inf_nan=False, validation_alias=_env("SIZE_TOLERANCE")
+    )
     node_lost_days: float = Field(
         14.0, gt=0, le=3650, allow_inf_nan=False, validation_alias=_env("NODE_LOST_DAYS")
     )
@@ -98,6 +107,15 @@ class Settings(BaseSettings):
     rate_limit_per_node: str = Field("300/minute", validation_alias=_env("RATE_LIMIT_PER_NODE"))
     rate_limit_per_address: str = Field(
         "6000/minute", validation_alias=_env("RATE_LIMIT_PER_ADDRESS")
+    )
+    # Open mode (NODE_AUTH off): open leases held by nodes with no completed copy, from one
+    # client address, together; None: LEASE_CAP_INITIAL; 0: no such cap.
+    unproven_leases_per_address: int | None = Field(
+        None, ge=0, le=1_000_000, validation_alias=_env("UNPROVEN_LEASES_PER_ADDRESS")
+    )
+    # Free space a node may claim; more is a mistake or a lie (422).
+    max_free_space_gb: float = Field(
+        1_000_000.0, gt=0, le=1e7, allow_inf_nan=False, validation_alias=_env("MAX_FREE_SPACE_GB")
     )
     max_request_bytes: int = Field(
         2 * 1024 * 1024, ge=1024, le=1024**3, validation_alias=_env("MAX_REQUEST_BYTES")
@@ -176,6 +194,19 @@ class Settings(BaseSettings):
     @property
     def allocation_expiry_seconds(self) -> float:
         return self.allocation_expiry_hours * 3600
+
+    @property
+    def unproven_address_cap(self) -> int:
+        """Open leases of unproven nodes per client address, in open mode (0: no cap)."""
+        if self.node_auth:
+            return 0  # nodes are who their tokens say: each has its own cap
+        if self.unproven_leases_per_address is None:
+            return self.lease_cap_initial
+        return self.unproven_leases_per_address
+
+    @property
+    def failed_retry_seconds(self) -> float:
+        return self.failed_retry_hours * 3600
 
     @property
     def auto_update_interval_seconds(self) -> float:

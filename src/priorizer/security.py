@@ -3,8 +3,9 @@
 - Admin actions need `Authorization: Bearer <PRIORIZER_ADMIN_TOKEN>`, compared in constant
   time. With no token configured, the server refuses to listen beyond loopback (`cli.serve`),
   so admin actions are open to that machine only.
-- Node endpoints are rate limited per client address and per node (429 with Retry-After), and
-  every request body is limited in size (413).
+- Node endpoints are rate limited per client address, then per node (429 with Retry-After):
+  the node its token proves, or in open mode the node named from that address. Every request
+  body is limited in size (413).
 - Every error (4xx, 5xx) is `{"detail", "status", "request_id"}`; no stack trace or SQL ever
   reaches a client.
 """
@@ -101,10 +102,11 @@ class RateLimits:
         self.per_node: RateLimitItem = parse(per_node)
         self.per_address: RateLimitItem = parse(per_address)
 
-    def check(self, *, address: str | None, node_id: str | None) -> None:
+    def check(self, *, address: str | None, node_key: str | None) -> None:
+        """The address's limit first: a call it refuses counts against no node."""
         for item, kind, key in (
             (self.per_address, "address", address),
-            (self.per_node, "node", node_id),
+            (self.per_node, "node", node_key),
         ):
             if key is not None and not self.limiter.hit(item, kind, key):
                 reset = self.limiter.get_window_stats(item, kind, key).reset_time
@@ -115,11 +117,17 @@ class RateLimits:
                 )
 
 
-def limit_node_call(request: Request, node_id: str | None) -> None:
-    """Count a node endpoint call against its client address and its node."""
+def limit_node_call(request: Request, node_id: str | None, identity: str | None) -> None:
+    """Count a node endpoint call against its client address, then its node: the node its
+    token proves (NODE_AUTH), or in open mode the node named from that address, so calls from
+    elsewhere naming a node cannot use up that node's allowance."""
     limits: RateLimits = request.app.state.rate_limits
     address = request.client.host if request.client else None
-    limits.check(address=address, node_id=node_id)
+    if identity is not None:
+        node_key: str | None = identity
+    else:
+        node_key = None if node_id is None else f"{address} {node_id}"
+    limits.check(address=address, node_key=node_key)
 
 
 class BodyLimit:

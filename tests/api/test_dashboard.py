@@ -192,9 +192,9 @@ def service(start_service, clock) -> Callable[..., Api]:
 
 @pytest.fixture
 def rescue(service) -> Api:
-    """A catalog part rescued: a copy at the target (with conflicting checksums), a copy short
-    of it, open leases, a withdrawn asset, an unreachable one, and an asset whose id and name
-    (as an import may write them) are markup."""
+    """A catalog part rescued: a copy at the target, a copy short of it, open leases, a
+    withdrawn asset, an unreachable one, and an asset whose id and name (as an import may
+    write them) are markup."""
     s = service(failure_threshold=1)
     s.add(
         asset("9a", priority=9, size_mb=100.0),
@@ -208,7 +208,8 @@ def rescue(service) -> Api:
     assert len(s.allocate("node-a")) == 5
     assert s.allocate("node-b", 0.1) == ["asset-9a"]
     s.complete("asset-9a", "node-a", checksum_sha256=SUM_A)
-    s.complete("asset-9a", "node-b", checksum_sha256=SUM_B)  # at the target, conflicting
+    # At the target. (Another checksum would be a disputed copy, which does not count.)
+    s.complete("asset-9a", "node-b", checksum_sha256=SUM_A)
     s.complete(EVIL_ID, "node-a")
     s.ok("/fail", asset_id="asset-5b", node_id="node-a", reason="HTTP 404")  # unreachable
     return s  # node-a still holds 9b and 5a
@@ -233,7 +234,7 @@ def test_the_figures_are_those_of_status(rescue):
     )
     assert (status["copies"], status["active_allocations"], status["nodes"]) == (3, 2, 2)
     assert (status["unreachable_assets"], status["withdrawn_assets"]) == (1, 1)
-    assert status["assets_with_conflicting_copies"] == 1
+    assert status["assets_with_conflicting_copies"] == 0
     assert status["system_health"] == "healthy"
     # The number shown is the figure too, not only the attribute.
     [assets] = page.find("dd", data_status="assets")
@@ -406,10 +407,21 @@ def test_failing_and_conflicting_assets_are_listed_with_their_reasons(rescue):
     failing = inside(html, "failing")
     assert "unreachable" in [e.text for e in failing.find("span")]
     assert "node-a" in [e.text for e in failing.find("td")]
+
+
+def test_assets_with_conflicting_copies_are_listed_with_each_checksum(service):
+    s = service()
+    s.add(asset("9a", priority=9, size_mb=100.0), asset("9b", priority=9, size_mb=100.0))
+    assert "asset-9a" in s.allocate("node-a") and "asset-9a" in s.allocate("node-b")
+    s.complete("asset-9a", "node-a", checksum_sha256=SUM_A)
+    s.complete("asset-9a", "node-b", checksum_sha256=SUM_B)  # disputed: a tie-breaker is due
+
+    html = s.get_html("/").text
+
     assert trouble_rows(html, "conflicting") == {
         "asset-9a": {"copies": "2", SUM_A: "node-a", SUM_B: "node-b"}
     }
-    assert rescue.get_html("/dashboard/panel").text.count('data-asset="asset-9a"') == 1
+    assert s.get_html("/dashboard/panel").text.count('data-asset="asset-9a"') == 1
 
 
 def test_failing_assets_show_the_most_failed_first_with_their_latest_reason(service, clock):

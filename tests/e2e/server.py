@@ -112,6 +112,8 @@ class PriorizerServer:
             # Load tests send more than a real node would; the limits have tests of their own.
             "RATE_LIMIT_PER_NODE": "1000000/minute",
             "RATE_LIMIT_PER_ADDRESS": "1000000/minute",
+            # Their many new nodes all ask from loopback (the cap has tests of its own).
+            "UNPROVEN_LEASES_PER_ADDRESS": "0",
             **(env or {}),
             "PRIORIZER_PORT": str(self.port),
         }

@@ -34,7 +34,7 @@ ASSET = (
 )
 
 
-def test_0005_records_the_datasets_imported_assets_name(empty_url):
+def test_0006_records_the_datasets_imported_assets_name(empty_url):
     command.upgrade(alembic_config(empty_url), "0004")
     engine = create_engine(empty_url)
     with engine.begin() as conn:
@@ -52,7 +52,7 @@ def test_0005_records_the_datasets_imported_assets_name(empty_url):
                 },
             )
 
-    command.upgrade(alembic_config(empty_url), "0005")
+    command.upgrade(alembic_config(empty_url), "0006")
 
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT id, title, tags FROM datasets ORDER BY id")).all()

@@ -123,6 +123,10 @@ def test_every_variable_at_once(monkeypatch):
 
     lifecycle = {
         "failure_threshold",
+        "failed_retry_hours",
+        "size_tolerance",
+        "unproven_leases_per_address",
+        "max_free_space_gb",
         "node_lost_days",
         "priority_jitter",
         "priority_refresh_limit",

@@ -8,6 +8,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 
 from priorizer.allocation import lifecycle, service
 from priorizer.allocation.schemas import (
@@ -54,8 +55,9 @@ async def allocate(
     maintenance: MaintenanceDep,
     now: NowDep,
 ) -> list[AllocatedAsset]:
+    _check_plausible(body.free_space_gb, settings.max_free_space_gb)
     claimed = acting_node(body.node_id, identity)
-    limit_node_call(request, claimed)
+    limit_node_call(request, claimed, identity)
     node_id = claimed or f"node-{uuid.uuid4().hex[:16]}"
     leases = await db.run_write(
         functools.partial(
@@ -66,7 +68,10 @@ async def allocate(
             max_assets=settings.max_assets_per_allocation,
             limits=maintenance.caps,
             lease_seconds=settings.allocation_expiry_seconds,
+            failed_retry_seconds=settings.failed_retry_seconds,
             now=now,
+            client_address=request.client.host if request.client else None,
+            unproven_address_cap=settings.unproven_address_cap,
         )
     )
     response.headers["X-Node-Id"] = node_id
@@ -80,6 +85,18 @@ async def allocate(
         )
         for lease in leases
     ]
+
+
+def _check_plausible(free_space_gb: float, most: float) -> None:
+    """422, as for any invalid field, for a free space no node has (MAX_FREE_SPACE_GB)."""
+    if free_space_gb > most:
+        problem = {
+            "loc": ("body", "free_space_gb"),
+            "msg": f"no node has that much free space: at most {most:g} GiB (MAX_FREE_SPACE_GB)",
+            "type": "less_than_equal",
+            "input": free_space_gb,
+        }
+        raise RequestValidationError([problem])
 
 
 @router.post(
@@ -100,7 +117,7 @@ def release(
     now: NowDep,
 ) -> ReleaseResponse:
     node_id = acting_node(body.node_id, identity)
-    limit_node_call(request, node_id)
+    limit_node_call(request, node_id, identity)
     with db.write() as session:
         service.release_lease(
             session, asset_id=body.asset_id, node_id=node_id, queue=queue, now=now
@@ -123,11 +140,12 @@ def complete(
     request: Request,
     identity: NodeIdentity,
     db: DbDep,
+    settings: SettingsDep,
     maintenance: MaintenanceDep,
     now: NowDep,
 ) -> CompleteResponse:
     node_id = acting_node(body.node_id, identity)
-    limit_node_call(request, node_id)
+    limit_node_call(request, node_id, identity)
     with db.write() as session:
         done = lifecycle.complete(
             session,
@@ -138,9 +156,11 @@ def complete(
             size_mb=body.size_mb,
             queue=maintenance.queue,
             limits=maintenance.caps,
+            size_tolerance=settings.size_tolerance,
+            failure_threshold=settings.failure_threshold,
             now=now,
         )
-    return CompleteResponse(**dataclasses.asdict(done))
+    return CompleteResponse(**dataclasses.asdict(done), disputed=done.dispute is not None)
 
 
 @router.post(
@@ -162,13 +182,14 @@ def fail(
     now: NowDep,
 ) -> FailResponse:
     node_id = acting_node(body.node_id, identity)
-    limit_node_call(request, node_id)
+    limit_node_call(request, node_id, identity)
     with db.write() as session:
         failure = lifecycle.fail(
             session,
             asset_id=body.asset_id,
             node_id=node_id,
             reason=body.reason,
+            reason_code=body.reason_code,
             queue=maintenance.queue,
             limits=maintenance.caps,
             failure_threshold=settings.failure_threshold,
@@ -192,7 +213,7 @@ def renew(
     now: NowDep,
 ) -> RenewResponse:
     node_id = acting_node(body.node_id, identity)
-    limit_node_call(request, node_id)
+    limit_node_call(request, node_id, identity)
     with db.write() as session:
         renewed, expires_at = lifecycle.renew(
             session,
@@ -202,7 +223,9 @@ def renew(
             now=now,
         )
     missing = sorted(set(body.asset_ids or ()) - set(renewed))
-    return RenewResponse(renewed=len(renewed), expires_at=expires_at, not_renewed=missing)
+    return RenewResponse(
+        renewed=len(renewed), expires_at=expires_at if renewed else None, not_renewed=missing
+    )
 
 
 @router.get("/allocations", response_model=AllocationPage, summary="Allocations, oldest first")

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from priorizer import metrics
-from priorizer.allocation import repo
+from priorizer.allocation import copies, evidence, repo
 from priorizer.allocation.models import (
     ALLOCATED,
     COMPLETED,
@@ -25,7 +25,7 @@ from priorizer.allocation.models import (
     WITHDRAWN_NOTE,
     Allocation,
 )
-from priorizer.allocation.policy import QueuePolicy, rank
+from priorizer.allocation.policy import QueuePolicy, counted_holders, rank
 from priorizer.catalog import repo as catalog_repo
 from priorizer.catalog.models import ASSET_ACTIVE, ASSET_UNREACHABLE, Asset
 from priorizer.errors import Conflict, NotFound
@@ -48,6 +48,9 @@ class Completion:
     conflicting_copies: bool
     already_recorded: bool
     late: bool
+    dispute: str | None
+    disputed_copies: int
+    unreachable: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,9 @@ class Failure:
     allocation_id: int
     failed_nodes: int
     unreachable: bool
+    reason_code: str
+    counts_against_asset: bool
+    failure_weight: float
 
 
 def _known_node(session: Session, node_id: str, now: datetime) -> Node:
@@ -74,9 +80,8 @@ def _locked_asset(session: Session, asset_id: str) -> Asset:
 
 
 def _rerank(asset: Asset, queue: QueuePolicy) -> None:
-    asset.rank = rank(
-        asset.priority, asset.copies + asset.leases, asset.state == ASSET_ACTIVE, queue
-    )
+    holders = counted_holders(asset.copies, asset.disputed_copies, asset.leases)
+    asset.rank = rank(asset.priority, holders, asset.state == ASSET_ACTIVE, queue)
 
 
 def complete(
@@ -89,9 +94,11 @@ def complete(
     size_mb: float | None,
     queue: QueuePolicy,
     limits: CapLimits,
+    size_tolerance: float,
+    failure_threshold: int,
     now: datetime,
 ) -> Completion:
-    """The node's lease on the asset becomes a copy it holds.
+    """The node's lease on the asset becomes a copy it holds, agreeing or disputed (`_settle`).
 
     A completion repeated (a retry) is answered as recorded, unless it reports another checksum.
     A completion that arrives after its lease expired, or after the server closed it because the
@@ -101,7 +108,9 @@ def complete(
     lease = repo.lease_of(session, asset_id=asset_id, node_id=node_id, status=ALLOCATED)
     late = False
     if lease is None:
-        copy = repo.lease_of(session, asset_id=asset_id, node_id=node_id, status=COMPLETED)
+        copy = repo.lease_of(
+            session, asset_id=asset_id, node_id=node_id, status=COMPLETED, for_update=False
+        )
         if copy is not None:
             return _repeated(session, copy, checksum_sha256)
         lease = repo.lease_of(
@@ -112,30 +121,41 @@ def complete(
         if lease is None:
             raise NotFound(f"node {node_id!r} holds no lease on asset {asset_id!r}")
         late = True
+    copies.lock_copies(session, asset_id=asset_id)  # settling may rewrite them: before the asset
     asset = _locked_asset(session, asset_id)
     lease_was_expired = lease.status == EXPIRED
     lease.status, lease.closed_at = COMPLETED, now
     lease.checksum_sha256, lease.magnet_link = checksum_sha256, magnet_link
+    lease.reported_size_mb = size_mb
     if not late:
         asset.leases -= 1
     if node.lost_at is None:  # a lost node's copies count again once maintenance sees it back
         asset.copies += 1
-    if asset.size_mb is None and size_mb is not None:
-        asset.size_mb = asset.budget_mb = size_mb
-    if checksum_sha256 is not None:
-        if asset.checksum_sha256 is None:
-            asset.checksum_sha256 = checksum_sha256
-        elif asset.checksum_sha256 != checksum_sha256:
-            asset.conflicting_copies = True
-    _rerank(asset, queue)
     _apply(node, standing.after_completion(_standing(node), limits))
     node.completions += 1
     if late and lease_was_expired:
         # Its expired leases are one fewer: keep the count `account_expirations` compares with
         # in step (an expiration finished late before any cycle charged it is forgiven).
         node.expirations = max(0, node.expirations - 1)
+    disputes = _settle(session, asset, size_tolerance=size_tolerance, threshold=failure_threshold)
+    _rerank(asset, queue)
     metrics.tally(session, "completions")
-    return Completion(lease.id, asset.copies, asset.conflicting_copies, False, late)
+    return _completion(asset, lease.id, disputes[lease.id], already_recorded=False, late=late)
+
+
+def _completion(
+    asset: Asset, allocation_id: int, dispute: str | None, *, already_recorded: bool, late: bool
+) -> Completion:
+    return Completion(
+        allocation_id,
+        asset.copies,
+        asset.conflicting_copies,
+        already_recorded,
+        late,
+        dispute,
+        asset.disputed_copies,
+        asset.state == ASSET_UNREACHABLE,
+    )
 
 
 def _repeated(session: Session, copy: Allocation, checksum_sha256: str | None) -> Completion:
@@ -145,7 +165,44 @@ def _repeated(session: Session, copy: Allocation, checksum_sha256: str | None) -
             f"with checksum {copy.checksum_sha256}"
         )
     asset = _locked_asset(session, copy.asset_id)
-    return Completion(copy.id, asset.copies, asset.conflicting_copies, True, False)
+    return _completion(asset, copy.id, copy.dispute, already_recorded=True, late=False)
+
+
+def _settle(
+    session: Session, asset: Asset, *, size_tolerance: float, threshold: int
+) -> dict[int, str | None]:
+    """Which of the asset's copies agree (`evidence.settle`), and what follows from it: the
+    settled checksum, the disputed copies (which do not count as holders), the size when only
+    nodes gave one, and, once too many copies were disputed, the asset unreachable. The
+    dispute (or None) of each copy, by allocation id."""
+    session.flush()  # the copy just completed is one of them
+    found = copies.copies_of(session, asset_id=asset.id)
+    nodes = node_service.reporters(session, node_ids=[c.node_id for c in found])
+    known = None if asset.is_size_reported else asset.size_mb
+    reports = [evidence.CopyReport(c.id, c.checksum_sha256, c.reported_size_mb) for c in found]
+    verdict = evidence.settle(reports, known_size_mb=known, tolerance=size_tolerance)
+    changed = {c.id: verdict.disputes[c.id] for c in found if c.dispute != verdict.disputes[c.id]}
+    copies.set_disputes(session, disputes=changed)
+    asset.checksum_sha256 = verdict.checksum_sha256
+    asset.conflicting_copies = len({c.checksum_sha256 for c in found if c.checksum_sha256}) > 1
+    if (not asset.size_mb or asset.is_size_reported) and verdict.size_mb is not None:
+        asset.size_mb = asset.budget_mb = verdict.size_mb
+        asset.is_size_reported = True
+    disputed = [c for c in found if verdict.disputes[c.id] is not None]
+    asset.disputed_copies = sum(1 for c in disputed if not nodes[c.node_id].is_lost)
+    since = asset.failures_reset_at
+    recent = {c.node_id for c in disputed if since is None or c.closed_at >= since}
+    # Each of them holds this copy: proven if it completed another asset too.
+    proven = sum(1 for node_id in recent if nodes[node_id].completions >= 2)
+    if asset.state == ASSET_ACTIVE and evidence.threshold_reached(
+        proven=proven, unproven=len(recent) - proven, threshold=threshold
+    ):
+        asset.state = ASSET_UNREACHABLE
+        asset.state_reason = (
+            f"{len(recent)} copies disagree with the others (checksum or size): the origin "
+            "may serve different bytes each time"
+        )
+    return verdict.disputes
 
 
 def fail(
@@ -153,32 +210,59 @@ def fail(
     *,
     asset_id: str,
     node_id: str,
-    reason: str,
+    reason: str | None,
+    reason_code: str | None,
     queue: QueuePolicy,
     limits: CapLimits,
     failure_threshold: int,
     now: datetime,
 ) -> Failure:
     """Close the node's lease as failed; the asset returns to the queue, or, once
-    `failure_threshold` distinct nodes failed it, is marked unreachable."""
+    `failure_threshold` distinct nodes failed it (node-side codes aside), is marked
+    unreachable."""
     node = _known_node(session, node_id, now)
     lease = repo.lease_of(session, asset_id=asset_id, node_id=node_id, status=ALLOCATED)
     if lease is None:
         raise NotFound(f"node {node_id!r} holds no open lease on asset {asset_id!r}")
-    lease.status, lease.closed_at, lease.note = FAILED, now, reason
+    code = evidence.failure_code(reason_code)
+    lease.status, lease.closed_at, lease.note, lease.reason_code = FAILED, now, reason, code
     session.flush()
     asset = _locked_asset(session, asset_id)
     asset.leases -= 1
-    asset.failed_nodes = repo.failed_nodes(
-        session, asset_id=asset_id, since=asset.failures_reset_at
-    )
-    if asset.failed_nodes >= failure_threshold and asset.state == ASSET_ACTIVE:
-        asset.state = ASSET_UNREACHABLE
+    weight = _weigh_failures(session, asset, threshold=failure_threshold)
     _rerank(asset, queue)
-    _apply(node, standing.after_failure(_standing(node), limits))
+    if evidence.costs_node_standing(code):
+        _apply(node, standing.after_failure(_standing(node), limits))
     node.failures += 1
+    node.last_failed_at = now
     metrics.tally(session, "failures")
-    return Failure(lease.id, asset.failed_nodes, asset.state == ASSET_UNREACHABLE)
+    return Failure(
+        lease.id,
+        asset.failed_nodes,
+        asset.state == ASSET_UNREACHABLE,
+        code,
+        evidence.counts_against_asset(code),
+        weight,
+    )
+
+
+def _weigh_failures(session: Session, asset: Asset, *, threshold: int) -> float:
+    """Count the distinct nodes whose failures count against the asset since it was last
+    reinstated; once they weigh `threshold` (a node with no completed copy weighs a third:
+    `evidence.threshold_reached`), it is unreachable. What they weigh."""
+    node_ids = copies.failing_nodes(session, asset_id=asset.id, since=asset.failures_reset_at)
+    nodes = node_service.reporters(session, node_ids=node_ids)
+    proven = sum(1 for node_id in node_ids if nodes[node_id].completions > 0)
+    unproven = len(node_ids) - proven
+    asset.failed_nodes = len(node_ids)
+    if asset.state == ASSET_ACTIVE and evidence.threshold_reached(
+        proven=proven, unproven=unproven, threshold=threshold
+    ):
+        asset.state = ASSET_UNREACHABLE
+        asset.state_reason = (
+            f"failed by {len(node_ids)} nodes ({proven} with a record, {unproven} without)"
+        )
+    return evidence.weight(proven=proven, unproven=unproven)
 
 
 def renew(
@@ -273,24 +357,31 @@ def mark_lost_nodes(
 ) -> tuple[int, int]:
     """Nodes unseen since `seen_before` are lost: their copies stop counting toward the
     target, so those assets are handed out again. (nodes, copies) affected."""
-    freed: Counter[str] = Counter()
+    freed: list[tuple[str, bool]] = []
     lost = 0
     for node_id in node_repo.newly_lost(session, seen_before=seen_before):
         # Checked again as it is written: a request from the node may have come in since.
         if node_repo.mark_lost(session, node_id=node_id, seen_before=seen_before, now=now):
             lost += 1
-            freed.update(repo.copies_on(session, node_id=node_id))
-    repo.change_copies(session, counts={a: -n for a, n in freed.items()}, policy=queue)
-    return lost, sum(freed.values())
+            freed += repo.copies_on(session, node_id=node_id)
+    repo.change_copies(session, counts=_copy_counts(freed, sign=-1), policy=queue)
+    return lost, len(freed)
+
+
+def _copy_counts(held: Sequence[tuple[str, bool]], *, sign: int) -> dict[str, tuple[int, int]]:
+    """(copies, disputed copies) per asset, times `sign`: the counters' change."""
+    copies_of: Counter[str] = Counter(asset_id for asset_id, _ in held)
+    disputed: Counter[str] = Counter(asset_id for asset_id, is_disputed in held if is_disputed)
+    return {a: (sign * n, sign * disputed[a]) for a, n in copies_of.items()}
 
 
 def restore_returned_nodes(session: Session, *, queue: QueuePolicy) -> tuple[int, int]:
     """Lost nodes seen again count their copies again (a lost node's new copies were not
     counted meanwhile: see `complete`)."""
-    restored: Counter[str] = Counter()
+    restored: list[tuple[str, bool]] = []
     back = node_repo.returned(session)
     for node_id in back:
         node_repo.clear_lost(session, node_id=node_id)
-        restored.update(repo.copies_on(session, node_id=node_id))
-    repo.change_copies(session, counts=dict(restored), policy=queue)
-    return len(back), sum(restored.values())
+        restored += repo.copies_on(session, node_id=node_id)
+    repo.change_copies(session, counts=_copy_counts(restored, sign=1), policy=queue)
+    return len(back), len(restored)

@@ -22,6 +22,13 @@ HOLDING = (ALLOCATED, COMPLETED)
 # The same, as SQL: the exact text of the partial index's condition, which queries repeat so
 # that SQLite's planner sees they may use that index.
 HOLDING_SQL = "status IN ({})".format(", ".join(f"'{status}'" for status in HOLDING))
+# Failed leases, the only ones with a reason code: a node is not given back what it failed
+# lately (`allocation.repo.candidates`). Not "status = 'failed'": SQLite would then re-plan,
+# at every call, each statement comparing `status` with a bound value (to check whether that
+# index applies), which costs the hot path's statements more than they cost.
+FAILED_SQL = "reason_code IS NOT NULL"
+# Leases granted to unproven nodes in open mode (the few the per-address cap counts).
+UNPROVEN_SQL = "unproven_address IS NOT NULL"
 
 
 class Allocation(Base):
@@ -41,15 +48,34 @@ class Allocation(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Why it closed (a node's failure reason, or what the server did).
     note: Mapped[str | None] = mapped_column(Text)
+    # A failure's reason code (`allocation.evidence`): whose fault it was. NULL unless failed.
+    reason_code: Mapped[str | None] = mapped_column(String(20))
     # What the node reported with its copy.
     checksum_sha256: Mapped[str | None] = mapped_column(String(64))
     magnet_link: Mapped[str | None] = mapped_column(Text)
+    reported_size_mb: Mapped[float | None] = mapped_column(Float)
+    # Open mode: the client address that asked, when the node had no completed copy yet; such
+    # leases are capped per address (`allocation.service.allocate`).
+    unproven_address: Mapped[str | None] = mapped_column(String(64))
+    # Why a copy is disputed (DISPUTE_SIZE, DISPUTE_CHECKSUM), or NULL when it agrees; a
+    # disputed copy does not count toward the target (`allocation.evidence.settle`).
+    dispute: Mapped[str | None] = mapped_column(String(20))
 
     __table_args__ = (
         # Rule 3 as a constraint: one open lease or copy of an asset per node, whatever races.
         # Node first: one request's new rows land together in the index.
         partial_index(
             "uq_allocations_holding", "node_id", "asset_id", where=HOLDING_SQL, unique=True
+        ),
+        # What a node failed, and when: one seek per candidate keeps those out of its picks.
+        partial_index(
+            "ix_allocations_failed", "node_id", "asset_id", "closed_at", where=FAILED_SQL
+        ),
+        partial_index(
+            "ix_allocations_unproven_address",
+            "unproven_address",
+            "status",
+            where=UNPROVEN_SQL,
         ),
         Index("ix_allocations_node_status", "node_id", "status"),
         Index("ix_allocations_status_expires", "status", "expires_at"),

@@ -2,8 +2,9 @@
 
 - Budget: a node's budget is the free space it reports minus what its open leases reserve.
 - Rank: an asset's place in the queue is its effective priority minus `copy_penalty` for every
-  holder it already has (completed copies plus open leases). With the default penalty of 3, the
-  second copy of a priority-10 asset competes with first copies of priority-7 assets.
+  holder it already has (`counted_holders`: open leases plus completed copies, disputed copies
+  aside). With the default penalty of 3, the second copy of a priority-10 asset competes with
+  first copies of priority-7 assets.
 - An asset that reached the replication target, or is not active, has no rank: it is not handed out.
 - Within one rank, the largest file that still fits the node's remaining budget goes first
   (first-fit decreasing: a node's disk fills in one request, with few leases), then by id.
@@ -38,6 +39,13 @@ def effective_size_mb(size_mb: float | None, unknown_size_mb: float) -> float:
 def node_budget_mb(free_space_gb: float, reserved_mb: float) -> float:
     """Rule 1: reported free space minus what the node's open leases already reserve."""
     return max(0.0, free_space_gb * MB_PER_GB - reserved_mb)
+
+
+def counted_holders(copies: Any, disputed_copies: Any, leases: Any) -> Any:
+    """The holders that count toward the target: open leases and completed copies, except the
+    disputed ones (`allocation.evidence.settle`). Numbers or SQL columns alike: every rank,
+    computed here or by the database, uses this."""
+    return copies - disputed_copies + leases
 
 
 def rank(priority: int, holders: int, is_active: bool, policy: QueuePolicy) -> float | None:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     func,
     select,
     text,
+    true,
     union_all,
     update,
 )
@@ -38,13 +39,14 @@ from priorizer.allocation.models import (
     COMPLETED,
     EXPIRED,
     FAILED,
+    FAILED_SQL,
     HOLDING,
     HOLDING_SQL,
     RELEASED,
     WITHDRAWN_NOTE,
     Allocation,
 )
-from priorizer.allocation.policy import QueuePolicy, rank_sql
+from priorizer.allocation.policy import QueuePolicy, counted_holders, rank_sql
 from priorizer.catalog.models import ASSET_ACTIVE, ASSET_WITHDRAWN, Asset
 from priorizer.db import DriverStatement, driver_time
 
@@ -69,7 +71,8 @@ CANDIDATE_COLUMNS = (
 
 def rank_after(policy: QueuePolicy, *, holders_delta: int = 0) -> Any:
     """The SQL that recomputes `rank` in an UPDATE of assets, after holders change by delta."""
-    holders = assets.c.copies + assets.c.leases + holders_delta
+    holders = counted_holders(assets.c.copies, assets.c.disputed_copies, assets.c.leases)
+    holders += holders_delta
     return rank_sql(assets.c.priority, holders, assets.c.state == ASSET_ACTIVE, policy)
 
 
@@ -100,19 +103,27 @@ def _ids(session: Session, ids: Sequence[str]) -> Any:
     return list(ids) if session.get_bind().dialect.name == "postgresql" else json.dumps(ids)
 
 
-def _candidates_query(levels: int) -> Any:
+def _candidates_query(levels: int, skip_failed: bool) -> Any:
     """One statement over `levels` rank levels: in each, an index range seek (read backwards)
-    for the largest assets that fit `max_mb` and that the node does not hold, at most `limit`
-    of them. Only index columns are read."""
+    for the largest assets that fit `max_mb`, that the node does not hold (and, with
+    `skip_failed`, did not fail since `failed_since`), at most `limit` of them. Only index
+    columns are read."""
     held = exists().where(
         leases.c.node_id == bindparam("node_id"),
         leases.c.asset_id == assets.c.id,
         text(f"allocations.{HOLDING_SQL}"),
     )
+    failed = exists().where(
+        leases.c.node_id == bindparam("node_id"),
+        leases.c.asset_id == assets.c.id,
+        text(f"allocations.{FAILED_SQL} AND allocations.status = '{FAILED}'"),
+        leases.c.closed_at > bindparam("failed_since"),
+    )
     parts = [
         select(assets.c.id, assets.c.budget_mb, assets.c.rank)
         .where(assets.c.rank == bindparam(f"rank_{i}"), assets.c.budget_mb <= bindparam("max_mb"))
         .where(~held)
+        .where(~failed if skip_failed else true())
         .order_by(*QUEUE_ORDER[1:])
         .limit(bindparam("limit"))
         .subquery(f"level_{i}")
@@ -127,18 +138,29 @@ def _candidates_query(levels: int) -> Any:
 
 
 @functools.cache
-def _candidates(levels: int) -> DriverStatement:
-    return DriverStatement(lambda _dialect: _candidates_query(levels))
+def _candidates(levels: int, skip_failed: bool) -> DriverStatement:
+    return DriverStatement(lambda _dialect: _candidates_query(levels, skip_failed))
 
 
 def candidates(
-    session: Session, *, levels: Sequence[float], max_mb: float, node_id: str, limit: int
+    session: Session,
+    *,
+    levels: Sequence[float],
+    max_mb: float,
+    node_id: str,
+    failed_since: datetime | None,
+    limit: int,
 ) -> list[Any]:
     """Candidates (id, budget_mb, rank) from rank levels in queue order, one index seek per
-    level, whatever the size of the catalog. Nothing is locked: see `lock_free`."""
+    level, whatever the size of the catalog, passing over the assets the node failed since
+    `failed_since` (None: it failed none lately, no need to look). Nothing is locked: see
+    `lock_free`."""
     parameters: dict[str, Any] = {"max_mb": max_mb, "node_id": node_id, "limit": limit}
+    if failed_since is not None:
+        parameters["failed_since"] = driver_time(session, failed_since)
     parameters.update({f"rank_{i}": level for i, level in enumerate(levels)})
-    return _candidates(levels=len(levels)).rows(session, parameters)
+    statement = _candidates(levels=len(levels), skip_failed=failed_since is not None)
+    return statement.rows(session, parameters)
 
 
 _NEXT_RANK = DriverStatement(
@@ -208,11 +230,14 @@ def claim(session: Session, *, asset_ids: Sequence[str], policy: QueuePolicy) ->
     return {row.id: row for row in rows}
 
 
-_LEASE_COLUMNS = "asset_id, node_id, status, reserved_mb, allocated_at, renewed_at, expires_at"
+_LEASE_COLUMNS = (
+    "asset_id, node_id, status, reserved_mb, allocated_at, renewed_at, expires_at, unproven_address"
+)
 _INSERT_LEASES = DriverStatement(
     lambda dialect: text(
         f"INSERT INTO allocations ({_LEASE_COLUMNS}) "
-        f"SELECT t.asset_id, :node_id, '{ALLOCATED}', t.reserved_mb, :now, :now, :expires_at "
+        f"SELECT t.asset_id, :node_id, '{ALLOCATED}', t.reserved_mb, :now, :now, :expires_at, "
+        "CAST(:unproven_address AS varchar(64)) "
         + (
             "FROM unnest(CAST(:asset_ids AS varchar[]), CAST(:reserved AS float8[])) "
             "AS t(asset_id, reserved_mb) "
@@ -232,10 +257,13 @@ def open_leases(
     reserved: Sequence[tuple[str, float]],
     now: datetime,
     expires_at: datetime,
+    unproven_address: str | None,
 ) -> dict[str, int]:
-    """Open one lease per (asset id, reserved MiB) for the node; returns asset id -> lease id."""
+    """Open one lease per (asset id, reserved MiB) for the node (an unproven one asking from
+    `unproven_address`, in open mode); returns asset id -> lease id."""
     parameters = {
         "node_id": node_id,
+        "unproven_address": unproven_address,
         "now": driver_time(session, now),
         "expires_at": driver_time(session, expires_at),
         "rows": json.dumps(reserved),
@@ -243,6 +271,34 @@ def open_leases(
         "reserved": [mb for _, mb in reserved],
     }
     return {row.asset_id: row.id for row in _INSERT_LEASES.rows(session, parameters)}
+
+
+_UNPROVEN_OPEN = DriverStatement(
+    lambda _dialect: text(
+        "SELECT count(*) FROM (SELECT 1 FROM allocations "
+        f"WHERE unproven_address = :address AND status = '{ALLOCATED}' LIMIT :limit) AS open"
+    )
+)
+
+
+def unproven_open(session: Session, *, address: str, limit: int) -> int:
+    """Open leases granted to unproven nodes asking from `address`, counted up to `limit`
+    (an index range, never longer than the cap)."""
+    return int(_UNPROVEN_OPEN.scalar(session, {"address": address, "limit": limit}))
+
+
+# PostgreSQL advisory locks of this class are taken per client address (the key is a hash).
+ADDRESS_LOCK_CLASS = 74_251_003
+_LOCK_ADDRESS = DriverStatement(
+    lambda _dialect: text("SELECT pg_advisory_xact_lock(:class_id, hashtext(:address))")
+)
+
+
+def lock_address(session: Session, *, address: str) -> None:
+    """Serialise, until commit, the requests of unproven nodes from one address: their
+    leases are capped together (PostgreSQL; SQLite has one writer at a time anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        _LOCK_ADDRESS.execute(session, {"class_id": ADDRESS_LOCK_CLASS, "address": address})
 
 
 _INSERT_LEASE_ROWS = leases.insert().returning(leases.c.asset_id, leases.c.node_id, leases.c.id)
@@ -362,10 +418,16 @@ def close_orphans(session: Session, *, now: datetime, limit: int) -> list[tuple[
 
 
 def lease_of(
-    session: Session, *, asset_id: str, node_id: str, status: str, note: str | None = None
+    session: Session,
+    *,
+    asset_id: str,
+    node_id: str,
+    status: str,
+    note: str | None = None,
+    for_update: bool = True,
 ) -> Allocation | None:
     """The node's newest allocation of the asset in that status (and with that note, when
-    given), locked until commit."""
+    given), locked until commit unless not `for_update`."""
     query = (
         select(Allocation)
         .where(
@@ -376,19 +438,10 @@ def lease_of(
         )
         .order_by(Allocation.id.desc())
         .limit(1)
-        .with_for_update()
     )
+    if for_update:
+        query = query.with_for_update()
     return session.execute(query).scalar_one_or_none()
-
-
-def failed_nodes(session: Session, *, asset_id: str, since: datetime | None) -> int:
-    """Distinct nodes that reported a failure on the asset (since `since`, when given)."""
-    query = select(func.count(func.distinct(leases.c.node_id))).where(
-        leases.c.asset_id == asset_id, leases.c.status == FAILED
-    )
-    if since is not None:
-        query = query.where(leases.c.closed_at >= since)
-    return session.execute(query).scalar_one()
 
 
 def renew(
@@ -415,22 +468,29 @@ def renew(
     return list(session.execute(statement).scalars())
 
 
-def copies_on(session: Session, *, node_id: str) -> list[str]:
-    """Assets the node holds a copy of."""
-    query = select(leases.c.asset_id).where(
+def copies_on(session: Session, *, node_id: str) -> list[tuple[str, bool]]:
+    """Assets the node holds a copy of, each with whether that copy is disputed."""
+    query = select(leases.c.asset_id, leases.c.dispute.is_not(None)).where(
         leases.c.node_id == node_id, leases.c.status == COMPLETED
     )
-    return list(session.execute(query).scalars())
+    return [(asset_id, bool(disputed)) for asset_id, disputed in session.execute(query)]
 
 
-def change_copies(session: Session, *, counts: dict[str, int], policy: QueuePolicy) -> None:
-    """Count `n` more (or fewer, when negative) copies on each asset, re-ranking it."""
-    for asset_id, n in sorted(counts.items()):  # id order: no deadlock with other writers
-        if n:
+def change_copies(
+    session: Session, *, counts: dict[str, tuple[int, int]], policy: QueuePolicy
+) -> None:
+    """Count `n` more (or fewer, when negative) copies on each asset, `d` of them disputed,
+    re-ranking it; `counts` maps asset ids to (n, d)."""
+    for asset_id, (n, d) in sorted(counts.items()):  # id order: no deadlock with other writers
+        if n or d:
             session.execute(
                 update(assets)
                 .where(assets.c.id == asset_id)
-                .values(copies=assets.c.copies + n, rank=rank_after(policy, holders_delta=n))
+                .values(
+                    copies=assets.c.copies + n,
+                    disputed_copies=assets.c.disputed_copies + d,
+                    rank=rank_after(policy, holders_delta=n - d),
+                )
             )
 
 
@@ -497,7 +557,13 @@ def recompute_ranks(session: Session, *, policy: QueuePolicy, unknown_size_mb: f
 
 def ranking(session: Session, *, limit: int) -> Sequence[Any]:
     query = (
-        select(*CANDIDATE_COLUMNS, assets.c.rank, assets.c.copies, assets.c.leases)
+        select(
+            *CANDIDATE_COLUMNS,
+            assets.c.rank,
+            assets.c.copies,
+            assets.c.leases,
+            assets.c.disputed_copies,
+        )
         .where(assets.c.rank.is_not(None))
         .order_by(*QUEUE_ORDER)
         .limit(limit)

@@ -5,8 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
+from priorizer.allocation.evidence import FailureCode
 from priorizer.allocation.models import STATUSES
 from priorizer.bodies import LenientBody, StrictBody
 from priorizer.catalog.schemas import AssetId
@@ -83,7 +91,8 @@ class CompleteRequest(StrictBody):
             le=MAX_FREE_SPACE_GB * 1024,
             allow_inf_nan=False,
             strict=True,
-            description="The size the node found, in MiB; fills in an unknown size.",
+            description="The size the node found, in MiB; fills in an unknown size, and a copy "
+            "whose size contradicts a known one (beyond SIZE_TOLERANCE) is disputed.",
         ),
     ] = None
 
@@ -92,20 +101,50 @@ class CompleteResponse(BaseModel):
     status: Literal["success"] = "success"
     message: str = "Copy recorded"
     allocation_id: int
-    copies: int = Field(description="Copies of the asset now counted.")
+    copies: int = Field(
+        description="Copies of the asset on nodes that are not lost, disputed ones included."
+    )
     conflicting_copies: bool = Field(description="Nodes reported different checksums for it.")
     already_recorded: bool = Field(description="This copy had been reported before (a retry).")
     late: bool = Field(description="The lease had expired; the copy was recorded anyway.")
+    disputed: bool = Field(
+        description="This copy is disputed: recorded, but not counted toward the target (its "
+        "size contradicts the asset's beyond SIZE_TOLERANCE, or its checksum is not the one "
+        "most copies report); a further node gets the asset."
+    )
+    dispute: Literal["size", "checksum"] | None = Field(description="Why it is disputed.")
+    disputed_copies: int = Field(description="Of `copies`, those disputed.")
+    unreachable: bool = Field(
+        description="Too many copies disagreed: the asset is no longer handed out."
+    )
+
+
+ReasonText = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"^[^\x00]+$")]
 
 
 class FailRequest(StrictBody):
     asset_id: AssetId
     node_id: NodeId
-    reason: Annotated[
-        str,
-        StringConstraints(min_length=1, max_length=2000, pattern=r"^[^\x00]+$"),
-        Field(description="What went wrong (HTTP 404, checksum mismatch, disk full, ...)."),
-    ]
+    reason_code: FailureCode | None = Field(
+        None,
+        description="Whose fault it is (docs/maintenance.md): asset-side codes (http_404, "
+        "http_410, http_error, connection, not_a_file, too_large, size_mismatch, "
+        "checksum_mismatch) count toward the asset's FAILURE_THRESHOLD; node-side ones "
+        "(disk_full, shutting_down, node_error) never do. Missing: unspecified.",
+    )
+    reason: ReasonText | None = Field(
+        None,
+        validate_default=True,
+        description="What went wrong, in words (HTTP 404 from ..., disk full, ...); "
+        "required when no reason_code is given.",
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_or_code(cls, reason: str | None, info: ValidationInfo) -> str | None:
+        if reason is None and info.data.get("reason_code") is None:
+            raise ValueError("give a reason, a reason_code, or both")
+        return reason
 
 
 class FailResponse(BaseModel):
@@ -114,6 +153,14 @@ class FailResponse(BaseModel):
     allocation_id: int
     failed_nodes: int = Field(description="Distinct nodes that failed this asset.")
     unreachable: bool = Field(description="The asset is no longer handed out.")
+    reason_code: FailureCode = Field(description="The code recorded (unspecified if none).")
+    counts_against_asset: bool = Field(
+        description="The failure counts toward the asset's FAILURE_THRESHOLD (not node-side)."
+    )
+    failure_weight: float = Field(
+        description="What the failing nodes weigh against FAILURE_THRESHOLD: a node that has "
+        "completed a copy counts 1, one that has not a third."
+    )
 
 
 class RenewRequest(StrictBody):
@@ -127,7 +174,7 @@ class RenewRequest(StrictBody):
 class RenewResponse(BaseModel):
     status: Literal["success"] = "success"
     renewed: int = Field(description="Leases extended.")
-    expires_at: datetime = Field(description="Their new expiry.")
+    expires_at: datetime | None = Field(description="Their new expiry; null when none was.")
     not_renewed: list[str] = Field(
         description="Listed assets on which the node holds no open, unexpired lease."
     )
@@ -146,8 +193,13 @@ class AllocationRead(BaseModel):
     expires_at: datetime
     closed_at: datetime | None
     note: str | None = None
+    reason_code: str | None = Field(None, description="A failure's reason code.")
     checksum_sha256: str | None = None
     magnet_link: str | None = None
+    reported_size_mb: float | None = Field(None, description="The size reported with a copy.")
+    dispute: str | None = Field(
+        None, description="Why a copy is disputed (size, checksum); null when it agrees."
+    )
 
 
 class AllocationPage(BaseModel):
@@ -167,3 +219,4 @@ class RankingEntry(BaseModel):
     rank: float
     copies: int
     leases: int
+    disputed_copies: int = Field(description="Of `copies`, those disputed (not counted).")

@@ -16,6 +16,7 @@ from priorizer.allocation.models import ALLOCATED, COMPLETED, RELEASED, Allocati
 from priorizer.allocation.policy import QueuePolicy
 from priorizer.errors import Invalid, NotFound
 from priorizer.node import service as node_service
+from priorizer.node.service import Seen
 from priorizer.node.standing import CapLimits
 
 # Rank levels read per statement (the default policy has 13 in all): few, since the top levels
@@ -43,11 +44,16 @@ def allocate(
     max_assets: int,
     limits: CapLimits,
     lease_seconds: float,
+    failed_retry_seconds: float,
     now: datetime,
+    client_address: str | None = None,
+    unproven_address_cap: int = 0,
 ) -> list[Lease]:
     """Lease to `node_id` the highest-ranked assets that fit its budget (rules 1-6), no more
-    than its lease cap allows it to hold open (`node.standing`)."""
-    stored_cap = node_service.record_seen(
+    than its lease cap allows it to hold open (`node.standing`), and none it failed in the
+    last `failed_retry_seconds`. A node with no completed copy asking from `client_address`
+    shares `unproven_address_cap` open leases (when not 0) with the others like it there."""
+    seen = node_service.record_seen(
         session, node_id=node_id, free_space_mb=free_space_gb * policy.MB_PER_GB, now=now
     )
     # Leases past their expiry never block, whether or not maintenance runs: before picking,
@@ -56,11 +62,17 @@ def allocate(
     lifecycle.expire_due(session, queue=queue, now=now, limit=0, node_id=node_id)
     lifecycle.expire_due(session, queue=queue, now=now, limit=lifecycle.EXPIRE_PER_REQUEST)
     open_count, reserved_mb = repo.open_load(session, node_id=node_id)
-    max_assets = min(max_assets, limits.clamp(stored_cap) - open_count)
+    max_assets = min(max_assets, limits.clamp(seen.lease_cap) - open_count)
+    unproven_address = client_address if seen.completions == 0 and unproven_address_cap else None
+    if unproven_address is not None and max_assets > 0:
+        repo.lock_address(session, address=unproven_address)
+        held = repo.unproven_open(session, address=unproven_address, limit=unproven_address_cap)
+        max_assets = min(max_assets, unproven_address_cap - held)
     if max_assets <= 0:
         return []
     remaining = policy.node_budget_mb(free_space_gb, reserved_mb)
     expires_at = now + timedelta(seconds=lease_seconds)
+    failed_since = _failed_since(seen, now - timedelta(seconds=failed_retry_seconds))
     leases: list[Lease] = []
     lost: set[str] = set()
     for _ in range(MAX_ATTEMPTS):
@@ -70,12 +82,20 @@ def allocate(
             remaining=remaining,
             slots=max_assets - len(leases),
             queue=queue,
+            failed_since=failed_since,
             skip=lost,
         )
         if not picked:
             break
         won = _claim(session, picked, queue=queue)
-        leases += _open_leases(session, won, node_id=node_id, now=now, expires_at=expires_at)
+        leases += _open_leases(
+            session,
+            won,
+            node_id=node_id,
+            now=now,
+            expires_at=expires_at,
+            unproven_address=unproven_address,
+        )
         remaining -= policy.total_mb(won)
         if len(won) == len(picked):
             break
@@ -85,6 +105,13 @@ def allocate(
     return leases
 
 
+def _failed_since(seen: Seen, since: datetime) -> datetime | None:
+    """Since when the node's failed assets are passed over; None when it failed nothing
+    since then (most requests): no seeks for them at all."""
+    failed_lately = seen.last_failed_at is not None and seen.last_failed_at > since
+    return since if failed_lately else None
+
+
 def _pick(
     session: Session,
     *,
@@ -92,6 +119,7 @@ def _pick(
     remaining: float,
     slots: int,
     queue: QueuePolicy,
+    failed_since: datetime | None,
     skip: set[str],
 ) -> list[Any]:
     """Choose, level by level, the largest assets that fit what is left of the budget,
@@ -109,7 +137,12 @@ def _pick(
         # Read past the rows passed over: taken by this request, or lost to another.
         limit = slots - len(picked) + len(passed)
         rows = repo.candidates(
-            session, levels=batch, max_mb=remaining, node_id=node_id, limit=limit
+            session,
+            levels=batch,
+            max_mb=remaining,
+            node_id=node_id,
+            failed_since=failed_since,
+            limit=limit,
         )
         if not rows:
             below = repo.next_rank(session, below=batch[-1])
@@ -138,7 +171,13 @@ def _claim(session: Session, picked: Sequence[Any], *, queue: QueuePolicy) -> li
 
 
 def _open_leases(
-    session: Session, rows: Sequence[Any], *, node_id: str, now: datetime, expires_at: datetime
+    session: Session,
+    rows: Sequence[Any],
+    *,
+    node_id: str,
+    now: datetime,
+    expires_at: datetime,
+    unproven_address: str | None,
 ) -> list[Lease]:
     if not rows:
         return []
@@ -148,6 +187,7 @@ def _open_leases(
         reserved=[(row.id, row.budget_mb) for row in rows],
         now=now,
         expires_at=expires_at,
+        unproven_address=unproven_address,
     )
     return [Lease(row._asdict(), ids[row.id], node_id, expires_at, row.budget_mb) for row in rows]
 

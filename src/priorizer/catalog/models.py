@@ -54,7 +54,8 @@ class Asset(Base):
     """One downloadable file.
 
     Besides what describes the file, an asset carries the allocation queue's denormalised state,
-    written only by `allocation.repo`: `copies` (completed copies), `leases` (open leases),
+    written only by `allocation.repo`: `copies` (completed copies, `disputed_copies` of them
+    disputed), `leases` (open leases),
     `budget_mb` (what the asset counts for in a node's budget) and `rank` (its place in the queue,
     NULL when it is not to be handed out). See `allocation.policy` for the rules. `copies` counts
     copies on nodes that are not lost (see `maintenance`).
@@ -82,15 +83,22 @@ class Asset(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
-    # What nodes reported on completing it (allocation.lifecycle): the first checksum reported,
-    # and whether a later copy disagreed with it.
+    # What nodes reported on completing it (allocation.lifecycle): the settled checksum (the
+    # one most copies report; ties: the first reported), and whether copies disagree.
     checksum_sha256: Mapped[str | None] = mapped_column(String(64))
     conflicting_copies: Mapped[bool] = mapped_column(Boolean, server_default="0")
+    # The size came from nodes' copies (the catalog had none): it follows the settled copies,
+    # and no copy is disputed for contradicting it.
+    is_size_reported: Mapped[bool] = mapped_column(Boolean, server_default="0")
     # Distinct nodes that reported a failure since the last reinstatement.
     failed_nodes: Mapped[int] = mapped_column(Integer, server_default="0")
     failures_reset_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Why it is unreachable (failures, or copies that keep disagreeing); NULL when active.
+    state_reason: Mapped[str | None] = mapped_column(Text)
 
     copies: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Of `copies`, those disputed (`allocation.evidence.settle`): they do not count as holders.
+    disputed_copies: Mapped[int] = mapped_column(Integer, server_default="0")
     leases: Mapped[int] = mapped_column(Integer, server_default="0")
     budget_mb: Mapped[float] = mapped_column(Float)
     rank: Mapped[float | None] = mapped_column(Float)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     case,
+    false,
     func,
     literal,
     literal_column,
@@ -22,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from priorizer.allocation.policy import QueuePolicy, rank_sql
+from priorizer.allocation.policy import QueuePolicy, counted_holders, rank_sql
 from priorizer.catalog.models import (
     ASSET_ACTIVE,
     ASSET_UNREACHABLE,
@@ -40,6 +41,11 @@ CHUNK = 500
 ANALYZE_AFTER_ROWS = 5_000
 
 
+def _holders() -> Any:
+    """The holders every rank counts (`allocation.policy.counted_holders`)."""
+    return counted_holders(assets.c.copies, assets.c.disputed_copies, assets.c.leases)
+
+
 def existing_ids(session: Session, *, ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(ids), CHUNK):
@@ -54,7 +60,7 @@ def upsert(session: Session, *, rows: Sequence[dict[str, Any]], queue: QueuePoli
         return
     statement = dialect_insert(session, assets)
     new = statement.excluded
-    holders = assets.c.copies + assets.c.leases
+    holders = _holders()
     statement = statement.on_conflict_do_update(
         index_elements=[assets.c.id],
         set_={
@@ -70,6 +76,7 @@ def upsert(session: Session, *, rows: Sequence[dict[str, Any]], queue: QueuePoli
             "extra": new.extra,
             "updated_at": new.updated_at,
             "budget_mb": new.budget_mb,
+            "is_size_reported": false(),  # the row's size (or none) replaces nodes'
             "rank": rank_sql(new.priority, holders, assets.c.state == ASSET_ACTIVE, queue),
         },
     )
@@ -128,10 +135,13 @@ def _upsert_harvested(queue: QueuePolicy) -> DriverStatement:
                 "dataset_id": new.dataset_id,
                 "size_mb": size,
                 "budget_mb": func.coalesce(size, queue.unknown_size_mb),
+                "is_size_reported": case(
+                    (new.size_mb.is_(None), a.is_size_reported), else_=false()
+                ),
                 "base_priority": priority,
                 "priority": priority,
                 "updated_at": new.updated_at,
-                "rank": rank_sql(priority, a.copies + a.leases, a.state == ASSET_ACTIVE, queue),
+                "rank": rank_sql(priority, _holders(), a.state == ASSET_ACTIVE, queue),
             },
         )
 
@@ -306,7 +316,7 @@ def set_base_priorities(
             base_priority=new,
             priority=new,
             updated_at=now,
-            rank=rank_sql(new, a.copies + a.leases, a.state == ASSET_ACTIVE, queue),
+            rank=rank_sql(new, _holders(), a.state == ASSET_ACTIVE, queue),
         )
     )
     session.execute(statement, [{"asset_id": k, "new_priority": v} for k, v in priorities.items()])
@@ -317,7 +327,7 @@ def set_priority(
 ) -> bool:
     """Set a manual priority (base and effective too: it wins over the scoring policy); False
     when the asset is unknown or already has it."""
-    holders = assets.c.copies + assets.c.leases
+    holders = _holders()
     statement = (
         update(assets)
         .where(
@@ -347,9 +357,10 @@ def set_state(
 ) -> bool:
     """Withdraw or reinstate an asset (re-ranked); reinstating also forgets its failures.
     False when the asset is unknown."""
-    holders = assets.c.copies + assets.c.leases
+    holders = _holders()
     changes: dict[str, Any] = {
         "state": state,
+        "state_reason": None,
         "updated_at": now,
         "rank": rank_sql(assets.c.priority, holders, literal(state == ASSET_ACTIVE), queue),
     }
@@ -390,7 +401,7 @@ def redraw_priorities(
     dialect = session.get_bind().dialect.name
     in_range = [assets.c.id > after] + ([assets.c.id <= upto] if upto is not None else [])
     draw: Any = literal_column(_redraw_sql(dialect, jitter)) if jitter else assets.c.base_priority
-    holders = assets.c.copies + assets.c.leases
+    holders = _holders()
     if dialect == "postgresql":
         drawn = (
             select(assets.c.id, draw.label("priority"))
@@ -462,7 +473,8 @@ def progress(session: Session, *, replication_target: int) -> list[dict[str, Any
     in known megabytes. One pass, but a sorting one: about a second at a million assets on
     SQLite, so maintenance takes it once per cycle (`snapshot`) for the dashboard and metrics."""
     a = assets.c
-    with_copy, at_target = a.copies > 0, a.copies >= replication_target
+    counted = a.copies - a.disputed_copies  # copies that agree (`allocation.evidence`)
+    with_copy, at_target = counted > 0, counted >= replication_target
     columns = {
         "assets": func.count(),
         "priority_score": func.sum(a.priority),
@@ -470,6 +482,7 @@ def progress(session: Session, *, replication_target: int) -> list[dict[str, Any
         "with_copy": func.count().filter(with_copy),
         "at_target": func.count().filter(at_target),
         "conflicting": func.count().filter(a.conflicting_copies),
+        "disputed": func.count().filter(a.disputed_copies > 0),
         "unknown_size": func.count().filter(a.size_mb.is_(None)),
         "megabytes": func.coalesce(func.sum(a.size_mb), 0.0),
         "megabytes_with_copy": func.coalesce(func.sum(a.size_mb).filter(with_copy), 0.0),
@@ -494,15 +507,19 @@ def progress(session: Session, *, replication_target: int) -> list[dict[str, Any
 
 def stats(session: Session, *, replication_target: int) -> dict[str, Any]:
     """The catalog's totals: one pass with no sorting, cheaper than `progress`."""
+    a = assets.c
+    counted = a.copies - a.disputed_copies  # copies that agree (`allocation.evidence`)
     query = select(
         func.count(),
-        func.coalesce(func.sum(assets.c.priority), 0),
-        func.coalesce(func.sum(assets.c.copies), 0),
-        func.count().filter(assets.c.copies > 0),
-        func.count().filter(assets.c.copies >= replication_target),
-        func.count().filter(assets.c.conflicting_copies),
-        func.count().filter(assets.c.state == ASSET_UNREACHABLE),
-        func.count().filter(assets.c.state == ASSET_WITHDRAWN),
+        func.coalesce(func.sum(a.priority), 0),
+        func.coalesce(func.sum(a.copies), 0),
+        func.count().filter(counted > 0),
+        func.count().filter(counted >= replication_target),
+        func.count().filter(a.conflicting_copies),
+        func.coalesce(func.sum(a.disputed_copies), 0),
+        func.count().filter(a.disputed_copies > 0),
+        func.count().filter(a.state == ASSET_UNREACHABLE),
+        func.count().filter(a.state == ASSET_WITHDRAWN),
     )
     row = session.execute(query).one()
     names = (
@@ -512,6 +529,8 @@ def stats(session: Session, *, replication_target: int) -> dict[str, Any]:
         "assets_with_a_copy",
         "assets_at_target",
         "assets_with_conflicting_copies",
+        "disputed_copies",
+        "assets_with_disputed_copies",
         "unreachable_assets",
         "withdrawn_assets",
     )

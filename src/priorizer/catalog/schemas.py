@@ -63,10 +63,19 @@ class AssetRead(BaseModel):
     dataset_id: str | None
     state: str = Field(description="active, unreachable (failed by too many nodes) or withdrawn.")
     copies: int = Field(description="Copies on nodes that are not lost.")
+    disputed_copies: int = Field(
+        0, description="Of `copies`, those disputed: they do not count toward the target."
+    )
     leases: int
-    checksum_sha256: str | None = Field(description="The first checksum a node reported.")
+    checksum_sha256: str | None = Field(
+        description="The settled checksum: the one most copies report (ties: the first)."
+    )
     conflicting_copies: bool = Field(description="Nodes reported different checksums.")
+    is_size_reported: bool = Field(
+        False, description="The size came from nodes' copies, not from the catalog."
+    )
     failed_nodes: int = Field(description="Distinct nodes that failed it since reinstated.")
+    state_reason: str | None = Field(None, description="Why it is unreachable.")
     rank: float | None = Field(description="Queue position value; null when not handed out.")
     created_at: datetime
     updated_at: datetime
@@ -88,8 +97,15 @@ class HoldingRead(BaseModel):
     expires_at: datetime
     closed_at: datetime | None
     note: str | None = Field(None, description="Why it closed, when it did.")
+    reason_code: str | None = Field(None, description="A failure's reason code.")
     checksum_sha256: str | None = None
     magnet_link: str | None = None
+    reported_size_mb: float | None = Field(None, description="The size reported with a copy.")
+    dispute: str | None = Field(
+        None,
+        description="Why a copy is disputed: its size contradicts the asset's (size) or its "
+        "checksum is not the settled one (checksum); null when it agrees.",
+    )
 
 
 class AssetDetail(AssetRead):

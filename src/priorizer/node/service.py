@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -12,13 +13,28 @@ from sqlalchemy.orm import Session
 from priorizer.errors import Conflict, NotFound, Revoked
 from priorizer.node import repo
 from priorizer.node.models import Node
+from priorizer.node.repo import Seen
 
 
 def record_seen(
     session: Session, *, node_id: str, free_space_mb: float | None, now: datetime
-) -> int | None:
-    """Create or refresh the node; its stored lease cap (None: the initial one applies)."""
+) -> Seen:
+    """Create or refresh the node; its stored lease cap (None: the initial one applies), its
+    completions and its latest failure."""
     return repo.record_seen(session, node_id=node_id, free_space_mb=free_space_mb, now=now)
+
+
+@dataclass(frozen=True, slots=True)
+class Reporter:
+    """What a node's report on an asset weighs (`allocation.evidence`)."""
+
+    completions: int
+    is_lost: bool
+
+
+def reporters(session: Session, *, node_ids: Sequence[str]) -> dict[str, Reporter]:
+    found = repo.reporters(session, node_ids=sorted(set(node_ids)))
+    return {node_id: Reporter(*values) for node_id, values in found.items()}
 
 
 def lock_node(session: Session, *, node_id: str) -> Node | None:

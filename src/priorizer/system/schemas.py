@@ -35,9 +35,17 @@ class StatusRead(BaseModel):
     datasets: int
     nodes: int
     copies: int
-    assets_with_a_copy: int
-    assets_at_target: int
+    assets_with_a_copy: int = Field(description="Assets with a copy that counts (not disputed).")
+    assets_at_target: int = Field(description="Assets whose counted copies reach the target.")
     assets_with_conflicting_copies: int = Field(description="Nodes reported different checksums.")
+    disputed_copies: int = Field(
+        0,
+        description="Copies that disagree with the others (checksum) or with the asset's size: "
+        "recorded, but not counted toward the target.",
+    )
+    assets_with_disputed_copies: int = Field(
+        0, description="Assets with such copies: they stay in the queue for a further copy."
+    )
     unreachable_assets: int = Field(description="Failed by FAILURE_THRESHOLD distinct nodes.")
     withdrawn_assets: int
     lost_nodes: int = Field(description="Unseen for NODE_LOST_DAYS; their copies do not count.")
