@@ -57,7 +57,7 @@ async def allocate(
     claimed = acting_node(body.node_id, identity)
     limit_node_call(request, claimed)
     node_id = claimed or f"node-{uuid.uuid4().hex[:16]}"
-    leases = await db.run_write(
+    leases: list[service.Lease] = await db.run_write(
         functools.partial(
             service.allocate,
             node_id=node_id,
@@ -70,16 +70,17 @@ async def allocate(
         )
     )
     response.headers["X-Node-Id"] = node_id
-    return [
-        AllocatedAsset(
-            **lease.asset,
-            allocation_id=lease.allocation_id,
-            node_id=lease.node_id,
-            expires_at=lease.expires_at,
-            reserved_mb=lease.reserved_mb,
-        )
-        for lease in leases
-    ]
+    return [_allocated(lease) for lease in leases]
+
+
+def _allocated(lease: service.Lease) -> AllocatedAsset:
+    return AllocatedAsset(
+        **lease.asset,
+        allocation_id=lease.allocation_id,
+        node_id=lease.node_id,
+        expires_at=lease.expires_at,
+        reserved_mb=lease.reserved_mb,
+    )
 
 
 @router.post(
@@ -136,6 +137,7 @@ def complete(
             checksum_sha256=body.checksum_sha256,
             magnet_link=body.magnet_link,
             size_mb=body.size_mb,
+            size_bytes=body.size_bytes,
             queue=maintenance.queue,
             limits=maintenance.caps,
             now=now,

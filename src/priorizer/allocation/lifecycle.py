@@ -39,6 +39,7 @@ from priorizer.node.standing import CapLimits, Standing
 EXPIRE_PER_REQUEST = 200
 # Median turnaround over a node's latest completions.
 TURNAROUND_SAMPLE = 200
+MB = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ def complete(
     queue: QueuePolicy,
     limits: CapLimits,
     now: datetime,
+    size_bytes: int | None = None,
 ) -> Completion:
     """The node's lease on the asset becomes a copy it holds.
 
@@ -120,8 +122,12 @@ def complete(
         asset.leases -= 1
     if node.lost_at is None:  # a lost node's copies count again once maintenance sees it back
         asset.copies += 1
+    if size_mb is None and size_bytes is not None:
+        size_mb = max(size_bytes, 1) / MB
     if asset.size_mb is None and size_mb is not None:
         asset.size_mb = asset.budget_mb = size_mb
+    if asset.size_bytes is None and size_bytes is not None:
+        asset.size_bytes = size_bytes
     if checksum_sha256 is not None:
         if asset.checksum_sha256 is None:
             asset.checksum_sha256 = checksum_sha256

@@ -46,6 +46,19 @@ class AllocatedAsset(BaseModel):
     node_id: str
     expires_at: datetime
     reserved_mb: float = Field(description="What the lease takes from the node's budget.")
+    size_bytes: int | None = Field(
+        None, description="The exact size in bytes, when a copy was reported with it."
+    )
+    checksum_sha256: str | None = Field(
+        None,
+        description="SHA-256 of the copies already reported, when they agree: a download "
+        "that differs is a `checksum_mismatch`.",
+    )
+    magnet_links: list[str] = Field(
+        default_factory=list,
+        description="Magnet links of copies already held: peers to fetch from when the "
+        "origin is gone.",
+    )
 
 
 class ReleaseRequest(BaseModel):
@@ -85,6 +98,16 @@ class CompleteRequest(BaseModel):
             allow_inf_nan=False,
             strict=True,
             description="The size the node found, in MiB; fills in an unknown size.",
+        ),
+    ] = None
+    size_bytes: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            le=int(MAX_FREE_SPACE_GB) << 30,
+            strict=True,
+            description="The exact size in bytes; the first one reported is kept and handed "
+            "to the next nodes to verify against.",
         ),
     ] = None
 

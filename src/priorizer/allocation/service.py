@@ -82,7 +82,21 @@ def allocate(
         # Another transaction changed some of these: pick again for what is left, past them.
         lost.update({row.id for row in picked} - {row.id for row in won})
     metrics.tally(session, "allocations", len(leases))
+    add_sources(session, leases)
     return leases
+
+
+def add_sources(session: Session, leases: Sequence[Lease]) -> None:
+    """What a node verifies against and fetches from besides the origin: the settled checksum
+    (none while copies disagree) and the magnet links of the copies reported. Read only for
+    assets with copies: a first copy costs no query."""
+    held = [lease.asset["id"] for lease in leases if lease.asset["copies"] > 0]
+    links = repo.magnet_links(session, asset_ids=held) if held else {}
+    for lease in leases:
+        asset = lease.asset
+        if asset["conflicting_copies"]:
+            asset["checksum_sha256"] = None
+        asset["magnet_links"] = links.get(asset["id"], [])
 
 
 def _pick(
