@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tests.api.test_lifecycle import MAGNET, SUM_A, SUM_B, Api
-from tests.factories import asset
+from tests.api.test_node_auth import ADMIN, SECRET, bearer, enroll
+from tests.factories import add_assets, asset
 
 MAGNET_2 = MAGNET.replace("0123456789abcdef", "fedcba9876543210")
 
@@ -69,6 +70,42 @@ def test_copies_that_disagree_settle_no_checksum(service):
     [item] = items(api, "node-c")
     assert item["checksum_sha256"] is None
     assert item["magnet_links"] == [MAGNET_2, MAGNET]  # newest first
+
+
+def test_a_node_lists_its_open_leases_with_what_it_needs_to_fetch_them(api):
+    api.add(asset(1, size_mb=1.0), asset(2, size_mb=2.0), asset(3, size_mb=600.0))
+    given = items(api, "node-a", free_space_gb=0.5)
+    api.completed("asset-1", "node-a", checksum_sha256=SUM_A)
+    items(api, "node-b", free_space_gb=0.5)  # another node's leases are not listed
+
+    response = api.client.get("/nodes/node-a/leases")
+    assert response.status_code == 200, response.text
+    listed = response.json()
+    assert [item["id"] for item in listed] == ["asset-2"]
+    [expected] = [item for item in given if item["id"] == "asset-2"]
+    assert listed[0] == expected
+    assert listed[0]["url"] == "https://data.example.org/files/2.zip"
+    assert listed[0]["size_mb"] == 2.0
+
+
+def test_listing_leases_of_an_unknown_node_is_404(api):
+    response = api.client.get("/nodes/nobody/leases")
+    assert response.status_code == 404
+    assert "nobody" in response.json()["detail"]
+
+
+def test_with_node_auth_a_node_lists_only_its_own_leases(start_service, clock):
+    client, database, settings = start_service(
+        admin_token=ADMIN, enrollment_secret=SECRET, node_auth=True
+    )
+    add_assets(database, settings, [asset(i, size_mb=1.0) for i in range(2)], clock())
+    token_a = enroll(client, "node-a").json()["token"]
+    enroll(client, "node-b")
+    client.post("/allocate", json={"free_space_gb": 1}, headers=bearer(token_a))
+    assert client.get("/nodes/node-a/leases").status_code == 401
+    assert client.get("/nodes/node-b/leases", headers=bearer(token_a)).status_code == 403
+    own = client.get("/nodes/node-a/leases", headers=bearer(token_a))
+    assert own.status_code == 200 and len(own.json()) == 2
 
 
 @pytest.mark.parametrize("size_bytes", [-1, 1.5, "12", True])

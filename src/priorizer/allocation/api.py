@@ -83,6 +83,19 @@ def _allocated(lease: service.Lease) -> AllocatedAsset:
     )
 
 
+@router.get(
+    "/nodes/{node_id}/leases",
+    response_model=list[AllocatedAsset],
+    tags=["nodes"],
+    summary="A node's open leases, as /allocate gave them (for a node taking up its work)",
+    responses={**NODE_AUTH_ERRORS, 404: {"description": "No such node."}},
+)
+def node_leases(node_id: NodeId, identity: NodeIdentity, db: DbDep) -> list[AllocatedAsset]:
+    acting_node(node_id, identity)
+    with db.read() as session:
+        return [_allocated(lease) for lease in service.node_leases(session, node_id=node_id)]
+
+
 @router.post(
     "/release",
     response_model=ReleaseResponse,

@@ -262,6 +262,22 @@ _INSERT_LEASE_ROWS = leases.insert().returning(leases.c.asset_id, leases.c.node_
 MAGNETS_PER_ASSET = 10
 
 
+def node_open_leases(session: Session, *, node_id: str) -> Sequence[Any]:
+    """The node's open leases with their assets' details, oldest first."""
+    query = (
+        select(
+            *CLAIM_COLUMNS,
+            leases.c.id.label("allocation_id"),
+            leases.c.expires_at,
+            leases.c.reserved_mb,
+        )
+        .join(assets, assets.c.id == leases.c.asset_id)
+        .where(leases.c.node_id == node_id, leases.c.status == ALLOCATED)
+        .order_by(leases.c.id)
+    )
+    return session.execute(query).all()
+
+
 def magnet_links(session: Session, *, asset_ids: Sequence[str]) -> dict[str, list[str]]:
     """The magnet links nodes reported with their copies of these assets, newest first."""
     query = (

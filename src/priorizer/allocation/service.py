@@ -166,6 +166,18 @@ def _open_leases(
     return [Lease(row._asdict(), ids[row.id], node_id, expires_at, row.budget_mb) for row in rows]
 
 
+def node_leases(session: Session, *, node_id: str) -> list[Lease]:
+    """The node's open leases, as /allocate handed them out (a node restarting takes them up)."""
+    node_service.get_node(session, node_id=node_id)
+    leases = []
+    for row in repo.node_open_leases(session, node_id=node_id):
+        asset = row._asdict()
+        lease_id, expires_at = asset.pop("allocation_id"), asset.pop("expires_at")
+        leases.append(Lease(asset, lease_id, node_id, expires_at, asset.pop("reserved_mb")))
+    add_sources(session, leases)
+    return leases
+
+
 def release_lease(
     session: Session, *, asset_id: str, node_id: str, queue: QueuePolicy, now: datetime
 ) -> None:
