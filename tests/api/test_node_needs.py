@@ -8,7 +8,7 @@ import pytest
 
 from tests.api.test_lifecycle import MAGNET, SUM_A, SUM_B, Api
 from tests.api.test_node_auth import ADMIN, SECRET, bearer, enroll
-from tests.factories import add_assets, asset
+from tests.factories import add_assets, asset, table_snapshot
 
 MAGNET_2 = MAGNET.replace("0123456789abcdef", "fedcba9876543210")
 
@@ -106,6 +106,65 @@ def test_with_node_auth_a_node_lists_only_its_own_leases(start_service, clock):
     assert client.get("/nodes/node-b/leases", headers=bearer(token_a)).status_code == 403
     own = client.get("/nodes/node-a/leases", headers=bearer(token_a))
     assert own.status_code == 200 and len(own.json()) == 2
+
+
+def test_a_damaged_copy_stops_counting_and_the_asset_returns_to_the_queue(service, clock):
+    api = service(replication_target=1)
+    api.add(asset(1))
+    items(api, "node-a")
+    api.completed("asset-1", "node-a", checksum_sha256=SUM_A)
+    assert items(api, "node-b") == []  # at the target
+
+    clock.advance(minutes=5)
+    response = api.client.post(
+        "/discard",
+        json={"asset_id": "asset-1", "node_id": "node-a", "reason": "SHA-256 changed on disk"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["copies"] == 0
+    detail = api.asset("asset-1")
+    assert detail["copies"] == 0 and detail["holders"] == []
+    [closed] = detail["history"]
+    assert closed["status"] == "released"
+    assert "SHA-256 changed on disk" in closed["note"]
+    assert [item["id"] for item in items(api, "node-b")] == ["asset-1"]
+    assert api.node("node-a")["failures"] == 0  # not the node's failure, nor the asset's
+    assert detail["failed_nodes"] == 0
+
+
+@pytest.mark.parametrize("holding", ["nothing", "a lease"])
+def test_discarding_what_the_node_holds_no_copy_of_is_404_and_changes_nothing(api, holding):
+    api.add(asset(1))
+    items(api, "node-a")
+    if holding == "nothing":
+        api.completed("asset-1", "node-a")
+        api.client.post(
+            "/discard", json={"asset_id": "asset-1", "node_id": "node-a", "reason": "gone"}
+        )
+    before = table_snapshot(api.database)
+    response = api.client.post(
+        "/discard", json={"asset_id": "asset-1", "node_id": "node-a", "reason": "gone"}
+    )
+    assert response.status_code == 404
+    assert "holds no copy" in response.json()["detail"]
+    assert table_snapshot(api.database) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"asset_id": "asset-1", "node_id": "node-a"}, "reason"),
+        ({"asset_id": "asset-1", "node_id": "node-a", "reason": ""}, "reason"),
+        ({"asset_id": "asset-1", "node_id": "node-a", "reason": "x", "nodeId": "b"}, "nodeId"),
+    ],
+)
+def test_bad_discard_names_the_field(api, body, field):
+    api.add(asset(1))
+    items(api, "node-a")
+    api.completed("asset-1", "node-a")
+    response = api.client.post("/discard", json=body)
+    assert response.status_code == 422
+    assert field in response.text
 
 
 @pytest.mark.parametrize("size_bytes", [-1, 1.5, "12", True])

@@ -18,6 +18,8 @@ from priorizer.allocation.schemas import (
     AllocationStatus,
     CompleteRequest,
     CompleteResponse,
+    DiscardRequest,
+    DiscardResponse,
     FailRequest,
     FailResponse,
     RankingEntry,
@@ -190,6 +192,37 @@ def fail(
             now=now,
         )
     return FailResponse(**dataclasses.asdict(failure))
+
+
+@router.post(
+    "/discard",
+    response_model=DiscardResponse,
+    summary="A node's copy is damaged or gone: it stops counting; the asset returns to the queue",
+    responses={
+        **NODE_AUTH_ERRORS,
+        404: {"description": "That node holds no copy of that asset."},
+    },
+)
+def discard(
+    body: DiscardRequest,
+    request: Request,
+    identity: NodeIdentity,
+    db: DbDep,
+    maintenance: MaintenanceDep,
+    now: NowDep,
+) -> DiscardResponse:
+    node_id = acting_node(body.node_id, identity)
+    limit_node_call(request, node_id)
+    with db.write() as session:
+        done = lifecycle.discard(
+            session,
+            asset_id=body.asset_id,
+            node_id=node_id,
+            reason=body.reason,
+            queue=maintenance.queue,
+            now=now,
+        )
+    return DiscardResponse(allocation_id=done.allocation_id, copies=done.copies)
 
 
 @router.post(

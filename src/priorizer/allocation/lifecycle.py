@@ -37,6 +37,8 @@ from priorizer.node.standing import CapLimits, Standing
 
 # Due leases closed by one allocation request before it picks (see `expire_due`).
 EXPIRE_PER_REQUEST = 200
+# The note on copies their node reported damaged or gone (POST /discard).
+DISCARDED_NOTE = "copy discarded by its node"
 # Median turnaround over a node's latest completions.
 TURNAROUND_SAMPLE = 200
 MB = 1 << 20
@@ -49,6 +51,12 @@ class Completion:
     conflicting_copies: bool
     already_recorded: bool
     late: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Discarded:
+    allocation_id: int
+    copies: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +193,23 @@ def fail(
     node.failures += 1
     metrics.tally(session, "failures")
     return Failure(lease.id, asset.failed_nodes, asset.state == ASSET_UNREACHABLE)
+
+
+def discard(
+    session: Session, *, asset_id: str, node_id: str, reason: str, queue: QueuePolicy, now: datetime
+) -> Discarded:
+    """The node no longer holds a good copy (it found it damaged, or lost it): the copy stops
+    counting and the asset returns to the queue. The node may be handed it again."""
+    node = _known_node(session, node_id, now)
+    copy = repo.lease_of(session, asset_id=asset_id, node_id=node_id, status=COMPLETED)
+    if copy is None:
+        raise NotFound(f"node {node_id!r} holds no copy of asset {asset_id!r}")
+    copy.status, copy.closed_at, copy.note = RELEASED, now, f"{DISCARDED_NOTE}: {reason}"
+    asset = _locked_asset(session, asset_id)
+    if node.lost_at is None:  # a lost node's copies were not counted
+        asset.copies -= 1
+    _rerank(asset, queue)
+    return Discarded(copy.id, asset.copies)
 
 
 def renew(

@@ -142,6 +142,25 @@ class FailResponse(BaseModel):
     unreachable: bool = Field(description="The asset is no longer handed out.")
 
 
+class DiscardRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    asset_id: AssetId
+    node_id: NodeId
+    reason: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=2000, pattern=r"^[^\x00]+$"),
+        Field(description="What happened to the copy (its SHA-256 changed, it was deleted...)."),
+    ]
+
+
+class DiscardResponse(BaseModel):
+    status: Literal["success"] = "success"
+    message: str = "Copy discarded; the asset returns to the queue"
+    allocation_id: int
+    copies: int = Field(description="Copies of the asset still counted.")
+
+
 class RenewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
