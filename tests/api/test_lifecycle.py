@@ -462,6 +462,8 @@ def test_reinstate_hands_an_unreachable_asset_out_again(service, clock):
         "allocation_id": api.lease("asset-1", "node-d")["id"],
         "failed_nodes": 1,
         "unreachable": False,
+        "reason_code": "unspecified",
+        "counts_against_asset": True,
     }
 
 

@@ -186,6 +186,7 @@ def fail(
             asset_id=body.asset_id,
             node_id=node_id,
             reason=body.reason,
+            reason_code=body.reason_code,
             queue=maintenance.queue,
             limits=maintenance.caps,
             failure_threshold=settings.failure_threshold,
@@ -250,7 +251,9 @@ def renew(
             now=now,
         )
     missing = sorted(set(body.asset_ids or ()) - set(renewed))
-    return RenewResponse(renewed=len(renewed), expires_at=expires_at, not_renewed=missing)
+    return RenewResponse(
+        renewed=len(renewed), expires_at=expires_at if renewed else None, not_renewed=missing
+    )
 
 
 @router.get("/allocations", response_model=AllocationPage, summary="Allocations, oldest first")

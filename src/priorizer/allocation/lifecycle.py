@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from priorizer import metrics
-from priorizer.allocation import repo
+from priorizer.allocation import evidence, repo
 from priorizer.allocation.models import (
     ALLOCATED,
     COMPLETED,
@@ -64,6 +64,8 @@ class Failure:
     allocation_id: int
     failed_nodes: int
     unreachable: bool
+    reason_code: str
+    counts_against_asset: bool
 
 
 def _known_node(session: Session, node_id: str, now: datetime) -> Node:
@@ -167,19 +169,22 @@ def fail(
     *,
     asset_id: str,
     node_id: str,
-    reason: str,
+    reason: str | None,
+    reason_code: str | None,
     queue: QueuePolicy,
     limits: CapLimits,
     failure_threshold: int,
     now: datetime,
 ) -> Failure:
     """Close the node's lease as failed; the asset returns to the queue, or, once
-    `failure_threshold` distinct nodes failed it, is marked unreachable."""
+    `failure_threshold` distinct nodes failed it (node-side codes aside), is marked
+    unreachable."""
     node = _known_node(session, node_id, now)
     lease = repo.lease_of(session, asset_id=asset_id, node_id=node_id, status=ALLOCATED)
     if lease is None:
         raise NotFound(f"node {node_id!r} holds no open lease on asset {asset_id!r}")
-    lease.status, lease.closed_at, lease.note = FAILED, now, reason
+    code = evidence.failure_code(reason_code)
+    lease.status, lease.closed_at, lease.note, lease.reason_code = FAILED, now, reason, code
     session.flush()
     asset = _locked_asset(session, asset_id)
     asset.leases -= 1
@@ -192,7 +197,13 @@ def fail(
     _apply(node, standing.after_failure(_standing(node), limits))
     node.failures += 1
     metrics.tally(session, "failures")
-    return Failure(lease.id, asset.failed_nodes, asset.state == ASSET_UNREACHABLE)
+    return Failure(
+        lease.id,
+        asset.failed_nodes,
+        asset.state == ASSET_UNREACHABLE,
+        code,
+        evidence.counts_against_asset(code),
+    )
 
 
 def discard(

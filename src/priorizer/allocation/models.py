@@ -41,6 +41,8 @@ class Allocation(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Why it closed (a node's failure reason, or what the server did).
     note: Mapped[str | None] = mapped_column(Text)
+    # A failure's reason code (`allocation.evidence`): whose fault it was. NULL unless failed.
+    reason_code: Mapped[str | None] = mapped_column(String(20))
     # What the node reported with its copy.
     checksum_sha256: Mapped[str | None] = mapped_column(String(64))
     magnet_link: Mapped[str | None] = mapped_column(Text)

@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from priorizer.allocation.evidence import NODE_SIDE_CODES
 from priorizer.allocation.models import (
     ALLOCATED,
     COMPLETED,
@@ -431,9 +432,12 @@ def lease_of(
 
 
 def failed_nodes(session: Session, *, asset_id: str, since: datetime | None) -> int:
-    """Distinct nodes that reported a failure on the asset (since `since`, when given)."""
+    """Distinct nodes that reported a failure on the asset that counts against it (not a
+    node-side one), since `since` when given."""
     query = select(func.count(func.distinct(leases.c.node_id))).where(
-        leases.c.asset_id == asset_id, leases.c.status == FAILED
+        leases.c.asset_id == asset_id,
+        leases.c.status == FAILED,
+        leases.c.reason_code.not_in(NODE_SIDE_CODES),
     )
     if since is not None:
         query = query.where(leases.c.closed_at >= since)

@@ -5,8 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
+from priorizer.allocation.evidence import FailureCode
 from priorizer.allocation.models import STATUSES
 from priorizer.catalog.schemas import AssetId
 from priorizer.node.schemas import NodeId
@@ -122,16 +130,34 @@ class CompleteResponse(BaseModel):
     late: bool = Field(description="The lease had expired; the copy was recorded anyway.")
 
 
+ReasonText = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"^[^\x00]+$")]
+
+
 class FailRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     asset_id: AssetId
     node_id: NodeId
-    reason: Annotated[
-        str,
-        StringConstraints(min_length=1, max_length=2000, pattern=r"^[^\x00]+$"),
-        Field(description="What went wrong (HTTP 404, checksum mismatch, disk full, ...)."),
-    ]
+    reason_code: FailureCode | None = Field(
+        None,
+        description="Whose fault it is (docs/maintenance.md): asset-side codes (http_404, "
+        "http_410, http_error, connection, not_a_file, too_large, size_mismatch, "
+        "checksum_mismatch) count toward the asset's FAILURE_THRESHOLD; node-side ones "
+        "(disk_full, shutting_down, node_error) never do. Missing: unspecified.",
+    )
+    reason: ReasonText | None = Field(
+        None,
+        validate_default=True,
+        description="What went wrong, in words (HTTP 404 from ..., disk full, ...); "
+        "required when no reason_code is given.",
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_or_code(cls, reason: str | None, info: ValidationInfo) -> str | None:
+        if reason is None and info.data.get("reason_code") is None:
+            raise ValueError("give a reason, a reason_code, or both")
+        return reason
 
 
 class FailResponse(BaseModel):
@@ -140,6 +166,10 @@ class FailResponse(BaseModel):
     allocation_id: int
     failed_nodes: int = Field(description="Distinct nodes that failed this asset.")
     unreachable: bool = Field(description="The asset is no longer handed out.")
+    reason_code: FailureCode = Field(description="The code recorded (unspecified if none).")
+    counts_against_asset: bool = Field(
+        description="The failure counts toward the asset's FAILURE_THRESHOLD (not node-side)."
+    )
 
 
 class DiscardRequest(BaseModel):
@@ -174,7 +204,7 @@ class RenewRequest(BaseModel):
 class RenewResponse(BaseModel):
     status: Literal["success"] = "success"
     renewed: int = Field(description="Leases extended.")
-    expires_at: datetime = Field(description="Their new expiry.")
+    expires_at: datetime | None = Field(description="Their new expiry; null when none was.")
     not_renewed: list[str] = Field(
         description="Listed assets on which the node holds no open, unexpired lease."
     )
@@ -193,6 +223,7 @@ class AllocationRead(BaseModel):
     expires_at: datetime
     closed_at: datetime | None
     note: str | None = None
+    reason_code: str | None = Field(None, description="A failure's reason code.")
     checksum_sha256: str | None = None
     magnet_link: str | None = None
 

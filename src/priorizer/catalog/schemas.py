@@ -84,6 +84,7 @@ class HoldingRead(BaseModel):
     expires_at: datetime
     closed_at: datetime | None
     note: str | None = Field(None, description="Why it closed, when it did.")
+    reason_code: str | None = Field(None, description="A failure's reason code.")
     checksum_sha256: str | None = None
     magnet_link: str | None = None
 

@@ -1,0 +1,104 @@
+"""Failures (POST /fail): reason codes and whose fault they say it is."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.factories import asset
+from tests.node_api import NodeApi
+
+
+@pytest.fixture
+def service(start_service, clock) -> Callable[..., NodeApi]:
+    return lambda **overrides: NodeApi(*start_service(**overrides), clock)
+
+
+@pytest.fixture
+def api(service) -> NodeApi:
+    return service()
+
+
+# --- Reason codes -------------------------------------------------------------------------------
+
+
+def test_a_code_alone_is_a_reason_and_is_stored_with_the_failure(api):
+    api.add(asset(1))
+    api.allocate("node-a")
+
+    failure = api.failed("asset-1", "node-a", reason_code="http_410")
+
+    assert (failure["reason_code"], failure["counts_against_asset"]) == ("http_410", True)
+    row = api.lease("asset-1", "node-a")
+    assert (row["status"], row["reason_code"], row["note"]) == ("failed", "http_410", None)
+    [closed] = api.asset("asset-1")["history"]
+    assert (closed["reason_code"], closed["note"]) == ("http_410", None)
+
+
+def test_a_code_and_a_text_are_both_kept(api):
+    api.add(asset(1))
+    api.allocate("node-a")
+
+    api.failed("asset-1", "node-a", reason_code="not_a_file", reason="got text/html, 69 bytes")
+
+    row = api.lease("asset-1", "node-a")
+    assert (row["reason_code"], row["note"]) == ("not_a_file", "got text/html, 69 bytes")
+
+
+def test_a_text_alone_is_recorded_as_unspecified(api):
+    api.add(asset(1))
+    api.allocate("node-a")
+
+    failure = api.failed("asset-1", "node-a", reason="HTTP 404")
+
+    assert (failure["reason_code"], failure["counts_against_asset"]) == ("unspecified", True)
+    assert api.lease("asset-1", "node-a")["reason_code"] == "unspecified"
+
+
+def test_other_allocations_have_no_reason_code(api):
+    api.add(asset(1), asset(2))
+    api.allocate("node-a")
+    api.completed("asset-1", "node-a")
+
+    assert {row["reason_code"] for row in api.allocations(node_id="node-a")} == {None}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        pytest.param({}, "reason", id="neither"),
+        pytest.param({"reason": None, "reason_code": None}, "reason", id="both-null"),
+        pytest.param({"reason_code": "http_500"}, "reason_code", id="unknown-code"),
+        pytest.param({"reason_code": "HTTP_404"}, "reason_code", id="code-case"),
+        pytest.param({"reason_code": 404, "reason": "x"}, "reason_code", id="code-int"),
+    ],
+)
+def test_a_failure_without_a_valid_reason_is_refused_and_changes_nothing(api, body, field):
+    api.add(asset(1))
+    api.allocate("node-a")
+    before = api.snapshot()
+
+    response = api.fail("asset-1", "node-a", **body)
+
+    assert response.status_code == 422, response.text
+    fields = [problem["loc"][-1] for problem in response.json()["detail"]]
+    assert field in fields
+    assert api.snapshot() == before
+
+
+@pytest.mark.parametrize("code", ["disk_full", "shutting_down", "node_error"])
+def test_node_side_failures_never_count_toward_the_asset_threshold(service, code):
+    api = service(replication_target=1, failure_threshold=1)
+    api.add(asset(1))
+    api.allocate("node-a")
+
+    failure = api.failed("asset-1", "node-a", reason_code=code)
+
+    assert (failure["failed_nodes"], failure["unreachable"]) == (0, False)
+    assert failure["counts_against_asset"] is False
+    detail = api.asset("asset-1")
+    assert (detail["state"], detail["failed_nodes"]) == ("active", 0)
+    # An asset-side failure from another node does count: threshold 1 is reached.
+    api.allocate("node-b")
+    assert api.failed("asset-1", "node-b", reason_code="http_404")["unreachable"] is True
