@@ -87,7 +87,9 @@ class Worker:
     def run(self, job: Job) -> Outcome:
         target = job.target(self.state)
         self.state.start(job.asset_id, url=target.url, name=job.name, path=target.path)
-        self.reporter.file_started(job.asset_id, job.name, target.limit_bytes)
+        self.reporter.file_started(
+            job.asset_id, job.name, target.exact_bytes or target.approx_bytes
+        )
         try:
             return self._run(job, target)
         except Interrupted:

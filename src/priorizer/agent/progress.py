@@ -14,6 +14,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
@@ -66,7 +67,7 @@ class Bars(LogLines):
 
     def __init__(self, console: Console | None = None) -> None:
         super().__init__()
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, log_path=False)
         self.progress = Progress(
             TextColumn("{task.description}", justify="left"),
             BarColumn(),
@@ -86,7 +87,7 @@ class Bars(LogLines):
     def file_started(self, asset_id: str, name: str, total: int | None) -> None:
         with self._lock:
             self._tasks[asset_id] = self.progress.add_task(name[:40], total=total)
-            overall = self.progress.tasks[self.overall]
+            overall = self._task(self.overall)
             self.progress.update(self.overall, total=(overall.total or 0) + (total or 0))
 
     def file_advanced(self, asset_id: str, n: int) -> None:
@@ -98,8 +99,17 @@ class Bars(LogLines):
     def file_ended(self, asset_id: str) -> None:
         with self._lock:
             task = self._tasks.pop(asset_id, None)
-        if task is not None:
+            if task is None:
+                return
+            # The expected size was a guess: the run's total keeps only what was written.
+            ended = self._task(task)
+            unwritten = (ended.total or 0) - ended.completed
+            overall = self._task(self.overall)
+            self.progress.update(self.overall, total=(overall.total or 0) - unwritten)
             self.progress.remove_task(task)
+
+    def _task(self, task_id: TaskID) -> Task:
+        return next(task for task in self.progress.tasks if task.id == task_id)
 
     def close(self) -> None:
         self.progress.stop()
