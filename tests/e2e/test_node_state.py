@@ -120,6 +120,28 @@ def test_status_shows_the_holdings_and_verify_hands_a_damaged_copy_back(
     assert again.returncode == 0 and "0 damaged of 2 held files" in again.stdout
 
 
+def test_a_node_acts_with_its_token_under_node_auth(tmp_path: Path) -> None:
+    env = {"NODE_AUTH": "true", "PRIORIZER_ENROLLMENT_SECRET": "a-secret-of-the-campaign-0123"}
+    with Origin() as origin, PriorizerServer(tmp_path, env) as server:
+        rescue = Campaign(server, origin, tmp_path)
+        add_files(rescue, {"guarded": random_bytes(100_000, 71)})
+        with httpx.Client(base_url=server.base_url) as client:
+            enrolled = client.post(
+                "/nodes/enroll",
+                json={"node_id": "badge"},
+                headers={"X-Enrollment-Secret": env["PRIORIZER_ENROLLMENT_SECRET"]},
+            )
+        token = enrolled.json()["token"]
+        args = rescue.node_args(tmp_path / "node", "--exit-when-idle", "--node-id", "badge")
+        refused = run_cli(args, {}, timeout=60)  # no token: the node stops, saying why
+        assert refused.returncode == 2 and "401" in refused.stderr, describe(refused)
+        assert rescue.allocations() == []
+        result = run_cli(args, {"PRIORIZER_NODE_TOKEN": token}, timeout=60)
+        assert result.returncode == 0, describe(result)
+        [lease] = rescue.allocations(asset_id="guarded")
+        assert lease["node_id"] == "badge" and lease["status"] == "completed"
+
+
 def test_node_commands_say_what_is_missing(tmp_path: Path) -> None:
     nothing = run_cli(["node", "status", "--dir", str(tmp_path)], {})
     assert nothing.returncode == 2

@@ -56,6 +56,10 @@ class AgentConfig:
     read_timeout: float = 60.0
 
 
+class Refused(Exception):
+    """The server refuses the node's requests for good: the agent stops."""
+
+
 class Agent:
     def __init__(self, config: AgentConfig, reporter: Reporter) -> None:
         self.config = config
@@ -102,16 +106,20 @@ class Agent:
         self._install_signals()
         self.reporter.event("start", f"node {self.node_id} on {self.config.server}")
         pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="download")
+        code = 0
         try:
             self._recover()
             self._loop(pool)
+        except Refused as error:
+            self.reporter.event("error", str(error))
+            code = 2
         finally:
             self.stop.set()
             pool.shutdown(wait=True)
             self._drain()
             self._give_back()
             self._close()
-        return 0
+        return code
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:
@@ -211,9 +219,12 @@ class Agent:
             return 0
         try:
             items = self.client.allocate(free_space_gb=free_gb)
-        except (ServerUnavailable, ServerError) as error:
+        except ServerUnavailable as error:
             self.reporter.event("warning", f"allocate: {error}")
             return None
+        except ServerError as error:
+            # Refused (a wrong or missing token, a bad node id): asking again cannot help.
+            raise Refused(f"the server refuses this node's requests: {error}") from error
         if items:
             self.reporter.event("allocated", f"{len(items)} assets", free_gb=round(free_gb, 3))
         return self._take(items)
