@@ -2,6 +2,7 @@
 the same files from the same origin in the same run, and the agent's CPU per GiB.
 
     python bench/node.py --files 8 --mb 128 --concurrency 4 --rounds 2
+    python bench/node.py --files 8 --mb 128 --rate 40   # origins at a remote link's pace
 
 The origin (tests/support/origin.py) serves files from disk with sendfile; a real `priorizer
 serve` hands them out. curl fetches them --concurrency at a time (`curl --parallel`); the agent
@@ -90,6 +91,12 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=128, help="MiB per file")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="MiB/s the origin sends per connection (a remote origin's pace); default: unlimited",
+    )
     args = parser.parse_args()
     if shutil.which("curl") is None:
         raise SystemExit("curl is needed: apt-get install curl")
@@ -109,11 +116,13 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     with Origin() as origin, PriorizerServer(workdir, {"REPLICATION_TARGET": "1"}) as server:
         for i in range(args.files):
             path = write_random_file(sources / f"file-{i}.bin", args.mb * MIB, seed=i)
-            origin.add(f"/file-{i}.bin", Route("file", source=path))
+            rate = args.rate * MIB if args.rate else None
+            origin.add(f"/file-{i}.bin", Route("file", source=path, rate=rate))
         urls = [origin.url(f"/file-{i}.bin") for i in range(args.files)]
         print(
             f"{args.files} files of {args.mb} MiB ({total / MIB:,.0f} MiB), "
-            f"concurrency {args.concurrency}, {os.cpu_count()} CPUs"
+            f"concurrency {args.concurrency}, {os.cpu_count()} CPUs, origin pace "
+            + (f"{args.rate} MiB/s per connection" if args.rate else "unlimited")
         )
         for round_ in range(1, args.rounds + 1):
             curl_seconds, curl_cpu = fetch_with_curl(
