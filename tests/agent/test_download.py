@@ -97,6 +97,13 @@ def test_an_unreachable_origin_is_a_connection_failure(client, tmp_path):
     assert failed.value.code == "connection"
 
 
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/pub/file.nc", "http://[::1/broken"])
+def test_a_url_this_node_cannot_fetch_is_its_own_failure_not_the_asset_s(client, tmp_path, url):
+    with pytest.raises(DownloadFailed) as failed:
+        fetch(client, target(tmp_path, url))
+    assert failed.value.code == "node_error"
+
+
 def test_a_web_page_is_accepted_when_the_catalog_says_html(client, origin, tmp_path):
     got = fetch(client, target(tmp_path, origin.url("/page"), accepts_html=True))
     assert got.size_bytes == len(b"<html><body>hello</body></html>")

@@ -254,6 +254,9 @@ class _Stream:
                 self._copy(response)
         except httpx.TooManyRedirects as error:
             raise DownloadFailed(HTTP_ERROR, f"more than {MAX_REDIRECTS} redirects") from error
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
+            # ftp: and the like: another node may fetch it; not the asset's fault.
+            raise DownloadFailed(NODE_ERROR, f"this node cannot fetch it: {error}") from error
         except (httpx.TransportError, httpx.StreamError) as error:
             self.file.flush()
             raise _Transient(CONNECTION, f"{type(error).__name__}: {error}") from error

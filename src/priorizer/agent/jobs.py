@@ -98,6 +98,10 @@ class Worker:
             download.discard_partial(target, self.budget)
             code = download.DISK_FULL if error.errno == errno.ENOSPC else download.NODE_ERROR
             return Outcome(job, failure=(code, f"{type(error).__name__}: {error}"))
+        except Exception as error:  # one asset's surprise must not stop the node
+            download.discard_partial(target, self.budget)
+            message = f"unexpected {type(error).__name__}: {error}"
+            return Outcome(job, failure=(download.NODE_ERROR, message))
         finally:
             self.reporter.file_ended(job.asset_id)
 
