@@ -56,6 +56,7 @@ def add_due_leases(url: str, nodes: int) -> int:
                         max_assets=settings.max_assets_per_allocation,
                         limits=cap_limits(settings),
                         lease_seconds=3600,
+                        failed_retry_seconds=settings.failed_retry_seconds,
                         now=then,
                     )
                 )

@@ -55,6 +55,7 @@ def allocate_in(
         max_assets=max_assets or settings.max_assets_per_allocation,
         limits=cap_limits(settings),
         lease_seconds=lease_seconds or settings.allocation_expiry_seconds,
+        failed_retry_seconds=settings.failed_retry_seconds,
         now=now,
     )
 

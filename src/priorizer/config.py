@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     run_scheduler: bool = Field(True, validation_alias=_env("PRIORIZER_RUN_SCHEDULER"))
     # Lifecycle and maintenance (docs/maintenance.md).
     failure_threshold: int = Field(3, ge=1, le=1000, validation_alias=_env("FAILURE_THRESHOLD"))
+    # A node is not given back an asset it failed for this long (the origin may come back).
+    failed_retry_hours: float = Field(
+        72.0, ge=0, le=87_600, allow_inf_nan=False, validation_alias=_env("FAILED_RETRY_HOURS")
+    )
     node_lost_days: float = Field(
         14.0, gt=0, le=3650, allow_inf_nan=False, validation_alias=_env("NODE_LOST_DAYS")
     )
@@ -165,6 +169,10 @@ class Settings(BaseSettings):
     @property
     def allocation_expiry_seconds(self) -> float:
         return self.allocation_expiry_hours * 3600
+
+    @property
+    def failed_retry_seconds(self) -> float:
+        return self.failed_retry_hours * 3600
 
     @property
     def auto_update_interval_seconds(self) -> float:

@@ -418,6 +418,15 @@ def driver_time(session: Session, value: datetime) -> Any:
     return value
 
 
+def from_driver_time(value: Any) -> datetime | None:
+    """A datetime of our columns as a driver statement returns it, aware (UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)  # SQLite's text (`driver_time`)
+
+
 def driver_json(session: Session, value: Any) -> Any:
     """A value for a JSON column as the driver takes it."""
     if session.get_bind().dialect.name == "sqlite":

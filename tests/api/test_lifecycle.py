@@ -52,13 +52,16 @@ class Api:
         assert response.status_code == 200, response.text
         return response.json()
 
-    def fail(self, asset_id: str, node_id: str, reason: str = "HTTP 404") -> httpx.Response:
-        return self.client.post(
-            "/fail", json={"asset_id": asset_id, "node_id": node_id, "reason": reason}
-        )
+    def fail(
+        self, asset_id: str, node_id: str, reason: str = "HTTP 404", code: str | None = None
+    ) -> httpx.Response:
+        body = {"asset_id": asset_id, "node_id": node_id, "reason": reason, "reason_code": code}
+        return self.client.post("/fail", json=body)
 
-    def failed(self, asset_id: str, node_id: str, reason: str = "HTTP 404") -> dict[str, Any]:
-        response = self.fail(asset_id, node_id, reason)
+    def failed(
+        self, asset_id: str, node_id: str, reason: str = "HTTP 404", code: str | None = None
+    ) -> dict[str, Any]:
+        response = self.fail(asset_id, node_id, reason, code)
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -425,11 +428,14 @@ def test_three_distinct_failing_nodes_make_the_asset_unreachable(service):
     assert api.status()["unreachable_assets"] == 1
 
 
-def test_failures_from_the_same_node_count_once(service):
+def test_failures_from_the_same_node_count_once(service, clock):
     api = service(replication_target=1)
     api.add(asset(1))
 
-    results = make_unreachable(api, "asset-1", ["node-a", "node-a", "node-a", "node-b"])
+    results = []
+    for node_id in ["node-a", "node-a", "node-a", "node-b"]:
+        results += make_unreachable(api, "asset-1", [node_id])
+        clock.advance(hours=api.settings.failed_retry_hours + 1)  # node-a may have it again
 
     assert [r["failed_nodes"] for r in results] == [1, 1, 1, 2]
     assert not any(r["unreachable"] for r in results)
@@ -675,7 +681,7 @@ def test_each_new_expiration_is_charged_even_after_a_late_completion(capped, clo
     assert (node["lease_cap"], node["consecutive_successes"]) == (2, 0)
 
 
-def test_a_failure_takes_a_tenth_off_the_cap_and_ends_the_run(service):
+def test_a_node_error_takes_a_tenth_off_the_cap_and_ends_the_run(service):
     api = service(lease_cap_initial=50, lease_cap_min=10, lease_cap_max=100)
     api.add(*(asset(f"{n:02}", size_mb=1) for n in range(60)))
     held = api.allocate("node-a")
@@ -683,24 +689,24 @@ def test_a_failure_takes_a_tenth_off_the_cap_and_ends_the_run(service):
     api.completed(held[0], "node-a")
     assert standing(api, "node-a")[:2] == (50, 1)
 
-    api.failed(held[1], "node-a")
+    api.failed(held[1], "node-a", code="node_error")
     assert standing(api, "node-a")[:2] == (45, 0)
-    api.failed(held[2], "node-a")
+    api.failed(held[2], "node-a", code="node_error")
 
     assert standing(api, "node-a") == (41, 0, 47)  # 45 - 45 // 10
     assert api.allocate("node-a") == []  # 47 open leases, more than the cap now
 
 
-def test_a_failure_takes_at_least_one_off_a_small_cap(capped):
+def test_a_node_error_takes_at_least_one_off_a_small_cap(capped):
     held = capped.allocate("node-a")
     capped.completed(held[0], "node-a")
 
-    capped.failed(held[1], "node-a")
+    capped.failed(held[1], "node-a", code="node_error")
 
     assert standing(capped, "node-a") == (3, 0, 2)
     assert len(capped.allocate("node-a")) == 1
-    capped.failed(held[2], "node-a")
-    capped.failed(held[3], "node-a")
+    capped.failed(held[2], "node-a", code="node_error")
+    capped.failed(held[3], "node-a", code="node_error")
     assert standing(capped, "node-a")[0] == 2  # never below the minimum
 
 

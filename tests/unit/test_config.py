@@ -123,6 +123,7 @@ def test_every_variable_at_once(monkeypatch):
 
     lifecycle = {
         "failure_threshold",
+        "failed_retry_hours",
         "node_lost_days",
         "priority_jitter",
         "priority_refresh_limit",

@@ -68,6 +68,7 @@ async def allocate(
             max_assets=settings.max_assets_per_allocation,
             limits=maintenance.caps,
             lease_seconds=settings.allocation_expiry_seconds,
+            failed_retry_seconds=settings.failed_retry_seconds,
             now=now,
         )
     )

@@ -3,6 +3,8 @@
 - Failure reason codes say whose fault a failure is. Asset-side ones (the origin or the file)
   count toward the asset's FAILURE_THRESHOLD; node-side ones never do. A failure reported
   without a code is `unspecified`, and counts like an asset-side one (old clients).
+- Only `node_error` costs the node standing (`node.standing.after_failure`): an honest node
+  whose files are dead, or whose disk is full, is not at fault.
 """
 
 from __future__ import annotations
@@ -50,3 +52,8 @@ def failure_code(code: str | None) -> str:
 def counts_against_asset(code: str) -> bool:
     """Whether a failure with this code counts toward the asset's failure threshold."""
     return code not in NODE_SIDE_CODES
+
+
+def costs_node_standing(code: str) -> bool:
+    """Whether a failure with this code takes from the node's lease cap."""
+    return code == "node_error"

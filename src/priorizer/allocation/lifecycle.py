@@ -194,8 +194,10 @@ def fail(
     if asset.failed_nodes >= failure_threshold and asset.state == ASSET_ACTIVE:
         asset.state = ASSET_UNREACHABLE
     _rerank(asset, queue)
-    _apply(node, standing.after_failure(_standing(node), limits))
+    if evidence.costs_node_standing(code):
+        _apply(node, standing.after_failure(_standing(node), limits))
     node.failures += 1
+    node.last_failed_at = now
     metrics.tally(session, "failures")
     return Failure(
         lease.id,

@@ -22,6 +22,11 @@ HOLDING = (ALLOCATED, COMPLETED)
 # The same, as SQL: the exact text of the partial index's condition, which queries repeat so
 # that SQLite's planner sees they may use that index.
 HOLDING_SQL = "status IN ({})".format(", ".join(f"'{status}'" for status in HOLDING))
+# Failed leases, the only ones with a reason code: a node is not given back what it failed
+# lately (`allocation.repo.candidates`). Not "status = 'failed'": SQLite would then re-plan,
+# at every call, each statement comparing `status` with a bound value (to check whether that
+# index applies), which costs the hot path's statements more than they cost.
+FAILED_SQL = "reason_code IS NOT NULL"
 
 
 class Allocation(Base):
@@ -52,6 +57,10 @@ class Allocation(Base):
         # Node first: one request's new rows land together in the index.
         partial_index(
             "uq_allocations_holding", "node_id", "asset_id", where=HOLDING_SQL, unique=True
+        ),
+        # What a node failed, and when: one seek per candidate keeps those out of its picks.
+        partial_index(
+            "ix_allocations_failed", "node_id", "asset_id", "closed_at", where=FAILED_SQL
         ),
         Index("ix_allocations_node_status", "node_id", "status"),
         Index("ix_allocations_status_expires", "status", "expires_at"),

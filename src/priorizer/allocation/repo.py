@@ -28,6 +28,7 @@ from sqlalchemy import (
     func,
     select,
     text,
+    true,
     union_all,
     update,
 )
@@ -39,6 +40,7 @@ from priorizer.allocation.models import (
     COMPLETED,
     EXPIRED,
     FAILED,
+    FAILED_SQL,
     HOLDING,
     HOLDING_SQL,
     RELEASED,
@@ -111,19 +113,27 @@ def _ids(session: Session, ids: Sequence[str]) -> Any:
     return list(ids) if session.get_bind().dialect.name == "postgresql" else json.dumps(ids)
 
 
-def _candidates_query(levels: int) -> Any:
+def _candidates_query(levels: int, skip_failed: bool) -> Any:
     """One statement over `levels` rank levels: in each, an index range seek (read backwards)
-    for the largest assets that fit `max_mb` and that the node does not hold, at most `limit`
-    of them. Only index columns are read."""
+    for the largest assets that fit `max_mb`, that the node does not hold (and, with
+    `skip_failed`, did not fail since `failed_since`), at most `limit` of them. Only index
+    columns are read."""
     held = exists().where(
         leases.c.node_id == bindparam("node_id"),
         leases.c.asset_id == assets.c.id,
         text(f"allocations.{HOLDING_SQL}"),
     )
+    failed = exists().where(
+        leases.c.node_id == bindparam("node_id"),
+        leases.c.asset_id == assets.c.id,
+        text(f"allocations.{FAILED_SQL} AND allocations.status = '{FAILED}'"),
+        leases.c.closed_at > bindparam("failed_since"),
+    )
     parts = [
         select(assets.c.id, assets.c.budget_mb, assets.c.rank)
         .where(assets.c.rank == bindparam(f"rank_{i}"), assets.c.budget_mb <= bindparam("max_mb"))
         .where(~held)
+        .where(~failed if skip_failed else true())
         .order_by(*QUEUE_ORDER[1:])
         .limit(bindparam("limit"))
         .subquery(f"level_{i}")
@@ -138,18 +148,29 @@ def _candidates_query(levels: int) -> Any:
 
 
 @functools.cache
-def _candidates(levels: int) -> DriverStatement:
-    return DriverStatement(lambda _dialect: _candidates_query(levels))
+def _candidates(levels: int, skip_failed: bool) -> DriverStatement:
+    return DriverStatement(lambda _dialect: _candidates_query(levels, skip_failed))
 
 
 def candidates(
-    session: Session, *, levels: Sequence[float], max_mb: float, node_id: str, limit: int
+    session: Session,
+    *,
+    levels: Sequence[float],
+    max_mb: float,
+    node_id: str,
+    failed_since: datetime | None,
+    limit: int,
 ) -> list[Any]:
     """Candidates (id, budget_mb, rank) from rank levels in queue order, one index seek per
-    level, whatever the size of the catalog. Nothing is locked: see `lock_free`."""
+    level, whatever the size of the catalog, passing over the assets the node failed since
+    `failed_since` (None: it failed none lately, no need to look). Nothing is locked: see
+    `lock_free`."""
     parameters: dict[str, Any] = {"max_mb": max_mb, "node_id": node_id, "limit": limit}
+    if failed_since is not None:
+        parameters["failed_since"] = driver_time(session, failed_since)
     parameters.update({f"rank_{i}": level for i, level in enumerate(levels)})
-    return _candidates(levels=len(levels)).rows(session, parameters)
+    statement = _candidates(levels=len(levels), skip_failed=failed_since is not None)
+    return statement.rows(session, parameters)
 
 
 _NEXT_RANK = DriverStatement(

@@ -16,6 +16,7 @@ from priorizer.allocation.models import ALLOCATED, COMPLETED, RELEASED, Allocati
 from priorizer.allocation.policy import QueuePolicy
 from priorizer.errors import Invalid, NotFound
 from priorizer.node import service as node_service
+from priorizer.node.service import Seen
 from priorizer.node.standing import CapLimits
 
 # Rank levels read per statement (the default policy has 13 in all): few, since the top levels
@@ -43,11 +44,13 @@ def allocate(
     max_assets: int,
     limits: CapLimits,
     lease_seconds: float,
+    failed_retry_seconds: float,
     now: datetime,
 ) -> list[Lease]:
     """Lease to `node_id` the highest-ranked assets that fit its budget (rules 1-6), no more
-    than its lease cap allows it to hold open (`node.standing`)."""
-    stored_cap = node_service.record_seen(
+    than its lease cap allows it to hold open (`node.standing`), and none it failed in the
+    last `failed_retry_seconds`."""
+    seen = node_service.record_seen(
         session, node_id=node_id, free_space_mb=free_space_gb * policy.MB_PER_GB, now=now
     )
     # Leases past their expiry never block, whether or not maintenance runs: before picking,
@@ -56,11 +59,12 @@ def allocate(
     lifecycle.expire_due(session, queue=queue, now=now, limit=0, node_id=node_id)
     lifecycle.expire_due(session, queue=queue, now=now, limit=lifecycle.EXPIRE_PER_REQUEST)
     open_count, reserved_mb = repo.open_load(session, node_id=node_id)
-    max_assets = min(max_assets, limits.clamp(stored_cap) - open_count)
+    max_assets = min(max_assets, limits.clamp(seen.lease_cap) - open_count)
     if max_assets <= 0:
         return []
     remaining = policy.node_budget_mb(free_space_gb, reserved_mb)
     expires_at = now + timedelta(seconds=lease_seconds)
+    failed_since = _failed_since(seen, now - timedelta(seconds=failed_retry_seconds))
     leases: list[Lease] = []
     lost: set[str] = set()
     for _ in range(MAX_ATTEMPTS):
@@ -70,6 +74,7 @@ def allocate(
             remaining=remaining,
             slots=max_assets - len(leases),
             queue=queue,
+            failed_since=failed_since,
             skip=lost,
         )
         if not picked:
@@ -99,6 +104,13 @@ def add_sources(session: Session, leases: Sequence[Lease]) -> None:
         asset["magnet_links"] = links.get(asset["id"], [])
 
 
+def _failed_since(seen: Seen, since: datetime) -> datetime | None:
+    """Since when the node's failed assets are passed over; None when it failed nothing
+    since then (most requests): no seeks for them at all."""
+    failed_lately = seen.last_failed_at is not None and seen.last_failed_at > since
+    return since if failed_lately else None
+
+
 def _pick(
     session: Session,
     *,
@@ -106,6 +118,7 @@ def _pick(
     remaining: float,
     slots: int,
     queue: QueuePolicy,
+    failed_since: datetime | None,
     skip: set[str],
 ) -> list[Any]:
     """Choose, level by level, the largest assets that fit what is left of the budget,
@@ -123,7 +136,12 @@ def _pick(
         # Read past the rows passed over: taken by this request, or lost to another.
         limit = slots - len(picked) + len(passed)
         rows = repo.candidates(
-            session, levels=batch, max_mb=remaining, node_id=node_id, limit=limit
+            session,
+            levels=batch,
+            max_mb=remaining,
+            node_id=node_id,
+            failed_since=failed_since,
+            limit=limit,
         )
         if not rows:
             below = repo.next_rank(session, below=batch[-1])

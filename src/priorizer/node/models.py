@@ -28,6 +28,9 @@ class Node(Base):
     consecutive_successes: Mapped[int] = mapped_column(Integer, server_default="0")
     # NULL until the node's standing first changes: the configured initial cap applies.
     lease_cap: Mapped[int | None] = mapped_column(Integer)
+    # Its latest failure report: a node with none lately skips the check for failed assets
+    # when it asks for work (`allocation.repo.candidates`).
+    last_failed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Set by maintenance when the node was not seen for NODE_LOST_DAYS: its copies stop counting.
     lost_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # SHA-256 of the node's token (`POST /nodes/enroll`); the token itself is never stored.

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from priorizer.db import DriverStatement, dialect_insert, driver_time, upsert_insert
+from priorizer.db import (
+    DriverStatement,
+    dialect_insert,
+    driver_time,
+    from_driver_time,
+    upsert_insert,
+)
 from priorizer.node.models import Node
 
 nodes = cast(Table, Node.__table__)
@@ -27,7 +34,7 @@ def _upsert(dialect: str, *, with_space: bool) -> Any:
         values["free_space_mb"] = changes["free_space_mb"] = bindparam("free_space_mb")
     statement = upsert_insert(dialect, nodes).values(values)
     statement = statement.on_conflict_do_update(index_elements=[nodes.c.id], set_=changes)
-    return statement.returning(nodes.c.lease_cap)
+    return statement.returning(nodes.c.lease_cap, nodes.c.completions, nodes.c.last_failed_at)
 
 
 # On the allocation hot path: run on the driver's cursor (see `DriverStatement`).
@@ -37,16 +44,26 @@ _SEEN = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What a request needs to know of the node asking."""
+
+    lease_cap: int | None  # None: the initial cap applies
+    completions: int
+    last_failed_at: datetime | None
+
+
 def record_seen(
     session: Session, *, node_id: str, free_space_mb: float | None, now: datetime
-) -> int | None:
-    """Create or refresh the node; its stored lease cap (None: the initial one). On PostgreSQL
-    this also locks its row until commit, which serialises that node's concurrent requests
-    (its budget is read and spent by one at a time)."""
+) -> Seen:
+    """Create or refresh the node; its standing. On PostgreSQL this also locks its row until
+    commit, which serialises that node's concurrent requests (its budget is read and spent by
+    one at a time)."""
     parameters = {"node_id": node_id, "now": driver_time(session, now)}
     if free_space_mb is not None:
         parameters["free_space_mb"] = free_space_mb
-    return _SEEN[free_space_mb is not None].scalar(session, parameters)
+    [row] = _SEEN[free_space_mb is not None].rows(session, parameters)
+    return Seen(row.lease_cap, row.completions, from_driver_time(row.last_failed_at))
 
 
 def get(session: Session, *, node_id: str, for_update: bool = False) -> Node | None:

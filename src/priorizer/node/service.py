@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 from priorizer.errors import Conflict, NotFound
 from priorizer.node import repo
 from priorizer.node.models import Node
+from priorizer.node.repo import Seen
 
 
 def record_seen(
     session: Session, *, node_id: str, free_space_mb: float | None, now: datetime
-) -> int | None:
-    """Create or refresh the node; its stored lease cap (None: the initial one applies)."""
+) -> Seen:
+    """Create or refresh the node; its stored lease cap (None: the initial one applies), its
+    completions and its latest failure."""
     return repo.record_seen(session, node_id=node_id, free_space_mb=free_space_mb, now=now)
 
 

@@ -7,8 +7,9 @@ Pure functions, no I/O. The rules (docs/maintenance.md):
   trusted with (200 -> 400 after 100 completions in a row, -> 800 after 200, ...).
 - A maintenance cycle that finds some of its leases expired halves the cap, once per cycle,
   down to `minimum` (LEASE_CAP_MIN), and ends the run: hoarding stops paying at once.
-- A reported failure (often a dead link, not the node's fault) takes a tenth off the cap and
-  ends the run.
+- A failure the node reports as its own fault (reason code `node_error`) takes a tenth off
+  the cap and ends the run. Other failures (a dead link, a full disk: see
+  `allocation.evidence`) change nothing: an honest node is not punished for dead files.
 """
 
 from __future__ import annotations
