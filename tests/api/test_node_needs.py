@@ -5,10 +5,14 @@ restart; a node reports a copy it found damaged (/discard)."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import event
 
+from priorizer.allocation import lifecycle
+from priorizer.app import queue_policy
+from priorizer.maintenance.service import cap_limits
 from tests.api.test_lifecycle import MAGNET, SUM_A, SUM_B, Api
 from tests.api.test_node_auth import ADMIN, SECRET, bearer, enroll
-from tests.factories import add_assets, asset, table_snapshot
+from tests.factories import add_assets, allocate_in, asset, table_snapshot
 
 MAGNET_2 = MAGNET.replace("0123456789abcdef", "fedcba9876543210")
 
@@ -174,3 +178,40 @@ def test_bad_size_bytes_is_refused(api, size_bytes):
     response = api.complete("asset-1", "node-a", size_bytes=size_bytes)
     assert response.status_code == 422
     assert "size_bytes" in response.text
+
+
+def test_magnet_links_cost_a_query_only_when_an_asset_handed_out_has_copies(
+    database, settings, clock
+):
+    add_assets(database, settings, [asset(1), asset(2)], clock())
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_rest) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(database.write_engine, "before_cursor_execute", record)
+    try:
+        with database.write() as session:
+            first = allocate_in(session, settings, clock(), node_id="node-a", free_space_gb=100)
+        assert len(first) == 2
+        assert not [s for s in statements if "magnet_link" in s]  # first copies: no query
+        with database.write() as session:
+            lifecycle.complete(
+                session,
+                asset_id="asset-1",
+                node_id="node-a",
+                checksum_sha256=SUM_A,
+                magnet_link=MAGNET,
+                size_mb=None,
+                queue=queue_policy(settings),
+                limits=cap_limits(settings),
+                now=clock(),
+            )
+        statements.clear()
+        with database.write() as session:
+            second = allocate_in(session, settings, clock(), node_id="node-b", free_space_gb=100)
+        links = {lease.asset["id"]: lease.asset["magnet_links"] for lease in second}
+        assert links == {"asset-1": [MAGNET], "asset-2": []}
+        assert len([s for s in statements if "magnet_link" in s]) == 1
+    finally:
+        event.remove(database.write_engine, "before_cursor_execute", record)
