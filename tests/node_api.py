@@ -55,6 +55,12 @@ class NodeApi:
         assert response.status_code == 200, response.text
         return response.json()
 
+    def discarded(self, asset_id: str, node_id: str, reason: str) -> dict[str, Any]:
+        body = {"asset_id": asset_id, "node_id": node_id, "reason": reason}
+        response = self.client.post("/discard", json=body)
+        assert response.status_code == 200, response.text
+        return response.json()
+
     def asset(self, asset_id: str) -> dict[str, Any]:
         response = self.client.get(f"/assets/{asset_id}")
         assert response.status_code == 200, response.text

@@ -316,5 +316,10 @@ def status(
         raise typer.Exit(1)
 
 
+from priorizer.agent.cli import app as node_app  # noqa: E402 (the node's own commands)
+
+cli.add_typer(node_app, name="node")
+
+
 def main() -> None:
     sys.exit(cli())

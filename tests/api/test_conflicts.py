@@ -258,3 +258,36 @@ def test_a_lost_node_takes_its_disputed_copy_out_of_the_counters_and_back(servic
     api.maintenance()
     detail = api.asset("asset-1")
     assert (detail["copies"], detail["disputed_copies"], detail["rank"]) == (2, 1, 2)
+
+
+def test_discarding_the_disputed_copy_leaves_the_others_settled(api):
+    api.add(asset(1))
+    copy_of(api, "asset-1", "node-a", checksum_sha256=SUM_A)
+    copy_of(api, "asset-1", "node-b", checksum_sha256=SUM_B)
+
+    api.discarded("asset-1", "node-b", "its SHA-256 changed")
+
+    detail = api.asset("asset-1")
+    assert (detail["copies"], detail["disputed_copies"], detail["conflicting_copies"]) == (
+        1,
+        0,
+        False,
+    )
+    assert detail["checksum_sha256"] == SUM_A
+    assert api.allocate("node-c") == ["asset-1"]  # one copy short of the target
+
+
+def test_discarding_the_settled_copy_settles_on_the_one_left(api):
+    api.add(asset(1))
+    copy_of(api, "asset-1", "node-a", checksum_sha256=SUM_A)
+    copy_of(api, "asset-1", "node-b", checksum_sha256=SUM_B)
+
+    api.discarded("asset-1", "node-a", "the disk failed")
+
+    detail = api.asset("asset-1")
+    assert (detail["copies"], detail["disputed_copies"], detail["checksum_sha256"]) == (
+        1,
+        0,
+        SUM_B,
+    )
+    assert {h["node_id"]: h["dispute"] for h in detail["holders"]} == {"node-b": None}

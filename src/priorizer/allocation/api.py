@@ -19,6 +19,8 @@ from priorizer.allocation.schemas import (
     AllocationStatus,
     CompleteRequest,
     CompleteResponse,
+    DiscardRequest,
+    DiscardResponse,
     FailRequest,
     FailResponse,
     RankingEntry,
@@ -59,7 +61,7 @@ async def allocate(
     claimed = acting_node(body.node_id, identity)
     limit_node_call(request, claimed, identity)
     node_id = claimed or f"node-{uuid.uuid4().hex[:16]}"
-    leases = await db.run_write(
+    leases: list[service.Lease] = await db.run_write(
         functools.partial(
             service.allocate,
             node_id=node_id,
@@ -75,16 +77,30 @@ async def allocate(
         )
     )
     response.headers["X-Node-Id"] = node_id
-    return [
-        AllocatedAsset(
-            **lease.asset,
-            allocation_id=lease.allocation_id,
-            node_id=lease.node_id,
-            expires_at=lease.expires_at,
-            reserved_mb=lease.reserved_mb,
-        )
-        for lease in leases
-    ]
+    return [_allocated(lease) for lease in leases]
+
+
+def _allocated(lease: service.Lease) -> AllocatedAsset:
+    return AllocatedAsset(
+        **lease.asset,
+        allocation_id=lease.allocation_id,
+        node_id=lease.node_id,
+        expires_at=lease.expires_at,
+        reserved_mb=lease.reserved_mb,
+    )
+
+
+@router.get(
+    "/nodes/{node_id}/leases",
+    response_model=list[AllocatedAsset],
+    tags=["nodes"],
+    summary="A node's open leases, as /allocate gave them (for a node taking up its work)",
+    responses={**NODE_AUTH_ERRORS, 404: {"description": "No such node."}},
+)
+def node_leases(node_id: NodeId, identity: NodeIdentity, db: DbDep) -> list[AllocatedAsset]:
+    acting_node(node_id, identity)
+    with db.read() as session:
+        return [_allocated(lease) for lease in service.node_leases(session, node_id=node_id)]
 
 
 def _check_plausible(free_space_gb: float, most: float) -> None:
@@ -154,6 +170,7 @@ def complete(
             checksum_sha256=body.checksum_sha256,
             magnet_link=body.magnet_link,
             size_mb=body.size_mb,
+            size_bytes=body.size_bytes,
             queue=maintenance.queue,
             limits=maintenance.caps,
             size_tolerance=settings.size_tolerance,
@@ -196,6 +213,40 @@ def fail(
             now=now,
         )
     return FailResponse(**dataclasses.asdict(failure))
+
+
+@router.post(
+    "/discard",
+    response_model=DiscardResponse,
+    summary="A node's copy is damaged or gone: it stops counting; the asset returns to the queue",
+    responses={
+        **NODE_AUTH_ERRORS,
+        404: {"description": "That node holds no copy of that asset."},
+    },
+)
+def discard(
+    body: DiscardRequest,
+    request: Request,
+    identity: NodeIdentity,
+    db: DbDep,
+    settings: SettingsDep,
+    maintenance: MaintenanceDep,
+    now: NowDep,
+) -> DiscardResponse:
+    node_id = acting_node(body.node_id, identity)
+    limit_node_call(request, node_id, identity)
+    with db.write() as session:
+        done = lifecycle.discard(
+            session,
+            asset_id=body.asset_id,
+            node_id=node_id,
+            reason=body.reason,
+            queue=maintenance.queue,
+            size_tolerance=settings.size_tolerance,
+            failure_threshold=settings.failure_threshold,
+            now=now,
+        )
+    return DiscardResponse(allocation_id=done.allocation_id, copies=done.copies)
 
 
 @router.post(

@@ -37,8 +37,11 @@ from priorizer.node.standing import CapLimits, Standing
 
 # Due leases closed by one allocation request before it picks (see `expire_due`).
 EXPIRE_PER_REQUEST = 200
+# The note on copies their node reported damaged or gone (POST /discard).
+DISCARDED_NOTE = "copy discarded by its node"
 # Median turnaround over a node's latest completions.
 TURNAROUND_SAMPLE = 200
+MB = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,12 @@ class Completion:
     dispute: str | None
     disputed_copies: int
     unreachable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Discarded:
+    allocation_id: int
+    copies: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +106,7 @@ def complete(
     size_tolerance: float,
     failure_threshold: int,
     now: datetime,
+    size_bytes: int | None = None,
 ) -> Completion:
     """The node's lease on the asset becomes a copy it holds, agreeing or disputed (`_settle`).
 
@@ -126,6 +136,8 @@ def complete(
     lease_was_expired = lease.status == EXPIRED
     lease.status, lease.closed_at = COMPLETED, now
     lease.checksum_sha256, lease.magnet_link = checksum_sha256, magnet_link
+    if size_mb is None and size_bytes is not None:
+        size_mb = max(size_bytes, 1) / MB
     lease.reported_size_mb = size_mb
     if not late:
         asset.leases -= 1
@@ -138,6 +150,8 @@ def complete(
         # in step (an expiration finished late before any cycle charged it is forgiven).
         node.expirations = max(0, node.expirations - 1)
     disputes = _settle(session, asset, size_tolerance=size_tolerance, threshold=failure_threshold)
+    if asset.size_bytes is None and size_bytes is not None and disputes[lease.id] is None:
+        asset.size_bytes = size_bytes  # the exact size next nodes verify against
     _rerank(asset, queue)
     metrics.tally(session, "completions")
     return _completion(asset, lease.id, disputes[lease.id], already_recorded=False, late=late)
@@ -263,6 +277,35 @@ def _weigh_failures(session: Session, asset: Asset, *, threshold: int) -> float:
             f"failed by {len(node_ids)} nodes ({proven} with a record, {unproven} without)"
         )
     return evidence.weight(proven=proven, unproven=unproven)
+
+
+def discard(
+    session: Session,
+    *,
+    asset_id: str,
+    node_id: str,
+    reason: str,
+    queue: QueuePolicy,
+    size_tolerance: float,
+    failure_threshold: int,
+    now: datetime,
+) -> Discarded:
+    """The node no longer holds a good copy (it found it damaged, or lost it): the copy stops
+    counting and the asset returns to the queue. The node may be handed it again. The copies
+    left are settled again: the discarded one may have been the disputed one, or the majority."""
+    node = _known_node(session, node_id, now)
+    copy = repo.lease_of(session, asset_id=asset_id, node_id=node_id, status=COMPLETED)
+    if copy is None:
+        raise NotFound(f"node {node_id!r} holds no copy of asset {asset_id!r}")
+    copies.lock_copies(session, asset_id=asset_id)
+    copy.status, copy.closed_at, copy.note = RELEASED, now, f"{DISCARDED_NOTE}: {reason}"
+    copy.dispute = None
+    asset = _locked_asset(session, asset_id)
+    if node.lost_at is None:  # a lost node's copies were not counted
+        asset.copies -= 1
+    _settle(session, asset, size_tolerance=size_tolerance, threshold=failure_threshold)
+    _rerank(asset, queue)
+    return Discarded(copy.id, asset.copies)
 
 
 def renew(

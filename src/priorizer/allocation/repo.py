@@ -69,6 +69,16 @@ CANDIDATE_COLUMNS = (
 )
 
 
+# What a claim hands back: the candidate's columns and what a node verifies a download with.
+CLAIM_COLUMNS = (
+    *CANDIDATE_COLUMNS,
+    assets.c.size_bytes,
+    assets.c.checksum_sha256,
+    assets.c.conflicting_copies,
+    assets.c.copies,
+)
+
+
 def rank_after(policy: QueuePolicy, *, holders_delta: int = 0) -> Any:
     """The SQL that recomputes `rank` in an UPDATE of assets, after holders change by delta."""
     holders = counted_holders(assets.c.copies, assets.c.disputed_copies, assets.c.leases)
@@ -216,7 +226,7 @@ def _claim(policy: QueuePolicy) -> DriverStatement:
             update(assets)
             .where(_claimable(dialect), assets.c.rank.is_not(None))
             .values(leases=assets.c.leases + 1, rank=rank_after(policy, holders_delta=1))
-            .returning(*CANDIDATE_COLUMNS)
+            .returning(*CLAIM_COLUMNS)
         )
     )
 
@@ -302,6 +312,45 @@ def lock_address(session: Session, *, address: str) -> None:
 
 
 _INSERT_LEASE_ROWS = leases.insert().returning(leases.c.asset_id, leases.c.node_id, leases.c.id)
+
+
+# Magnet links of one asset's copies handed to a node (newest first): enough peers to try.
+MAGNETS_PER_ASSET = 10
+
+
+def node_open_leases(session: Session, *, node_id: str) -> Sequence[Any]:
+    """The node's open leases with their assets' details, oldest first."""
+    query = (
+        select(
+            *CLAIM_COLUMNS,
+            leases.c.id.label("allocation_id"),
+            leases.c.expires_at,
+            leases.c.reserved_mb,
+        )
+        .join(assets, assets.c.id == leases.c.asset_id)
+        .where(leases.c.node_id == node_id, leases.c.status == ALLOCATED)
+        .order_by(leases.c.id)
+    )
+    return session.execute(query).all()
+
+
+def magnet_links(session: Session, *, asset_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The magnet links nodes reported with their copies of these assets, newest first."""
+    query = (
+        select(leases.c.asset_id, leases.c.magnet_link)
+        .where(
+            leases.c.asset_id.in_(asset_ids),
+            leases.c.status == COMPLETED,
+            leases.c.magnet_link.is_not(None),
+        )
+        .order_by(leases.c.id.desc())
+    )
+    found: dict[str, list[str]] = {}
+    for asset_id, link in session.execute(query):
+        links = found.setdefault(asset_id, [])
+        if len(links) < MAGNETS_PER_ASSET and link not in links:
+            links.append(link)
+    return found
 
 
 def insert_leases(session: Session, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int]:

@@ -55,6 +55,19 @@ class AllocatedAsset(BaseModel):
     node_id: str
     expires_at: datetime
     reserved_mb: float = Field(description="What the lease takes from the node's budget.")
+    size_bytes: int | None = Field(
+        None, description="The exact size in bytes, when a copy was reported with it."
+    )
+    checksum_sha256: str | None = Field(
+        None,
+        description="SHA-256 of the copies already reported, when they agree: a download "
+        "that differs is a `checksum_mismatch`.",
+    )
+    magnet_links: list[str] = Field(
+        default_factory=list,
+        description="Magnet links of copies already held: peers to fetch from when the "
+        "origin is gone.",
+    )
 
 
 class ReleaseRequest(LenientBody):
@@ -93,6 +106,16 @@ class CompleteRequest(StrictBody):
             strict=True,
             description="The size the node found, in MiB; fills in an unknown size, and a copy "
             "whose size contradicts a known one (beyond SIZE_TOLERANCE) is disputed.",
+        ),
+    ] = None
+    size_bytes: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            le=int(MAX_FREE_SPACE_GB) << 30,
+            strict=True,
+            description="The exact size in bytes; the first one reported is kept and handed "
+            "to the next nodes to verify against.",
         ),
     ] = None
 
@@ -161,6 +184,23 @@ class FailResponse(BaseModel):
         description="What the failing nodes weigh against FAILURE_THRESHOLD: a node that has "
         "completed a copy counts 1, one that has not a third."
     )
+
+
+class DiscardRequest(StrictBody):
+    asset_id: AssetId
+    node_id: NodeId
+    reason: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=2000, pattern=r"^[^\x00]+$"),
+        Field(description="What happened to the copy (its SHA-256 changed, it was deleted...)."),
+    ]
+
+
+class DiscardResponse(BaseModel):
+    status: Literal["success"] = "success"
+    message: str = "Copy discarded; the asset returns to the queue"
+    allocation_id: int
+    copies: int = Field(description="Copies of the asset still counted.")
 
 
 class RenewRequest(StrictBody):

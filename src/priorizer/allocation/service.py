@@ -102,7 +102,21 @@ def allocate(
         # Another transaction changed some of these: pick again for what is left, past them.
         lost.update({row.id for row in picked} - {row.id for row in won})
     metrics.tally(session, "allocations", len(leases))
+    add_sources(session, leases)
     return leases
+
+
+def add_sources(session: Session, leases: Sequence[Lease]) -> None:
+    """What a node verifies against and fetches from besides the origin: the settled checksum
+    (none while copies disagree) and the magnet links of the copies reported. Read only for
+    assets with copies: a first copy costs no query."""
+    held = [lease.asset["id"] for lease in leases if lease.asset["copies"] > 0]
+    links = repo.magnet_links(session, asset_ids=held) if held else {}
+    for lease in leases:
+        asset = lease.asset
+        if asset["conflicting_copies"]:
+            asset["checksum_sha256"] = None
+        asset["magnet_links"] = links.get(asset["id"], [])
 
 
 def _failed_since(seen: Seen, since: datetime) -> datetime | None:
@@ -190,6 +204,18 @@ def _open_leases(
         unproven_address=unproven_address,
     )
     return [Lease(row._asdict(), ids[row.id], node_id, expires_at, row.budget_mb) for row in rows]
+
+
+def node_leases(session: Session, *, node_id: str) -> list[Lease]:
+    """The node's open leases, as /allocate handed them out (a node restarting takes them up)."""
+    node_service.get_node(session, node_id=node_id)
+    leases = []
+    for row in repo.node_open_leases(session, node_id=node_id):
+        asset = row._asdict()
+        lease_id, expires_at = asset.pop("allocation_id"), asset.pop("expires_at")
+        leases.append(Lease(asset, lease_id, node_id, expires_at, asset.pop("reserved_mb")))
+    add_sources(session, leases)
+    return leases
 
 
 def release_lease(

@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from priorizer.db import Base, UtcDateTime, partial_index
@@ -86,6 +86,8 @@ class Asset(Base):
     # What nodes reported on completing it (allocation.lifecycle): the settled checksum (the
     # one most copies report; ties: the first reported), and whether copies disagree.
     checksum_sha256: Mapped[str | None] = mapped_column(String(64))
+    # The exact size in bytes, from the first copy reported with one (`size_mb` may be rounded).
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     conflicting_copies: Mapped[bool] = mapped_column(Boolean, server_default="0")
     # The size came from nodes' copies (the catalog had none): it follows the settled copies,
     # and no copy is disputed for contradicting it.
