@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from priorizer import logs
 from priorizer.config import Settings, describe_settings_error
 from priorizer.errors import PriorizerError
+from priorizer.simulate.command import simulate
 
 cli = typer.Typer(
     help="Priorizer: which public science data gets rescued first, and by whom.",
@@ -449,6 +450,9 @@ def status(
         status_report.render(figures, source=url or "database")
     if figures["system_health"] != "healthy":
         raise typer.Exit(1)
+
+
+cli.command()(simulate)
 
 
 def main() -> None:
