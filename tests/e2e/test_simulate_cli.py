@@ -78,6 +78,8 @@ def test_compare_runs_the_scenario_under_each_setting_side_by_side(tmp_path):
         (["--vanish", "2"], "fleet.vanish_share"),
         (["--min-free-gb", "9", "--max-free-gb", "3"], "min_free_gb"),
         (["--scenario", "/nonexistent/s.toml"], "cannot read"),
+        (["--catalog", "/nonexistent/ckan_data.json"], "cannot be read"),
+        (["--catalog", "c.json", "--url", "http://127.0.0.1:9"], "in-process"),
         (["--url", "http://127.0.0.1:9", "--compare", "COPY_PENALTY=0,1"], "in-process only"),
         (["--url", "http://127.0.0.1:9", "--vanish", "0.1"], "without --url"),
     ],

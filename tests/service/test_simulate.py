@@ -3,6 +3,7 @@ the operator's own left alone, and what churn and failing nodes do to a campaign
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -156,3 +157,32 @@ def test_failing_nodes_report_failures_and_assets_become_unreachable(tmp_path):
     # everything ask on to the end of the campaign (max_days).
     assert STATES["unreachable"] > 0
     assert 23 <= outcome.simulated_hours <= 24
+
+
+def test_an_operators_catalog_file_with_unknown_sizes(tmp_path):
+    """--catalog: an exported ckan_data.json; an unknown size counts as UNKNOWN_SIZE_MB, in the
+    budget (it decides what fits) as in the measures."""
+    path = tmp_path / "ckan_data.json"
+    path.write_text(
+        json.dumps(
+            [
+                {"id": "a", "url": "https://x.org/a", "size_mb": None, "priority": 10},
+                {"id": "b", "url": "https://x.org/b", "size_mb": 50, "priority": 9},
+                {"id": "c", "url": "https://x.org/c", "size_mb": 3000, "priority": 5},
+            ]
+        )
+    )
+    one_node = {"fleet.nodes": 1, "fleet.min_free_gb": 1.5, "fleet.max_free_gb": 1.5}
+    report = runs.simulate(
+        load(None, one_node),
+        [
+            {"DATABASE_URL": "", "UNKNOWN_SIZE_MB": "1024"},
+            {"DATABASE_URL": "", "UNKNOWN_SIZE_MB": "5000"},
+        ],
+        catalog_file=path,
+    )
+    assumed, too_big = ({r["priority"]: r for r in run["per_priority"]} for run in report["runs"])
+    assert report["scenario"]["catalog"] == f"{path} (3 assets)"
+    assert (assumed[10]["held"], assumed[10]["mb"], assumed[9]["held"]) == (1, 1024, 1)
+    assert (too_big[10]["held"], too_big[10]["mb"], too_big[9]["held"]) == (0, 5000, 1)
+    assert assumed[5]["held"] == too_big[5]["held"] == 0  # 3000 MB never fits 1.5 GiB

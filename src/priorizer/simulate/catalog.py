@@ -1,4 +1,5 @@
-"""Generated catalogs: reproducible from a seed, written in the seed's `ckan_data.json` shape so
+"""Catalogs to simulate: generated from a seed, or read from a `ckan_data.json` file (an
+operator's own, from `priorizer export-json`). A generated one is written in that shape too, so
 that a real server can load the very same catalog (`priorizer import-json FILE`)."""
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from priorizer.allocation.policy import PRIORITY_MAX, PRIORITY_MIN
 from priorizer.catalog.service import NewAsset
+from priorizer.errors import Invalid
+from priorizer.seed import service as seed_service
 from priorizer.simulate.measures import Item
 from priorizer.simulate.scenario import CatalogSpec
 
@@ -49,6 +52,31 @@ def new_assets(items: Sequence[Item]) -> list[NewAsset]:
             priority=item.priority,
         )
         for item in items
+    ]
+
+
+def read_seed_file(path: Path) -> list[NewAsset]:
+    """The assets of a `ckan_data.json` file, checked as `priorizer import-json` checks it."""
+    rows = seed_service.parse_assets(seed_service.read_json(path), source=str(path))
+    if not rows:
+        raise Invalid(f"{path}: no assets in it")
+    return [
+        NewAsset(
+            id=row.id,
+            url=row.url,
+            name=row.name or row.id,
+            size_mb=row.size_mb,
+            priority=row.priority,
+        )
+        for row in rows
+    ]
+
+
+def items_of(assets: Sequence[NewAsset], *, unknown_size_mb: float) -> list[Item]:
+    """The assets as the measures see them: an unknown size is the size assumed for it (what
+    its lease reserves, and what a simulated node stores)."""
+    return [
+        Item(a.id, unknown_size_mb if a.size_mb is None else a.size_mb, a.priority) for a in assets
     ]
 
 

@@ -8,13 +8,17 @@ from typing import Annotated
 
 import typer
 
-from priorizer.errors import PriorizerError
+from priorizer.errors import Invalid, PriorizerError
 from priorizer.simulate.scenario import ScenarioError, load, parse_assignment, variants
 
 
 def simulate(
     scenario_file: Annotated[
         Path | None, typer.Option("--scenario", help="A TOML scenario (docs/simulate.md).")
+    ] = None,
+    catalog_file: Annotated[
+        Path | None,
+        typer.Option("--catalog", help="Simulate this ckan_data.json (export-json's) instead."),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the catalog and the fleet.")] = None,
     nodes: Annotated[int | None, typer.Option(help="Nodes in the fleet.")] = None,
@@ -81,6 +85,10 @@ def simulate(
             overrides[f"settings.{key}"] = values[0]
         scenario = load(scenario_file, overrides)
         compared = [parse_assignment(text, option="--compare") for text in compare or []]
+        if catalog_file is not None and (url or write_catalog):
+            raise ScenarioError(
+                "--catalog is simulated in-process: not with --url or --write-catalog"
+            )
         if write_catalog is not None:
             items = catalog.generate(scenario.catalog, seed=scenario.seed)
             catalog.write_seed_file(write_catalog, items)
@@ -92,8 +100,8 @@ def simulate(
             unknown_size = runs.settings_for(scenario, {}).unknown_size_mb
             outcome = runs.simulate_remote(scenario, url=url, unknown_size_mb=unknown_size)
         else:
-            outcome = runs.simulate(scenario, variants(compared))
-    except ScenarioError as error:
+            outcome = runs.simulate(scenario, variants(compared), catalog_file=catalog_file)
+    except Invalid as error:  # a bad scenario, setting or catalog file
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
     except PriorizerError as error:

@@ -19,13 +19,12 @@ from priorizer.allocation import lifecycle
 from priorizer.allocation import service as allocation_service
 from priorizer.app import queue_policy
 from priorizer.catalog import service as catalog_service
+from priorizer.catalog.service import NewAsset
 from priorizer.config import Settings
 from priorizer.db import Database
 from priorizer.maintenance import service as maintenance_service
 from priorizer.maintenance.service import MaintenancePolicy
-from priorizer.simulate.catalog import new_assets
 from priorizer.simulate.fleet import Download, Grant
-from priorizer.simulate.measures import Item
 from priorizer.simulate.scenario import SimulationError
 from priorizer.startup import prepare
 
@@ -48,11 +47,10 @@ class LocalDriver:
         self.queue = queue_policy(settings)
         self.maintenance = MaintenancePolicy.from_settings(settings, self.queue)
 
-    def load(self, items: Sequence[Item]) -> None:
+    def load(self, assets: Sequence[NewAsset]) -> None:
+        """The catalog, in one transaction (as `priorizer import-json` loads it)."""
         with self.database.write() as session:
-            catalog_service.upsert_assets(
-                session, items=new_assets(items), queue=self.queue, now=START
-            )
+            catalog_service.upsert_assets(session, items=assets, queue=self.queue, now=START)
 
     def allocate(self, *, node_id: str, free_space_gb: float, now: float) -> list[Grant]:
         with self.database.write() as session:

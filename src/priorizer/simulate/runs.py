@@ -6,16 +6,17 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
 from pydantic import ValidationError
 
+from priorizer.catalog.service import NewAsset
 from priorizer.config import Settings, describe_settings_error
 from priorizer.simulate import catalog, engine
 from priorizer.simulate.engine import Outcome
 from priorizer.simulate.local import local_driver
-from priorizer.simulate.measures import Item
 from priorizer.simulate.remote import TIMEOUT_SECONDS, RemoteDriver, check_fresh
 from priorizer.simulate.scenario import Scenario, ScenarioError
 
@@ -33,23 +34,31 @@ def settings_for(scenario: Scenario, variant: Mapping[str, str]) -> Settings:
         raise ScenarioError(describe_settings_error(error)) from error
 
 
-def simulate(scenario: Scenario, variants: Sequence[Mapping[str, str]]) -> dict[str, Any]:
-    """In-process: the scenario's generated catalog under each variant of the settings, each
-    on a temporary database of its own."""
+def simulate(
+    scenario: Scenario, variants: Sequence[Mapping[str, str]], *, catalog_file: Path | None = None
+) -> dict[str, Any]:
+    """In-process: the scenario's catalog (generated, or read from `catalog_file`) under each
+    variant of the settings, each on a temporary database of its own."""
     for variant in variants:  # every variant's settings checked before the first run
         settings_for(scenario, variant)
-    items = catalog.generate(scenario.catalog, seed=scenario.seed)
-    runs = [_run_local(scenario, items, variant) for variant in variants]
-    return {"scenario": scenario.as_dict(), "driver": "in-process", "runs": runs}
+    described = scenario.as_dict()
+    if catalog_file is None:
+        assets = catalog.new_assets(catalog.generate(scenario.catalog, seed=scenario.seed))
+    else:
+        assets = catalog.read_seed_file(catalog_file)
+        described["catalog"] = f"{catalog_file} ({len(assets):,} assets)"
+    runs = [_run_local(scenario, assets, variant) for variant in variants]
+    return {"scenario": described, "driver": "in-process", "runs": runs}
 
 
 def _run_local(
-    scenario: Scenario, items: Sequence[Item], variant: Mapping[str, str]
+    scenario: Scenario, assets: Sequence[NewAsset], variant: Mapping[str, str]
 ) -> dict[str, Any]:
     settings = settings_for(scenario, variant)
+    items = catalog.items_of(assets, unknown_size_mb=settings.unknown_size_mb)
     started = time.perf_counter()
     with local_driver(settings) as driver:
-        driver.load(items)
+        driver.load(assets)
         outcome = engine.run(
             scenario,
             items,
