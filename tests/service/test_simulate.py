@@ -14,7 +14,7 @@ from priorizer.catalog.models import Asset
 from priorizer.config import Settings
 from priorizer.db import sqlite_path
 from priorizer.simulate import engine, runs
-from priorizer.simulate.catalog import generate
+from priorizer.simulate.catalog import generate, new_assets
 from priorizer.simulate.local import local_driver
 from priorizer.simulate.scenario import Scenario, SimulationError, load
 from tests.conftest import PG_ADMIN_URL
@@ -37,7 +37,7 @@ def run_in(settings: Settings, scenario: Scenario) -> tuple[engine.Outcome, dict
     """Run the scenario; the copies of each asset in the simulation's database, and its URL."""
     items = generate(scenario.catalog, seed=scenario.seed)
     with local_driver(settings) as driver:
-        driver.load(items)
+        driver.load(new_assets(items))
         outcome = engine.run(
             scenario,
             items,
@@ -119,15 +119,19 @@ def test_copies_lost_with_vanished_nodes_are_made_again_once_the_server_knows(db
     churn = outcome.churn
     assert churn is not None and churn["vanished_nodes"] == 2
     assert churn["before"]["top_at_target"] == 1.0
-    assert churn["lowest"]["top_at_target"] < 1.0  # copies on the vanished nodes are gone
-    # The server learns of it only after NODE_LOST_DAYS; then the fleet makes them again.
-    lost_hours = settings.node_lost_days * 24
-    hidden = [p for p in outcome.series if churn["vanished_at_hours"] <= p["hours"] < lost_hours]
-    assert {p["top_at_target"] for p in hidden} == {churn["lowest"]["top_at_target"]}
-    assert churn["recovered_after_hours"] is not None
-    assert churn["recovered_after_hours"] >= lost_hours - churn["vanished_at_hours"]
-    assert churn["end"]["top_at_target"] == 1.0
-    assert outcome.counts["maintenance_cycles"] >= 1
+    assert churn["top_assets_hit"] > 0
+    assert churn["after"]["top_short"] == churn["top_assets_hit"]  # their copies are gone
+    # The server learns of it only after NODE_LOST_DAYS; until then the hit assets stay short.
+    vanished_at, knew = churn["vanished_at_hours"], churn["server_knew_after_hours"]
+    lost_hours = settings.node_lost_days * 24  # after their last call, before they vanished
+    assert lost_hours - vanished_at < knew <= lost_hours
+    hidden = [p for p in outcome.series if vanished_at <= p["hours"] < vanished_at + knew]
+    assert hidden and {p["top_short"] for p in hidden} == {churn["top_assets_hit"]}
+    # Then the fleet, with room to spare, makes every lost copy again: in the round after the
+    # server learned of the last vanished node.
+    assert knew < churn["recovered_after_hours"] <= lost_hours + 1.01
+    assert churn["end"]["top_at_target"] == 1.0 and churn["end"]["top_short"] == 0
+    assert outcome.counts["nodes_marked_lost"] == 2
 
 
 def test_nodes_that_come_back_bring_their_copies(tmp_path):

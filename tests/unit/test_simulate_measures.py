@@ -1,4 +1,4 @@
-"""The simulator's measures: pure functions of a catalog and its live copies."""
+"""The simulator's measures: pure functions of a catalog and its live copies (and of churn)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from priorizer.simulate.churn import ChurnWatch
+from priorizer.simulate.fleet import Node
 from priorizer.simulate.measures import (
     Item,
     all_held,
@@ -130,3 +132,20 @@ def test_time_to_cover_waits_only_for_top_assets_that_fit_a_disk():
     assert all_held(ids, {"small": 1})
     assert not all_held(ids, {"low": 1})
     assert coverable_top([], [1.0]) == []
+
+
+def test_churn_watch_follows_the_top_assets_vanished_nodes_held():
+    gone = Node("n1", 1000.0, held={"top": 10.0, "other": 5.0, "top2": 1.0})
+    watch = ChurnWatch(frozenset({"top", "top2", "top3"}), target=2)
+    copies = {"top": 1, "top2": 2}  # after the loss: top had 2 copies, top2 had 3
+    watch.vanished([gone], copies, now=7200)
+    assert watch.need == {"top": 2, "top2": 2}  # back to the target, no more
+    assert watch.observe(copies, now=7200) == 1
+    watch.marked_lost(now=36_000)
+    assert watch.observe({"top": 2, "top2": 2}, now=39_600) == 0
+    series = [{"hours": 1.0}, {"hours": 2.0}, {"hours": 11.0}]
+    summary = watch.summary(series, {"nodes_vanished": 1})
+    assert summary["before"] == {"hours": 1.0} and summary["after"] == {"hours": 2.0}
+    assert (summary["server_knew_after_hours"], summary["recovered_after_hours"]) == (8.0, 9.0)
+    assert summary["top_assets_hit"] == 2
+    assert ChurnWatch(frozenset(), target=2).summary(series, {}) is None  # nothing vanished

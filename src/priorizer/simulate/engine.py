@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from priorizer.simulate import measures
+from priorizer.simulate.churn import ChurnWatch
 from priorizer.simulate.fleet import Download, Fleet, Grant
 from priorizer.simulate.measures import Item
 from priorizer.simulate.scenario import Scenario
@@ -34,8 +35,8 @@ class Driver(Protocol):
     def hello(self, *, node_id: str, now: float) -> None:
         """The node calls in without asking for work (renews its leases)."""
 
-    def maintain(self, *, now: float) -> None:
-        """Run a maintenance cycle (a server over HTTP runs its own: nothing)."""
+    def maintain(self, *, now: float) -> dict[str, Any] | None:
+        """Run a maintenance cycle: what its steps did (a server over HTTP runs its own: None)."""
 
 
 @dataclass(slots=True)
@@ -62,102 +63,109 @@ def run(
     fleet = Fleet(
         scenario.fleet, seed=scenario.seed, lease_seconds=lease_seconds, lost_seconds=lost_seconds
     )
-    capacity = sum(fleet.capacities_mb)
-    coverable = measures.coverable_top(items, fleet.capacities_mb)
-    step, end = scenario.round_minutes * 60, scenario.max_days * 86_400
-    counts: Counter[str] = Counter()
-    series: list[dict[str, Any]] = []
-    covered_at: float | None = None
-    seen_version, now = -1, 0.0
-    while True:
-        _changes(fleet, driver, counts, now=now)
-        for node in fleet.askers():
-            grants = driver.allocate(node_id=node.id, free_space_gb=node.free_space_gb, now=now)
-            fleet.granted(node, grants, now=now)
-            counts["requests"] += 1
-            counts["empty_answers"] += not grants
-            counts["leases"] += len(grants)
-        if fleet.version != seen_version:
-            seen_version = fleet.version
-            series.append(_point(items, fleet, now=now, target=target))
-            if covered_at is None and measures.all_held(coverable, fleet.copies):
-                covered_at = now
-        following = now + step if fleet.busy else fleet.next_change(now)
-        if following is None or following > end:
-            break
-        now = following
-    return Outcome(
-        summary=measures.summary(items, fleet.copies, capacity_mb=capacity, target=target),
-        per_priority=measures.per_priority(items, fleet.copies, target=target),
-        copies_histogram=measures.copies_histogram(items, fleet.copies),
-        counts=dict(counts),
-        time_to_cover_top_hours=None if covered_at is None else covered_at / 3600,
-        simulated_hours=now / 3600,
-        series=series,
-        churn=churn_summary(series, fleet_events=counts, scenario=scenario),
+    return Campaign(items, fleet, driver, target=target).play(
+        step=scenario.round_minutes * 60, end=scenario.max_days * 86_400
     )
 
 
-def _changes(fleet: Fleet, driver: Driver, counts: Counter[str], *, now: float) -> None:
-    """What happens at `now` before nodes ask: nodes vanish or come back, a maintenance cycle
-    runs if one has work, downloads due are reported."""
-    for kind, node in fleet.events(now):
-        counts[f"nodes_{kind}"] += 1
-        if kind == "returned" and node.last_contact is not None:
-            driver.hello(node_id=node.id, now=now)
-            node.last_contact = now
-    if fleet.cycle_due(now):
-        for node in fleet.silent_since(now - HEARTBEAT_SECONDS):
-            driver.hello(node_id=node.id, now=now)
-            node.last_contact = now
-            counts["heartbeats"] += 1
-        driver.maintain(now=now)
-        counts["maintenance_cycles"] += 1
-        fleet.wake()
-    for node, finished in list(fleet.due(now)):
-        driver.settle(node_id=node.id, downloads=finished, now=now)
-        fleet.settled(node, finished, now=now)
-        counts["failures"] += sum(d.fails for d in finished)
-        counts["completions"] += sum(not d.fails for d in finished)
+class Campaign:
+    """One campaign's state as simulated time goes by."""
 
+    def __init__(self, items: Sequence[Item], fleet: Fleet, driver: Driver, *, target: int):
+        self.items, self.fleet, self.driver, self.target = items, fleet, driver, target
+        self.counts: Counter[str] = Counter()
+        self.series: list[dict[str, Any]] = []
+        self.coverable = measures.coverable_top(items, fleet.capacities_mb)
+        self.covered_at: float | None = None
+        top = frozenset(i.id for i in items if i.priority >= measures.TOP_PRIORITY)
+        self.churn = ChurnWatch(top, target)
 
-def _point(items: Sequence[Item], fleet: Fleet, *, now: float, target: int) -> dict[str, Any]:
-    copies = fleet.copies
-    return {
-        "hours": now / 3600,
-        "coverage": measures.coverage(items, copies),
-        "top_redundancy": measures.top_redundancy(items, copies),
-        "top_at_target": measures.share_held(
-            items, copies, min_priority=measures.TOP_PRIORITY, min_copies=target
-        ),
-        "live_nodes": sum(not node.gone for node in fleet.nodes),
-        "copies": sum(copies.values()),
-    }
+    def play(self, *, step: float, end: float) -> Outcome:
+        """Round after round while nodes ask; else on to the next change; until none is left
+        or `end` (simulated seconds) is passed."""
+        seen_version, now = -1, 0.0
+        while True:
+            self._changes(now)
+            self._ask(now)
+            if self.fleet.version != seen_version:
+                seen_version = self.fleet.version
+                self._record(now)
+            following = now + step if self.fleet.busy else self.fleet.next_change(now)
+            if following is None or following > end:
+                return self._outcome(now)
+            now = following
 
+    def _changes(self, now: float) -> None:
+        """What happens at `now` before nodes ask: nodes vanish or come back, a maintenance
+        cycle runs if one has work, downloads due are reported."""
+        fleet, driver, counts = self.fleet, self.driver, self.counts
+        events = fleet.events(now)
+        for kind, node in events:
+            counts[f"nodes_{kind}"] += 1
+            if kind == "returned" and node.last_contact is not None:
+                self._hello(node.id, now)
+        vanished = [node for kind, node in events if kind == "vanished"]
+        if vanished:
+            self.churn.vanished(vanished, fleet.copies, now=now)
+        if fleet.cycle_due(now):
+            for node in fleet.silent_since(now - HEARTBEAT_SECONDS):
+                self._hello(node.id, now)
+                counts["heartbeats"] += 1
+            steps = driver.maintain(now=now) or {}
+            counts["maintenance_cycles"] += 1
+            if steps.get("lost_nodes"):
+                counts["nodes_marked_lost"] += steps["lost_nodes"]
+                self.churn.marked_lost(now=now)
+            fleet.wake()
+        for node, finished in list(fleet.due(now)):
+            driver.settle(node_id=node.id, downloads=finished, now=now)
+            fleet.settled(node, finished, now=now)
+            counts["failures"] += sum(d.fails for d in finished)
+            counts["completions"] += sum(not d.fails for d in finished)
 
-def churn_summary(
-    series: Sequence[dict[str, Any]], *, fleet_events: Counter[str], scenario: Scenario
-) -> dict[str, Any] | None:
-    """How top data fared when nodes vanished: the figures just before, at their lowest, at
-    the end, and how long after the loss top data was back at the target as before."""
-    if not scenario.has_churn or not fleet_events.get("nodes_vanished"):
-        return None
-    at = scenario.fleet.vanish_at_hours
-    before = [p for p in series if p["hours"] < at]
-    after = [p for p in series if p["hours"] >= at]
-    if not after:
-        return None
-    baseline = before[-1] if before else series[0]
-    key = "top_at_target"
-    lowest = min(after, key=lambda p: (p[key] or 0.0, p["hours"]))
-    goal = baseline[key] or 0.0
-    back = next((p for p in after if p["hours"] >= lowest["hours"] and (p[key] or 0) >= goal), None)
-    return {
-        "vanished_nodes": fleet_events["nodes_vanished"],
-        "returned_nodes": fleet_events.get("nodes_returned", 0),
-        "vanished_at_hours": at,
-        "before": baseline,
-        "lowest": lowest,
-        "end": series[-1],
-        "recovered_after_hours": None if back is None else back["hours"] - at,
-    }
+    def _hello(self, node_id: str, now: float) -> None:
+        self.driver.hello(node_id=node_id, now=now)
+        self.fleet.contacted(node_id, now)
+
+    def _ask(self, now: float) -> None:
+        for node in self.fleet.askers():
+            grants = self.driver.allocate(
+                node_id=node.id, free_space_gb=node.free_space_gb, now=now
+            )
+            self.fleet.granted(node, grants, now=now)
+            self.counts["requests"] += 1
+            self.counts["empty_answers"] += not grants
+            self.counts["leases"] += len(grants)
+
+    def _record(self, now: float) -> None:
+        """A point of the time series (the live copies changed)."""
+        items, copies = self.items, self.fleet.copies
+        self.series.append(
+            {
+                "hours": now / 3600,
+                "coverage": measures.coverage(items, copies),
+                "top_redundancy": measures.top_redundancy(items, copies),
+                "top_at_target": measures.share_held(
+                    items, copies, min_priority=measures.TOP_PRIORITY, min_copies=self.target
+                ),
+                "top_short": self.churn.observe(copies, now=now),
+                "live_nodes": sum(not node.gone for node in self.fleet.nodes),
+                "copies": sum(copies.values()),
+            }
+        )
+        if self.covered_at is None and measures.all_held(self.coverable, copies):
+            self.covered_at = now
+
+    def _outcome(self, now: float) -> Outcome:
+        items, copies, target = self.items, self.fleet.copies, self.target
+        capacity = sum(self.fleet.capacities_mb)
+        return Outcome(
+            summary=measures.summary(items, copies, capacity_mb=capacity, target=target),
+            per_priority=measures.per_priority(items, copies, target=target),
+            copies_histogram=measures.copies_histogram(items, copies),
+            counts=dict(self.counts),
+            time_to_cover_top_hours=None if self.covered_at is None else self.covered_at / 3600,
+            simulated_hours=now / 3600,
+            series=self.series,
+            churn=self.churn.summary(self.series, self.counts),
+        )

@@ -77,6 +77,7 @@ class Fleet:
         self._lease_seconds = lease_seconds
         self._lost_seconds = lost_seconds
         self.nodes = self._build(spec)
+        self._by_id = {node.id: node for node in self.nodes}
         self.copies: Counter[str] = Counter()
         self.version = 0  # moves whenever `copies` changes
         # Moments a maintenance cycle has work: lost nodes, abandoned leases due, returns.
@@ -186,6 +187,10 @@ class Fleet:
         self.version += 1
         # It says hello at once (see the engine); the next cycle counts its copies again.
         self.cycles_at.add(now + 1)
+
+    def contacted(self, node_id: str, now: float) -> None:
+        """The node called the server without asking for work."""
+        self._by_id[node_id].last_contact = now
 
     def silent_since(self, moment: float) -> list[Node]:
         """Live nodes that have not called the server since `moment`."""

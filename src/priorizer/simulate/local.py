@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
@@ -105,10 +106,11 @@ class LocalDriver:
                 now=moment(now),
             )
 
-    def maintain(self, *, now: float) -> None:
-        maintenance_service.run_cycle(
+    def maintain(self, *, now: float) -> dict[str, Any] | None:
+        record = maintenance_service.run_cycle(
             database=self.database, policy=self.maintenance, clock=lambda: moment(now)
         )
+        return None if record is None else record.get("steps")
 
 
 def _disk_mb(lease: allocation_service.Lease) -> float:

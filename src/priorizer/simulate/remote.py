@@ -48,8 +48,9 @@ class RemoteDriver:
     def hello(self, *, node_id: str, now: float) -> None:
         self._post("/renew", {"node_id": node_id, "asset_ids": []})
 
-    def maintain(self, *, now: float) -> None:
+    def maintain(self, *, now: float) -> dict[str, Any] | None:
         """The server runs its own cycles, on its own clock."""
+        return None
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         for _ in range(MAX_RETRIES):

@@ -56,6 +56,8 @@ def _label(run: dict[str, Any]) -> str:
 
 def render(report: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
+    if not console.is_terminal:  # a file or a pipe: tables side by side, not squeezed to 80
+        console = Console(width=200)
     runs = report["runs"]
     console.print(_title(report), style="bold")
     console.print(_headline(report))
@@ -135,23 +137,25 @@ def _churn(run: dict[str, Any]) -> Table:
     churn = run["churn"]
     table = Table(
         title=f"churn ({_label(run)}): {churn['vanished_nodes']} nodes vanished at "
-        f"{_hours(churn['vanished_at_hours'])}, {churn['returned_nodes']} came back; top data "
-        f"back at its level before after {_hours(churn['recovered_after_hours'])}",
+        f"{_hours(churn['vanished_at_hours'])} ({churn['returned_nodes']} came back), with "
+        f"copies of {churn['top_assets_hit']:,} top assets; the server knew after "
+        f"{_hours(churn['server_knew_after_hours'])}; all top assets had their copies back "
+        f"after {_hours(churn['recovered_after_hours'])}",
         title_justify="left",
     )
-    for name in ("time", "live nodes", "copies", "coverage", "top redundancy", "top at target"):
+    for name in ("time", "live nodes", "copies", "coverage", "top redundancy", "top short"):
         table.add_column(name, justify="right")
+    start = (churn["before"] or churn["after"])["hours"]
     for point in run["series"]:
-        if point["hours"] < churn["before"]["hours"]:
-            continue
-        table.add_row(
-            _hours(point["hours"]),
-            str(point["live_nodes"]),
-            f"{point['copies']:,}",
-            _share(point["coverage"]),
-            _share(point["top_redundancy"]),
-            _share(point["top_at_target"]),
-        )
+        if point["hours"] >= start:
+            table.add_row(
+                _hours(point["hours"]),
+                str(point["live_nodes"]),
+                f"{point['copies']:,}",
+                _share(point["coverage"]),
+                _share(point["top_redundancy"]),
+                f"{point['top_short']:,}",
+            )
     return table
 
 
