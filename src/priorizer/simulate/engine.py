@@ -71,7 +71,7 @@ def run(
 class Campaign:
     """One campaign's state as simulated time goes by."""
 
-    def __init__(self, items: Sequence[Item], fleet: Fleet, driver: Driver, *, target: int):
+    def __init__(self, items: Sequence[Item], fleet: Fleet, driver: Driver, *, target: int) -> None:
         self.items, self.fleet, self.driver, self.target = items, fleet, driver, target
         self.counts: Counter[str] = Counter()
         self.series: list[dict[str, Any]] = []

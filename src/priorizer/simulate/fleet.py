@@ -92,10 +92,11 @@ class Fleet:
         for node in draw.sample(nodes, round(spec.nodes * spec.failing_share)):
             node.failure_rate = spec.failure_rate
         vanishing = draw.sample(nodes, round(spec.nodes * spec.vanish_share))
+        vanish_at = spec.vanish_at_hours * 3600
         for node in vanishing:
-            node.vanish_at = spec.vanish_at_hours * 3600
+            node.vanish_at = vanish_at
         for node in vanishing[: round(len(vanishing) * spec.return_share)]:
-            node.return_at = node.vanish_at + spec.return_after_days * 86_400  # type: ignore[operator]
+            node.return_at = vanish_at + spec.return_after_days * 86_400
         return nodes
 
     @property

@@ -42,6 +42,10 @@ def _hours(value: float | None) -> str:
     return f"{value:,.1f} h" if value < 48 else f"{value / 24:,.1f} d"
 
 
+def _after(hours: float | None) -> str:
+    return "never" if hours is None else f"after {_hours(hours)}"
+
+
 def _requests(counts: dict[str, int]) -> str:
     return f"{counts.get('requests', 0):,} ({counts.get('empty_answers', 0):,})"
 
@@ -137,10 +141,10 @@ def _churn(run: dict[str, Any]) -> Table:
     churn = run["churn"]
     table = Table(
         title=f"churn ({_label(run)}): {churn['vanished_nodes']} nodes vanished at "
-        f"{_hours(churn['vanished_at_hours'])} ({churn['returned_nodes']} came back), with "
-        f"copies of {churn['top_assets_hit']:,} top assets; the server knew after "
-        f"{_hours(churn['server_knew_after_hours'])}; all top assets had their copies back "
-        f"after {_hours(churn['recovered_after_hours'])}",
+        f"{_hours(churn['vanished_at_hours'])} ({churn['returned_nodes']} came back) with "
+        f"copies of {churn['top_assets_hit']:,} top assets. Since then: the server learned "
+        f"of it {_after(churn['server_knew_after_hours'])}, every top asset hit had its "
+        f"copies back {_after(churn['recovered_after_hours'])}",
         title_justify="left",
     )
     for name in ("time", "live nodes", "copies", "coverage", "top redundancy", "top short"):
