@@ -22,6 +22,7 @@ from priorizer.cli_support import (
 )
 from priorizer.config import mask_password
 from priorizer.errors import PriorizerError
+from priorizer.simulate.command import simulate
 
 cli = typer.Typer(
     help="Priorizer: which public science data gets rescued first, and by whom.",
@@ -319,6 +320,7 @@ def status(
 from priorizer.agent.cli import app as node_app  # noqa: E402 (the node's own commands)
 
 cli.add_typer(node_app, name="node")
+cli.command()(simulate)
 
 
 def main() -> None:
