@@ -20,12 +20,13 @@ from priorizer.agent.seeding import TorrentSettings
 from priorizer.agent.state import NodeState
 
 app = typer.Typer(
-    help="Run a rescue node: download what the server hands out, verify it, report it.",
+    help="Run a rescue node.\n\nIt downloads what the server hands out, verifies it and reports it "
+    "(docs/node.md).",
     add_completion=False,
 )
 
 DirOption = Annotated[
-    Path, typer.Option("--dir", help="The node's folder: its files and its state.")
+    Path, typer.Option("--dir", metavar="DIR", help="The node's folder: its files and its state.")
 ]
 
 
@@ -33,25 +34,34 @@ DirOption = Annotated[
 def node(
     ctx: typer.Context,
     server: Annotated[
-        str | None, typer.Option(help="The Priorizer server, e.g. http://127.0.0.1:8002.")
+        str | None,
+        typer.Option(metavar="URL", help="The Priorizer server, e.g. http://127.0.0.1:8002."),
     ] = None,
     directory: Annotated[
-        Path | None, typer.Option("--dir", help="Where files and state are kept.")
+        Path | None, typer.Option("--dir", metavar="DIR", help="Where files and state are kept.")
     ] = None,
     node_id: Annotated[
-        str | None, typer.Option("--node-id", help="Default: an id made once and kept in DIR.")
+        str | None,
+        typer.Option("--node-id", metavar="ID", help="Default: an id made once and kept in DIR."),
     ] = None,
     max_gb: Annotated[
         float | None,
         typer.Option(
-            "--max-gb", min=0.0, help="Most the node may use, in GiB. Default: DIR's free space."
+            "--max-gb",
+            metavar="GB",
+            min=0.0,
+            help="Most the node may use, in GiB. Default: DIR's free space.",
         ),
     ] = None,
     token: Annotated[
         str | None,
-        typer.Option(envvar="PRIORIZER_NODE_TOKEN", help="The node's token (NODE_AUTH)."),
+        typer.Option(
+            envvar="PRIORIZER_NODE_TOKEN", metavar="TOKEN", help="The node's token (NODE_AUTH)."
+        ),
     ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Parallel downloads.")] = 4,
+    concurrency: Annotated[
+        int, typer.Option(metavar="N", min=1, max=64, help="Parallel downloads.")
+    ] = 4,
     exit_when_idle: Annotated[
         bool,
         typer.Option(
@@ -62,13 +72,16 @@ def node(
         bool, typer.Option("--seed", help="Seed every verified file as a torrent.")
     ] = False,
     listen: Annotated[
-        str, typer.Option(help="Torrent listening address, host:port (port 0: any).")
+        str,
+        typer.Option(metavar="HOST:PORT", help="Where torrents listen (port 0: any)."),
     ] = "0.0.0.0:6881",
     announce: Annotated[
-        str | None, typer.Option(help="host:port put in magnet links for peers to reach.")
+        str | None,
+        typer.Option(metavar="HOST:PORT", help="The address magnet links give peers."),
     ] = None,
     tracker: Annotated[
-        list[str] | None, typer.Option(help="A tracker for the torrents made (repeatable).")
+        list[str] | None,
+        typer.Option(metavar="URL", help="A tracker for the torrents made (repeatable)."),
     ] = None,
     no_peer_discovery: Annotated[
         bool,
@@ -77,7 +90,7 @@ def node(
         ),
     ] = False,
     log_format: Annotated[
-        str, typer.Option(help="auto (bars on a terminal), text or json.")
+        str, typer.Option(metavar="FORMAT", help="auto (bars on a terminal), text or json.")
     ] = "auto",
 ) -> None:
     """Run the node until stopped (Ctrl-C or SIGTERM give back unfinished leases)."""
@@ -113,7 +126,9 @@ def status(
     directory: DirOption,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
-    """What the node holds: files, bytes, verified, and what is partial or failed."""
+    """What the node holds.
+
+    Its files, bytes and whether they are verified, and what is partial or failed."""
     state = _open(directory)
     try:
         summary = inventory.summarize(state)
@@ -129,12 +144,20 @@ def status(
 def verify(
     directory: DirOption,
     server: Annotated[
-        str | None, typer.Option(help="Default: the server the node last ran against.")
+        str | None,
+        typer.Option(metavar="URL", help="Default: the server the node last ran against."),
     ] = None,
-    token: Annotated[str | None, typer.Option(envvar="PRIORIZER_NODE_TOKEN")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PRIORIZER_NODE_TOKEN", metavar="TOKEN", help="The node's token (NODE_AUTH)."
+        ),
+    ] = None,
 ) -> None:
-    """Hash every held file again; report those that changed to the server (the copy stops
-    counting, and the asset returns to the queue). Exits 1 when any changed."""
+    """Hash the held files again.
+
+    Files that changed are reported to the server (the copy stops counting, and the asset
+    returns to the queue). Exits 1 when any changed."""
     state = _open(directory)
     try:
         server = server or state.get_meta("server")

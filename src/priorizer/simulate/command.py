@@ -14,51 +14,87 @@ from priorizer.simulate.scenario import ScenarioError, load, parse_assignment, v
 
 def simulate(
     scenario_file: Annotated[
-        Path | None, typer.Option("--scenario", help="A TOML scenario (docs/simulate.md).")
+        Path | None,
+        typer.Option("--scenario", metavar="FILE", help="A TOML scenario (docs/simulate.md)."),
     ] = None,
     catalog_file: Annotated[
         Path | None,
-        typer.Option("--catalog", help="Simulate this ckan_data.json (export-json's) instead."),
+        typer.Option(
+            "--catalog",
+            metavar="FILE",
+            help="Simulate this ckan_data.json (export-json's) instead.",
+        ),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the catalog and the fleet.")] = None,
-    nodes: Annotated[int | None, typer.Option(help="Nodes in the fleet.")] = None,
-    min_free_gb: Annotated[float | None, typer.Option(help="Smallest free space, GiB.")] = None,
-    max_free_gb: Annotated[float | None, typer.Option(help="Largest free space, GiB.")] = None,
-    assets: Annotated[int | None, typer.Option(help="Assets in the generated catalog.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(metavar="N", help="Seed of the catalog and the fleet.")
+    ] = None,
+    nodes: Annotated[int | None, typer.Option(metavar="N", help="Nodes in the fleet.")] = None,
+    min_free_gb: Annotated[
+        float | None, typer.Option(metavar="X", help="Smallest free space, GiB.")
+    ] = None,
+    max_free_gb: Annotated[
+        float | None, typer.Option(metavar="X", help="Largest free space, GiB.")
+    ] = None,
+    assets: Annotated[
+        int | None, typer.Option(metavar="N", help="Assets in the generated catalog.")
+    ] = None,
     delay_hours: Annotated[
-        float | None, typer.Option(help="From a lease to its completed copy.")
+        float | None, typer.Option(metavar="X", help="From a lease to its completed copy.")
     ] = None,
-    failing: Annotated[float | None, typer.Option(help="Share of nodes that fail assets.")] = None,
+    failing: Annotated[
+        float | None, typer.Option(metavar="X", help="Share of nodes that fail assets.")
+    ] = None,
     failure_rate: Annotated[
-        float | None, typer.Option(help="Share of its assets a failing node fails.")
+        float | None, typer.Option(metavar="X", help="Share of its assets a failing node fails.")
     ] = None,
-    vanish: Annotated[float | None, typer.Option(help="Share of nodes that vanish.")] = None,
-    vanish_at_hours: Annotated[float | None, typer.Option(help="When they vanish.")] = None,
+    vanish: Annotated[
+        float | None, typer.Option(metavar="X", help="Share of nodes that vanish.")
+    ] = None,
+    vanish_at_hours: Annotated[
+        float | None, typer.Option(metavar="X", help="When they vanish.")
+    ] = None,
     come_back: Annotated[
         float | None,
-        typer.Option("--return", help="Share of vanished nodes that come back, copies intact."),
+        typer.Option(
+            "--return", metavar="X", help="Share of vanished nodes that come back, copies intact."
+        ),
     ] = None,
-    return_after_days: Annotated[float | None, typer.Option(help="When they come back.")] = None,
-    max_days: Annotated[float | None, typer.Option(help="Longest campaign, simulated.")] = None,
+    return_after_days: Annotated[
+        float | None, typer.Option(metavar="X", help="When they come back.")
+    ] = None,
+    max_days: Annotated[
+        float | None, typer.Option(metavar="X", help="Longest campaign, simulated.")
+    ] = None,
     assignments: Annotated[
         list[str] | None,
-        typer.Option("--set", help="A setting for the run, by its variable: COPY_PENALTY=1."),
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="A setting for the run, by its variable: COPY_PENALTY=1.",
+        ),
     ] = None,
     compare: Annotated[
         list[str] | None,
-        typer.Option(help="Run once per value, side by side: COPY_PENALTY=0,1,3,6."),
+        typer.Option(
+            metavar="KEY=V1,V2", help="Run once per value, side by side: COPY_PENALTY=0,1,3,6."
+        ),
     ] = None,
     url: Annotated[
-        str | None, typer.Option(help="Drive this (scratch) server over HTTP, on its catalog.")
+        str | None,
+        typer.Option(metavar="URL", help="Drive this (scratch) server over HTTP, on its catalog."),
     ] = None,
     write_catalog: Annotated[
         Path | None,
-        typer.Option(help="Write the generated catalog as ckan_data.json to FILE, and stop."),
+        typer.Option(
+            metavar="FILE", help="Write the generated catalog as ckan_data.json to FILE, and stop."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
-    """Simulate a fleet of rescue nodes against the real allocation code and measure how much
-    of the catalog its disks hold: coverage, top redundancy, the pooled upper bound."""
+    """Simulate a fleet of rescue nodes on the real allocation code.
+
+    It measures how much of the catalog the fleet's disks hold: coverage of the priority mass,
+    redundancy of the top priorities, and the pooled upper bound (docs/simulate.md)."""
     overrides: dict[str, object] = {
         "seed": seed,
         "max_days": max_days,
