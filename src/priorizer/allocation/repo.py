@@ -53,9 +53,15 @@ from priorizer.db import DriverStatement, driver_time
 assets = cast(Table, Asset.__table__)
 leases = cast(Table, Allocation.__table__)
 
-# The queue order (docs/allocation.md): rank, then the largest file first, then id; all
-# descending, so that one backward walk of `ix_assets_queue` serves it.
-QUEUE_ORDER = (assets.c.rank.desc(), assets.c.budget_mb.desc(), assets.c.id.desc())
+
+def queue_order(columns: Any, *, smallest_first: bool) -> tuple[Any, ...]:
+    """The queue order (docs/allocation.md): rank, highest first; then the smallest file first
+    and id ascending (or, not `smallest_first`, the largest file and id descending), so that
+    one walk of `ix_assets_queue (rank, budget_mb, id)` serves each level, forwards or back."""
+    if smallest_first:
+        return (columns.rank.desc(), columns.budget_mb.asc(), columns.id.asc())
+    return (columns.rank.desc(), columns.budget_mb.desc(), columns.id.desc())
+
 
 CANDIDATE_COLUMNS = (
     assets.c.id,
@@ -79,11 +85,15 @@ CLAIM_COLUMNS = (
 )
 
 
-def rank_after(policy: QueuePolicy, *, holders_delta: int = 0) -> Any:
-    """The SQL that recomputes `rank` in an UPDATE of assets, after holders change by delta."""
+def rank_after(policy: QueuePolicy, *, holders_delta: int = 0, budget_mb: Any = None) -> Any:
+    """The SQL that recomputes `rank` in an UPDATE of assets, after holders change by delta
+    (and, when given, with the budget size the same UPDATE sets)."""
     holders = counted_holders(assets.c.copies, assets.c.disputed_copies, assets.c.leases)
     holders += holders_delta
-    return rank_sql(assets.c.priority, holders, assets.c.state == ASSET_ACTIVE, policy)
+    budget = assets.c.budget_mb if budget_mb is None else budget_mb
+    return rank_sql(
+        assets.c.priority, holders, assets.c.state == ASSET_ACTIVE, policy, budget_mb=budget
+    )
 
 
 # The hot path: statements compiled once and run on the driver's cursor (`DriverStatement`);
@@ -113,11 +123,11 @@ def _ids(session: Session, ids: Sequence[str]) -> Any:
     return list(ids) if session.get_bind().dialect.name == "postgresql" else json.dumps(ids)
 
 
-def _candidates_query(levels: int, skip_failed: bool) -> Any:
-    """One statement over `levels` rank levels: in each, an index range seek (read backwards)
-    for the largest assets that fit `max_mb`, that the node does not hold (and, with
-    `skip_failed`, did not fail since `failed_since`), at most `limit` of them. Only index
-    columns are read."""
+def _candidates_query(levels: int, skip_failed: bool, smallest_first: bool) -> Any:
+    """One statement over `levels` rank levels: in each, an index range seek for the first
+    assets in queue order (smallest first, or largest first) that fit `max_mb`, that the node
+    does not hold (and, with `skip_failed`, did not fail since `failed_since`), at most `limit`
+    of them. Only index columns are read."""
     held = exists().where(
         leases.c.node_id == bindparam("node_id"),
         leases.c.asset_id == assets.c.id,
@@ -134,7 +144,7 @@ def _candidates_query(levels: int, skip_failed: bool) -> Any:
         .where(assets.c.rank == bindparam(f"rank_{i}"), assets.c.budget_mb <= bindparam("max_mb"))
         .where(~held)
         .where(~failed if skip_failed else true())
-        .order_by(*QUEUE_ORDER[1:])
+        .order_by(*queue_order(assets.c, smallest_first=smallest_first)[1:])
         .limit(bindparam("limit"))
         .subquery(f"level_{i}")
         for i in range(levels)
@@ -142,14 +152,12 @@ def _candidates_query(levels: int, skip_failed: bool) -> Any:
     if levels == 1:
         return select(*parts[0].c)
     union = union_all(*(select(*part.c) for part in parts)).subquery("levels")
-    return select(*union.c).order_by(
-        union.c.rank.desc(), union.c.budget_mb.desc(), union.c.id.desc()
-    )
+    return select(*union.c).order_by(*queue_order(union.c, smallest_first=smallest_first))
 
 
 @functools.cache
-def _candidates(levels: int, skip_failed: bool) -> DriverStatement:
-    return DriverStatement(lambda _dialect: _candidates_query(levels, skip_failed))
+def _candidates(levels: int, skip_failed: bool, smallest_first: bool) -> DriverStatement:
+    return DriverStatement(lambda _dialect: _candidates_query(levels, skip_failed, smallest_first))
 
 
 def candidates(
@@ -160,6 +168,7 @@ def candidates(
     node_id: str,
     failed_since: datetime | None,
     limit: int,
+    smallest_first: bool,
 ) -> list[Any]:
     """Candidates (id, budget_mb, rank) from rank levels in queue order, one index seek per
     level, whatever the size of the catalog, passing over the assets the node failed since
@@ -169,7 +178,9 @@ def candidates(
     if failed_since is not None:
         parameters["failed_since"] = driver_time(session, failed_since)
     parameters.update({f"rank_{i}": level for i, level in enumerate(levels)})
-    statement = _candidates(levels=len(levels), skip_failed=failed_since is not None)
+    statement = _candidates(
+        levels=len(levels), skip_failed=failed_since is not None, smallest_first=smallest_first
+    )
     return statement.rows(session, parameters)
 
 
@@ -597,14 +608,12 @@ def last_allocation_id(session: Session) -> int:
 
 def recompute_ranks(session: Session, *, policy: QueuePolicy, unknown_size_mb: float) -> int:
     """Rewrite every asset's rank and budget size (after the queue policy changed)."""
-    statement = update(assets).values(
-        rank=rank_after(policy),
-        budget_mb=func.coalesce(assets.c.size_mb, unknown_size_mb),
-    )
+    budget = func.coalesce(assets.c.size_mb, unknown_size_mb)
+    statement = update(assets).values(rank=rank_after(policy, budget_mb=budget), budget_mb=budget)
     return cast(CursorResult[Any], session.execute(statement)).rowcount or 0
 
 
-def ranking(session: Session, *, limit: int) -> Sequence[Any]:
+def ranking(session: Session, *, limit: int, smallest_first: bool) -> Sequence[Any]:
     query = (
         select(
             *CANDIDATE_COLUMNS,
@@ -614,7 +623,7 @@ def ranking(session: Session, *, limit: int) -> Sequence[Any]:
             assets.c.disputed_copies,
         )
         .where(assets.c.rank.is_not(None))
-        .order_by(*QUEUE_ORDER)
+        .order_by(*queue_order(assets.c, smallest_first=smallest_first))
         .limit(limit)
     )
     return session.execute(query).all()

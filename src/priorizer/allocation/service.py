@@ -136,7 +136,7 @@ def _pick(
     failed_since: datetime | None,
     skip: set[str],
 ) -> list[Any]:
-    """Choose, level by level, the largest assets that fit what is left of the budget,
+    """Choose, level by level, the assets that fit what is left of the budget in queue order,
     passing over the ids in `skip`. Every round finishes a level or picks an asset."""
     smallest = repo.smallest_in_queue_mb(session)
     if smallest is None:
@@ -157,6 +157,7 @@ def _pick(
             node_id=node_id,
             failed_since=failed_since,
             limit=limit,
+            smallest_first=queue.smallest_first,
         )
         if not rows:
             below = repo.next_rank(session, below=batch[-1])
@@ -241,8 +242,9 @@ def apply_queue_policy(session: Session, *, queue: QueuePolicy) -> int:
     return repo.recompute_ranks(session, policy=queue, unknown_size_mb=queue.unknown_size_mb)
 
 
-def ranking(session: Session, *, limit: int) -> list[dict[str, Any]]:
-    return [row._asdict() for row in repo.ranking(session, limit=limit)]
+def ranking(session: Session, *, limit: int, queue: QueuePolicy) -> list[dict[str, Any]]:
+    rows = repo.ranking(session, limit=limit, smallest_first=queue.smallest_first)
+    return [row._asdict() for row in rows]
 
 
 def latest_leases(session: Session, *, limit: int) -> Sequence[Any]:
