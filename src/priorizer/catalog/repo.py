@@ -46,6 +46,20 @@ def _holders() -> Any:
     return counted_holders(assets.c.copies, assets.c.disputed_copies, assets.c.leases)
 
 
+def _rank(
+    priority: Any, queue: QueuePolicy, *, is_active: Any = None, budget_mb: Any = None
+) -> Any:
+    """The rank an UPDATE of assets sets, from the row's holders, and its state and budget size
+    unless the same UPDATE sets others."""
+    return rank_sql(
+        priority,
+        _holders(),
+        assets.c.state == ASSET_ACTIVE if is_active is None else is_active,
+        queue,
+        budget_mb=assets.c.budget_mb if budget_mb is None else budget_mb,
+    )
+
+
 def existing_ids(session: Session, *, ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(ids), CHUNK):
@@ -60,7 +74,6 @@ def upsert(session: Session, *, rows: Sequence[dict[str, Any]], queue: QueuePoli
         return
     statement = dialect_insert(session, assets)
     new = statement.excluded
-    holders = _holders()
     statement = statement.on_conflict_do_update(
         index_elements=[assets.c.id],
         set_={
@@ -77,13 +90,7 @@ def upsert(session: Session, *, rows: Sequence[dict[str, Any]], queue: QueuePoli
             "updated_at": new.updated_at,
             "budget_mb": new.budget_mb,
             "is_size_reported": false(),  # the row's size (or none) replaces nodes'
-            "rank": rank_sql(
-                new.priority,
-                holders,
-                assets.c.state == ASSET_ACTIVE,
-                queue,
-                budget_mb=new.budget_mb,
-            ),
+            "rank": _rank(new.priority, queue, budget_mb=new.budget_mb),
         },
     )
     session.execute(statement, list(rows))
@@ -131,6 +138,7 @@ def _upsert_harvested(queue: QueuePolicy) -> DriverStatement:
         new, a = statement.excluded, assets.c
         priority = case((a.manual_priority.is_(None), new.base_priority), else_=a.base_priority)
         size = func.coalesce(new.size_mb, a.size_mb)
+        budget = func.coalesce(size, queue.unknown_size_mb)
         return statement.on_conflict_do_update(
             index_elements=[a.id],
             set_={
@@ -140,20 +148,14 @@ def _upsert_harvested(queue: QueuePolicy) -> DriverStatement:
                 "format": new.format,
                 "dataset_id": new.dataset_id,
                 "size_mb": size,
-                "budget_mb": func.coalesce(size, queue.unknown_size_mb),
+                "budget_mb": budget,
                 "is_size_reported": case(
                     (new.size_mb.is_(None), a.is_size_reported), else_=false()
                 ),
                 "base_priority": priority,
                 "priority": priority,
                 "updated_at": new.updated_at,
-                "rank": rank_sql(
-                    priority,
-                    _holders(),
-                    a.state == ASSET_ACTIVE,
-                    queue,
-                    budget_mb=func.coalesce(size, queue.unknown_size_mb),
-                ),
+                "rank": _rank(priority, queue, budget_mb=budget),
             },
         )
 
@@ -328,7 +330,7 @@ def set_base_priorities(
             base_priority=new,
             priority=new,
             updated_at=now,
-            rank=rank_sql(new, _holders(), a.state == ASSET_ACTIVE, queue, budget_mb=a.budget_mb),
+            rank=_rank(new, queue),
         )
     )
     session.execute(statement, [{"asset_id": k, "new_priority": v} for k, v in priorities.items()])
@@ -339,7 +341,6 @@ def set_priority(
 ) -> bool:
     """Set a manual priority (base and effective too: it wins over the scoring policy); False
     when the asset is unknown or already has it."""
-    holders = _holders()
     statement = (
         update(assets)
         .where(
@@ -354,13 +355,7 @@ def set_priority(
             priority=priority,
             manual_priority=priority,
             updated_at=now,
-            rank=rank_sql(
-                priority,
-                holders,
-                assets.c.state == ASSET_ACTIVE,
-                queue,
-                budget_mb=assets.c.budget_mb,
-            ),
+            rank=_rank(priority, queue),
         )
     )
     return bool(cast(CursorResult[Any], session.execute(statement)).rowcount)
@@ -375,18 +370,11 @@ def set_state(
 ) -> bool:
     """Withdraw or reinstate an asset (re-ranked); reinstating also forgets its failures.
     False when the asset is unknown."""
-    holders = _holders()
     changes: dict[str, Any] = {
         "state": state,
         "state_reason": None,
         "updated_at": now,
-        "rank": rank_sql(
-            assets.c.priority,
-            holders,
-            literal(state == ASSET_ACTIVE),
-            queue,
-            budget_mb=assets.c.budget_mb,
-        ),
+        "rank": _rank(assets.c.priority, queue, is_active=literal(state == ASSET_ACTIVE)),
     }
     if state == ASSET_ACTIVE:
         changes.update(failed_nodes=0, failures_reset_at=now)
@@ -425,7 +413,6 @@ def redraw_priorities(
     dialect = session.get_bind().dialect.name
     in_range = [assets.c.id > after] + ([assets.c.id <= upto] if upto is not None else [])
     draw: Any = literal_column(_redraw_sql(dialect, jitter)) if jitter else assets.c.base_priority
-    holders = _holders()
     if dialect == "postgresql":
         drawn = (
             select(assets.c.id, draw.label("priority"))
@@ -434,13 +421,7 @@ def redraw_priorities(
             .with_for_update(skip_locked=True, key_share=True)
             .subquery("drawn")
         )
-        new_rank = rank_sql(
-            drawn.c.priority,
-            holders,
-            assets.c.state == ASSET_ACTIVE,
-            queue,
-            budget_mb=assets.c.budget_mb,
-        )
+        new_rank = _rank(drawn.c.priority, queue)
         session.execute(
             update(assets)
             .where(assets.c.id == drawn.c.id, assets.c.priority != drawn.c.priority)
@@ -448,13 +429,7 @@ def redraw_priorities(
         )
     else:
         session.execute(update(assets).where(*in_range).values(priority=draw))
-        new_rank = rank_sql(
-            assets.c.priority,
-            holders,
-            assets.c.state == ASSET_ACTIVE,
-            queue,
-            budget_mb=assets.c.budget_mb,
-        )
+        new_rank = _rank(assets.c.priority, queue)
         session.execute(
             update(assets)
             .where(*in_range, assets.c.rank.is_distinct_from(new_rank))
