@@ -80,10 +80,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Autocommit at the driver level: SQLAlchemy's "begin" event below issues BEGIN itself.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    # First: the pragmas after it may need the lock another connection holds for a moment (a
-    # checkpoint's new connection failed with "database is locked" under load without it).
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # WAL mode is kept in the file: set it only when it is not (under heavy load, setting it
+    # again on a checkpoint's new connection failed now and then with "database is locked").
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
     # WAL + NORMAL survives a killed process; only an OS crash can lose the last commits.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
