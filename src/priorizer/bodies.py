@@ -31,17 +31,24 @@ def _squashed(name: str) -> str:
 
 def meant_field(given: str, known: Iterable[str]) -> str | None:
     """The known field `given` is a near miss of, if any: the same letters in another case or
-    with other separators, the start of its name, or a letter or two off."""
+    with other separators, else the start of a name (the shortest such: `Reason` means
+    `reason`, not `reason_code`), else a letter or two off. The same answer whatever the order
+    of `known`."""
     squashed = _squashed(given)
     if not squashed:
         return None
-    best, best_ratio = None, SIMILARITY
-    for field in known:
-        target = _squashed(field)
-        if squashed == target or (len(squashed) >= MIN_PREFIX and target.startswith(squashed)):
+    targets = sorted((_squashed(field), field) for field in known)
+    for target, field in targets:
+        if squashed == target:
             return field
+    if len(squashed) >= MIN_PREFIX:
+        starts = [(len(target), field) for target, field in targets if target.startswith(squashed)]
+        if starts:
+            return min(starts)[1]
+    best, best_ratio = None, SIMILARITY
+    for target, field in targets:
         ratio = difflib.SequenceMatcher(None, squashed, target).ratio()
-        if ratio >= best_ratio:
+        if ratio > best_ratio or (ratio == best_ratio and best is None):
             best, best_ratio = field, ratio
     return best
 

@@ -276,3 +276,10 @@ def test_a_token_acting_for_another_node_is_told_whose_it_is(start_service):
     assert response.json()["detail"] == (
         "this token belongs to node 'auth-a': it cannot act for 'auth-b'"
     )
+
+
+@pytest.mark.parametrize("known", [["reason", "reason_code"], ["reason_code", "reason"]])
+def test_meant_field_prefers_the_same_name_to_a_longer_one_it_starts(known):
+    assert meant_field("Reason", known) == "reason"
+    assert meant_field("reas", known) == "reason"
+    assert meant_field("REASON-CODE", known) == "reason_code"
