@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -36,13 +34,13 @@ from priorizer.errors import Conflict
 from priorizer.harvest import repo
 from priorizer.harvest.ckan import MAX_ROWS, CkanClient, CkanError, action_url
 from priorizer.harvest.mapping import map_packages
-from priorizer.harvest.models import INTERRUPTED, OK, RUNNING, HarvestRun
+from priorizer.harvest.models import FAILED, INTERRUPTED, OK, RUNNING, HarvestRun
+from priorizer.harvest.paging import KEYSET, Listed, Pager, Stalled
 from priorizer.harvest.reader import (
     PageRequest,
     Prepared,
-    ReadPage,
+    Reader,
     prepare,
-    serve_reads,
     to_millis,
 )
 from priorizer.scoring import service as scoring_service
@@ -101,10 +99,10 @@ def harvest(
         try:
             if on_start is not None:
                 on_start(run_id)
-            _list_pages(
+            whole = _list_pages(
                 context, client=client, source=source, run_id=run_id, rows=rows, on_page=on_page
             )
-            return _finish(context, source=source, run_id=run_id, listing=True)
+            return _finish(context, source=source, run_id=run_id, listing=whole)
         except BaseException as error:  # Ctrl-C too: the run is continued next time
             _stop(database, run_id, error, clock=context.clock)
             raise
@@ -160,14 +158,16 @@ def _list_pages(
     run_id: int,
     rows: int,
     on_page: Callable[[dict[str, Any]], None] | None,
-) -> None:
+) -> bool:
+    """List the source, page by page, storing as it goes; whether the listing was whole."""
     with context.database.read() as session:
         run = repo.get(session, run_id=run_id)
         assert run is not None
         cursor, skip, since, first = run.cursor_modified, run.cursor_skip, run.since, run.pages == 0
-        started_at = run.started_at
+        started_at, mode, note = run.started_at, run.paging, run.paging_note
 
     def request(cursor: str | None, skip: int) -> PageRequest:
+        # Offset paging (`pager.mode`) has no cursor: then `skip` is the offset.
         fq = _filters(source, cursor=cursor, since=since)
         return PageRequest(
             fq,
@@ -183,75 +183,39 @@ def _list_pages(
         )
 
     # A worker process reads (fetches, parses, maps) the next page while this one writes the
-    # page before: the cursor comes from the listing alone, before anything is stored.
-    reader = _Reader(client, context.policy)
+    # page before: where to go next comes from the listing alone, before anything is stored.
+    pager = Pager(rows, mode=mode or KEYSET, cursor=cursor, skip=skip, note=note)
+    reader = Reader(client, context.policy)
     try:
         reader.ask(request(cursor, skip))
         while True:
             started = time.perf_counter()
             page = reader.answer()
-            if page.prepared is None:  # the listing is over
-                return
-            cursor, skip = page.cursor, page.skip
-            reader.ask(request(cursor, skip))
-            with context.database.write() as session:
-                view = _store_page(
-                    context,
-                    session,
-                    run_id=run_id,
-                    page=page.prepared,
-                    cursor=(cursor, skip),
-                    expected=page.count if first else None,
-                    retries=page.retries,
-                    seconds=time.perf_counter() - started,
-                )
-            first = False
-            if on_page is not None:
-                on_page(view)
+            step = pager.advance(
+                Listed(page.entries, page.count, page.cursor, page.skip, page.results)
+            )
+            if not step.done:
+                reader.ask(request(step.cursor, step.skip))
+            if page.prepared is not None and step.keep:
+                with context.database.write() as session:
+                    view = _store_page(
+                        context,
+                        session,
+                        run_id=run_id,
+                        page=page.prepared.keeping(step.keep),
+                        cursor=(pager.cursor, pager.skip),
+                        expected=page.count if first else None,
+                        retries=page.retries,
+                        seconds=time.perf_counter() - started,
+                        paging=(pager.mode, pager.note),
+                    )
+                first = False
+                if on_page is not None:
+                    on_page(view)
+            if step.done:
+                return pager.complete
     finally:
         reader.close()
-
-
-class _Reader:
-    """The worker process that reads pages (`reader.serve_reads`), and the pipe to it. It is
-    stopped, never waited for, when the harvest ends for any reason."""
-
-    def __init__(self, client: CkanClient, policy: Policy) -> None:
-        context = _worker_context()
-        self._connection, theirs = context.Pipe()
-        self._process = context.Process(  # type: ignore[attr-defined]
-            target=serve_reads,
-            args=(theirs, client.options, policy, os.getpid()),
-            name="priorizer-harvest-reader",
-            daemon=True,
-        )
-        self._process.start()
-        theirs.close()
-
-    def ask(self, request: PageRequest) -> None:
-        self._connection.send(request)
-
-    def answer(self) -> ReadPage:
-        try:
-            answer = self._connection.recv()
-        except EOFError as error:
-            raise RuntimeError("the harvest's reader process stopped") from error
-        if isinstance(answer, BaseException):
-            raise answer
-        return cast(ReadPage, answer)
-
-    def close(self) -> None:
-        self._process.terminate()
-        self._process.join(timeout=5)
-        self._connection.close()
-
-
-def _worker_context() -> multiprocessing.context.BaseContext:
-    """Fork from a clean server process, never from this one (it may hold threads and
-    connections); the server has the reader imported already, so a worker starts at once."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["priorizer.harvest.reader"])
-    return context
 
 
 def _filters(source: Source, *, cursor: str | None, since: datetime | None) -> list[str]:
@@ -278,9 +242,12 @@ def _store_page(
     expected: int | None,
     retries: int,
     seconds: float,
+    paging: tuple[str, str | None] | None = None,
 ) -> dict[str, Any]:
     run = repo.get(session, run_id=run_id, for_update=True)
     assert run is not None
+    if paging is not None:
+        run.paging, run.paging_note = paging
     returned = catalog_service.removed_dataset_ids(
         session, ids=[row["id"] for row in page.dataset_rows]
     )
@@ -403,11 +370,13 @@ def _stop(
 ) -> None:
     # Whatever stopped it, the next run of the source continues from its cursor.
     message = "interrupted" if isinstance(error, KeyboardInterrupt) else _describe(error)
+    # A portal that cannot be paged would stall the same way again: the run is not continued.
+    state = FAILED if isinstance(error, Stalled) else INTERRUPTED
     try:
         with database.write() as session:
             run = repo.get(session, run_id=run_id, for_update=True)
             if run is not None:
-                run.state, run.error, run.updated_at = INTERRUPTED, message, clock()
+                run.state, run.error, run.updated_at = state, message, clock()
                 # The request that stopped it was tried again too: those count.
                 run.retries += error.retries if isinstance(error, CkanError) else 0
     except Exception:
@@ -439,6 +408,8 @@ def run_view(run: HarvestRun) -> dict[str, Any]:
         "returned_upstream": run.returned,
         "retries": run.retries,
         "datasets_per_second": round(run.datasets / run.seconds, 1) if run.seconds else None,
+        "paging": run.paging,
+        "paging_note": run.paging_note,
         "error": run.error,
     }
 
