@@ -16,9 +16,11 @@ from priorizer.db import Database
 from priorizer.harvest import service
 from priorizer.harvest.models import FAILED, OK
 from priorizer.harvest.paging import KEYSET, OFFSET, Stalled
+from priorizer.scoring import policy as scoring_policy
 from tests.ckan_data import fixture_packages
 from tests.ckan_portal import CkanPortal
-from tests.service.test_harvest import client_for, context  # noqa: F401 (a fixture)
+from tests.conftest import FakeClock
+from tests.service.test_harvest import QUEUE, client_for
 
 ROWS = 25
 PACKAGES = fixture_packages()  # 375: data.gov's agriculture group and EnviDat
@@ -30,6 +32,13 @@ REQUEST_CEILING = 3 * len(PACKAGES) // ROWS + 20
 def portal() -> Iterator[CkanPortal]:
     with CkanPortal(PACKAGES) as running:
         yield running
+
+
+@pytest.fixture
+def context(database: Database, clock: FakeClock) -> service.Context:
+    return service.Context(
+        database=database, policy=scoring_policy.load(), queue=QUEUE, clock=clock
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -119,9 +119,7 @@ def read_page(options: ClientOptions, policy: Policy, request: PageRequest) -> R
         and isinstance(package.get("id"), str)
         and package["id"].strip()
     )
-    return ReadPage(
-        page.count, prepared, cursor, skip, len(retries), entries, len(page.results)
-    )
+    return ReadPage(page.count, prepared, cursor, skip, len(retries), entries, len(page.results))
 
 
 def prepare(
