@@ -32,7 +32,7 @@ from priorizer.catalog import service as catalog_service
 from priorizer.db import Database
 from priorizer.errors import Conflict
 from priorizer.harvest import repo
-from priorizer.harvest.ckan import MAX_ROWS, CkanClient, CkanError, action_url
+from priorizer.harvest.ckan import MAX_ROWS, CkanClient, action_url
 from priorizer.harvest.mapping import map_packages
 from priorizer.harvest.models import FAILED, INTERRUPTED, OK, RUNNING, HarvestRun
 from priorizer.harvest.paging import KEYSET, Listed, Pager, Stalled
@@ -57,10 +57,14 @@ class Source:
     url: str
     organization: str | None = None
     query: str | None = None
+    kind: str = "ckan"  # or "dcat": a data.json catalog (`dcat_run`)
 
     @property
     def key(self) -> str:
-        """How datasets remember where they came from: the portal's API, and the scope."""
+        """How datasets remember where they came from: the portal's API, and the scope (a
+        data.json catalog: its URL)."""
+        if self.kind == "dcat":
+            return self.url.strip()
         parts = [self.url if self.url.startswith("file:") else action_url(self.url)]
         if self.organization:
             parts.append(f"organization={self.organization}")
@@ -75,6 +79,8 @@ class Context:
     policy: Policy
     queue: QueuePolicy
     clock: Callable[[], datetime]
+    # Hears of each run that found datasets removed upstream: (the run's record, their ids).
+    on_removed: Callable[[dict[str, Any], list[str]], None] | None = None
 
 
 def harvest(
@@ -92,27 +98,27 @@ def harvest(
     Only one harvest of a source runs at a time: another gets `Conflict`. `on_start` hears
     the run's id once it is recorded: from then on, whatever stops the run is recorded on it."""
     database = context.database
-    with database.exclusive(LOCK_NAME, key=_lock_key(source.key)) as mine:
+    with database.exclusive(LOCK_NAME, key=lock_key(source.key)) as mine:
         if not mine:
             raise Conflict(f"a harvest of {source.key} is running already")
-        run_id, _ = _start(context, source=source, since=since, incremental=incremental)
+        run_id, _ = start_run(context, source=source, since=since, incremental=incremental)
         try:
             if on_start is not None:
                 on_start(run_id)
             whole = _list_pages(
                 context, client=client, source=source, run_id=run_id, rows=rows, on_page=on_page
             )
-            return _finish(context, source=source, run_id=run_id, listing=whole)
+            return finish_run(context, source=source, run_id=run_id, listing=whole)
         except BaseException as error:  # Ctrl-C too: the run is continued next time
-            _stop(database, run_id, error, clock=context.clock)
+            stop_run(database, run_id, error, clock=context.clock)
             raise
 
 
-def _lock_key(source_key: str) -> int:
+def lock_key(source_key: str) -> int:
     return int.from_bytes(hashlib.sha256(source_key.encode()).digest()[:7], "big")
 
 
-def _start(
+def start_run(
     context: Context, *, source: Source, since: datetime | None, incremental: bool
 ) -> tuple[int, datetime]:
     """The run to go on with (the source's unfinished one, or a new one): its id and start."""
@@ -198,7 +204,7 @@ def _list_pages(
                 reader.ask(request(step.cursor, step.skip))
             if page.prepared is not None and step.keep:
                 with context.database.write() as session:
-                    view = _store_page(
+                    view = store_page(
                         context,
                         session,
                         run_id=run_id,
@@ -232,7 +238,7 @@ def _solr_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _store_page(
+def store_page(
     context: Context,
     session: Session,
     *,
@@ -243,11 +249,14 @@ def _store_page(
     retries: int,
     seconds: float,
     paging: tuple[str, str | None] | None = None,
+    pages_to_discover: int | None = None,
 ) -> dict[str, Any]:
     run = repo.get(session, run_id=run_id, for_update=True)
     assert run is not None
     if paging is not None:
         run.paging, run.paging_note = paging
+    if pages_to_discover is not None:
+        run.pages_to_discover = (run.pages_to_discover or 0) + pages_to_discover
     returned = catalog_service.removed_dataset_ids(
         session, ids=[row["id"] for row in page.dataset_rows]
     )
@@ -303,7 +312,7 @@ def import_packages(
 ) -> dict[str, Any]:
     """Store packages read from saved CKAN answers, as a harvest would, a page at a time (one
     run; nothing is marked removed, since a file need not list a whole source)."""
-    run_id, started_at = _start(context, source=source, since=None, incremental=False)
+    run_id, started_at = start_run(context, source=source, since=None, incremental=False)
     try:
         for start in range(0, len(packages), MAX_ROWS):
             begun = time.perf_counter()
@@ -316,7 +325,7 @@ def import_packages(
                 harvested_at=started_at,
             )
             with context.database.write() as session:
-                view = _store_page(
+                view = store_page(
                     context,
                     session,
                     run_id=run_id,
@@ -328,13 +337,13 @@ def import_packages(
                 )
             if on_page is not None:
                 on_page(view)
-        return _finish(context, source=source, run_id=run_id, listing=False)
+        return finish_run(context, source=source, run_id=run_id, listing=False)
     except BaseException as error:
-        _stop(context.database, run_id, error, clock=context.clock)
+        stop_run(context.database, run_id, error, clock=context.clock)
         raise
 
 
-def _finish(context: Context, *, source: Source, run_id: int, listing: bool) -> dict[str, Any]:
+def finish_run(context: Context, *, source: Source, run_id: int, listing: bool) -> dict[str, Any]:
     """After a full listing (not incremental), mark what it did not meet as removed upstream
     and rescore that; close the run."""
     now = context.clock()
@@ -362,10 +371,15 @@ def _finish(context: Context, *, source: Source, run_id: int, listing: bool) -> 
         run.removed = len(removed) if full else None
         view = run_view(run)
     log.info("harvest of %s done: %s", source.key, view)
+    if removed and context.on_removed is not None:
+        try:
+            context.on_removed(view, removed)
+        except Exception:  # an alert that cannot be sent must not fail the harvest
+            log.exception("could not send the removal alert of harvest run %d", run_id)
     return view
 
 
-def _stop(
+def stop_run(
     database: Database, run_id: int, error: BaseException, *, clock: Callable[[], datetime]
 ) -> None:
     # Whatever stopped it, the next run of the source continues from its cursor.
@@ -378,7 +392,8 @@ def _stop(
             if run is not None:
                 run.state, run.error, run.updated_at = state, message, clock()
                 # The request that stopped it was tried again too: those count.
-                run.retries += error.retries if isinstance(error, CkanError) else 0
+                retries = getattr(error, "retries", 0)  # CkanError's, DataJsonError's
+                run.retries += retries if isinstance(retries, int) else 0
     except Exception:
         log.exception("could not record that harvest run %d stopped", run_id)
 
@@ -408,6 +423,7 @@ def run_view(run: HarvestRun) -> dict[str, Any]:
         "returned_upstream": run.returned,
         "retries": run.retries,
         "datasets_per_second": round(run.datasets / run.seconds, 1) if run.seconds else None,
+        "pages_to_discover": run.pages_to_discover,
         "paging": run.paging,
         "paging_note": run.paging_note,
         "error": run.error,

@@ -56,8 +56,18 @@ def upgrade() -> None:
             batch_op.f("ix_watched_sources_next_run_at"), ["next_run_at"], unique=False
         )
 
+    op.create_index(
+        "ix_datasets_removed",
+        "datasets",
+        ["id"],
+        unique=False,
+        sqlite_where=sa.text("removed_at IS NOT NULL"),
+        postgresql_where=sa.text("removed_at IS NOT NULL"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_datasets_removed", table_name="datasets")
     op.drop_table("watched_sources")
     with op.batch_alter_table("harvest_runs", schema=None) as batch_op:
         batch_op.drop_column("pages_to_discover")
