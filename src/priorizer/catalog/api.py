@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
@@ -17,7 +17,7 @@ from priorizer.catalog.schemas import (
     AssetIdsRequest,
     AssetPage,
     AssetRead,
-    AssetState,
+    AssetStateFilter,
     AssetStateResponse,
     HoldingRead,
     UpdateCkanRequest,
@@ -98,7 +98,7 @@ def list_assets(
     cursor: AssetId | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     priority: Annotated[int | None, Query(ge=1, le=10)] = None,
-    state: AssetState | Literal["removed_upstream"] | None = None,
+    state: AssetStateFilter | None = None,
     copies: Annotated[int | None, Query(ge=0, le=1000)] = None,
 ) -> AssetPage:
     with db.read() as session:

@@ -437,3 +437,7 @@ def latest_run(session: Session) -> dict[str, Any] | None:
 
 def recent_runs(session: Session, *, limit: int) -> list[dict[str, Any]]:
     return [run_view(run) for run in repo.recent(session, limit=limit)]
+
+
+def runs_of(session: Session, *, source: str, limit: int) -> list[dict[str, Any]]:
+    return [run_view(run) for run in repo.recent(session, limit=limit, source=source)]
