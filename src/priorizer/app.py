@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import sys
@@ -97,9 +96,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         app.state.scheduler = None
         try:
             if settings.run_scheduler:
-                check = functools.partial(
-                    sources_jobs.scheduled_check, context=lambda: harvest_context(app.state)
-                )
+                check = sources_jobs.SourcesJob(lambda: harvest_context(app.state))
                 app.state.scheduler = build_scheduler(
                     database=database,
                     policy=app.state.maintenance,
