@@ -72,7 +72,10 @@ class _Bytes:
             cut = len(text) if not chunk else _safe_end(text)
             self._tail = text[cut:]
             if cut or not chunk:
-                return _LONE_SURROGATE.sub(_replace_lone, text[:cut]).encode("utf-8")
+                text = text[:cut]
+                if "\\ud" in text or "\\uD" in text:  # rare: most catalogs have none
+                    text = _LONE_SURROGATE.sub(_replace_lone, text)
+                return text.encode("utf-8")
 
 
 # A run of backslashes, a \\u escape of a surrogate, and the low half that may follow it.

@@ -229,7 +229,12 @@ def clean(value: Any) -> str | None:
     served inside UTF-8; no database takes them); None for anything else or nothing."""
     if not isinstance(value, str):
         return None
-    value = _SURROGATE.sub("\ufffd", value).strip()
+    value = value.strip()
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = _SURROGATE.sub("\ufffd", value)
     return value or None
 
 

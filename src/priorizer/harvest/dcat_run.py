@@ -1,8 +1,8 @@
 """Harvesting a DCAT-US `data.json` catalog into the catalog, as a stream.
 
-A thread reads the catalog (`datajson`, ijson over the HTTP stream), maps each batch of datasets
-(`dcat`) and scores it (`reader.prepare`), while this one writes the batch before, each in one
-transaction with the run's counts (`service.store_page`). Every run lists the whole catalog, so
+A worker process reads the catalog (`datajson`, ijson over the HTTP stream), maps each batch of
+datasets (`dcat`) and scores it (`reader.prepare`), while this one writes the batch before, each
+in one transaction with the run's counts (`service.store_page`). Every run lists the whole catalog, so
 a run that read it to the end marks the source's datasets it did not meet as removed upstream,
 as a full CKAN run does. A run stopped midway is continued by the next one, which reads the
 catalog again from the start (a data.json cannot be asked for a part of itself).
@@ -11,23 +11,24 @@ catalog again from the start (a data.json cannot be asked for a part of itself).
 from __future__ import annotations
 
 import logging
-import queue
-import threading
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from priorizer.allocation.policy import QueuePolicy
 from priorizer.errors import Conflict
 from priorizer.harvest import service
 from priorizer.harvest.datajson import DataJsonError, DataJsonOptions, open_catalog
 from priorizer.harvest.dcat import DcatMapped, map_datasets
-from priorizer.harvest.reader import Prepared, prepare
+from priorizer.harvest.reader import Prepared, prepare, worker_context
+from priorizer.scoring.policy import Policy
 
 log = logging.getLogger(__name__)
 
 BATCH = 500  # datasets per transaction
-AHEAD = 2  # batches read ahead of the writer
 
 
 @dataclass(slots=True)
@@ -87,78 +88,96 @@ def _read_ahead(
     context: service.Context,
     options: DataJsonOptions,
     source_key: str,
-    started_at: Any,
+    started_at: datetime,
     batch: int,
 ) -> Iterator[_Batch]:
-    """The catalog's batches, read and prepared by a thread up to `AHEAD` batches ahead."""
-    handoff: queue.Queue[_Batch | BaseException | None] = queue.Queue(maxsize=AHEAD)
-    stop = threading.Event()
-
-    def work() -> None:
-        try:
-            for read in _batches(context, options, source_key, started_at, batch):
-                while not stop.is_set():
-                    try:
-                        handoff.put(read, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            handoff.put(None)
-        except BaseException as error:
-            handoff.put(error)
-
-    reader = threading.Thread(target=work, name="priorizer-datajson-reader", daemon=True)
+    """The catalog's batches, read, mapped and scored by a worker process (the pipe between
+    holds a batch or so ahead) while this process writes: the two use both cores."""
+    workers = worker_context()
+    mine, theirs = workers.Pipe(duplex=False)
+    reader = workers.Process(  # type: ignore[attr-defined]
+        target=_serve_batches,
+        args=(theirs, options, context.policy, context.queue, context.clock()),
+        kwargs={"source_key": source_key, "started_at": started_at, "batch": batch},
+        name="priorizer-datajson-reader",
+        daemon=True,
+    )
     reader.start()
+    theirs.close()
     try:
         while True:
-            item = handoff.get()
+            try:
+                item = mine.recv()
+            except EOFError as error:
+                raise RuntimeError("the data.json reader process stopped") from error
             if item is None:
                 return
             if isinstance(item, BaseException):
                 raise item
             yield item
     finally:
-        stop.set()
+        reader.terminate()
         reader.join(timeout=5)
+        mine.close()
+
+
+def _serve_batches(
+    connection: Any,
+    options: DataJsonOptions,
+    policy: Policy,
+    queue: QueuePolicy,
+    now: datetime,
+    *,
+    source_key: str,
+    started_at: datetime,
+    batch: int,
+) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harvest decides, and stops this worker
+    try:
+        for read in _batches(options, policy, queue, now, source_key, started_at, batch):
+            connection.send(read)
+        connection.send(None)
+    except Exception as error:
+        try:
+            connection.send(error)
+        except Exception:  # an error that does not pickle: its words do
+            connection.send(RuntimeError(f"{type(error).__name__}: {error}"))
+    finally:
+        connection.close()
 
 
 def _batches(
-    context: service.Context,
     options: DataJsonOptions,
+    policy: Policy,
+    queue: QueuePolicy,
+    now: datetime,
     source_key: str,
-    started_at: Any,
+    started_at: datetime,
     batch: int,
 ) -> Iterator[_Batch]:
     retries: list[str] = []
+    args = (policy, queue, now, source_key, started_at)
     with open_catalog(options, on_retry=retries.append) as (version, datasets):
         items: list[Any] = []
         begun = time.perf_counter()
         for item in datasets:
             items.append(item)
             if len(items) >= batch:
-                yield _prepared(context, items, version, source_key, started_at, begun, retries)
+                yield _prepared(items, version, begun, retries, args)
                 items, begun = [], time.perf_counter()
         if items:
-            yield _prepared(context, items, version, source_key, started_at, begun, retries)
+            yield _prepared(items, version, begun, retries, args)
 
 
 def _prepared(
-    context: service.Context,
-    items: list[Any],
-    version: str,
-    source_key: str,
-    started_at: Any,
-    begun: float,
-    retries: list[str],
+    items: list[Any], version: str, begun: float, retries: list[str], args: tuple[Any, ...]
 ) -> _Batch:
-    now = context.clock()
+    policy, queue, now, source_key, started_at = args
     mapped: DcatMapped = map_datasets(items, version=version, now=now)
     prepared = prepare(
         mapped.mapped,
-        policy=context.policy,
-        queue=context.queue,
+        policy=policy,
+        queue=queue,
         now=now,
         source=source_key,
         harvested_at=started_at,
