@@ -1,11 +1,11 @@
 """Harvesting a DCAT-US `data.json` catalog into the catalog, as a stream.
 
-A worker process reads the catalog (`datajson`, ijson over the HTTP stream), maps each batch of
-datasets (`dcat`) and scores it (`reader.prepare`), while this one writes the batch before, each
-in one transaction with the run's counts (`service.store_page`). Every run lists the whole catalog, so
-a run that read it to the end marks the source's datasets it did not meet as removed upstream,
-as a full CKAN run does. A run stopped midway is continued by the next one, which reads the
-catalog again from the start (a data.json cannot be asked for a part of itself).
+A worker process reads the catalog (`datajson`, ijson over the HTTP stream), maps each batch
+of datasets (`dcat`) and scores it (`reader.prepare`), while this one writes the batch before,
+each in one transaction with the run's counts (`service.store_page`). Every run lists the whole
+catalog, so a run that read it to the end marks the source's datasets it did not meet as
+removed upstream, as a full CKAN run does. A run stopped midway is continued by the next one,
+which reads the catalog again from the start (a data.json cannot be asked for a part of itself).
 """
 
 from __future__ import annotations
