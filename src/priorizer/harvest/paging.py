@@ -6,9 +6,9 @@ last instant seen). Some CKAN-compatible APIs and proxies ignore `fq` or `sort`:
 never gets anywhere and the same datasets come back for ever. The pager watches every page for
 the signs (a page out of order, datasets modified before the cursor, the same datasets again,
 a cursor that does not move, a `count` that does not shrink as the cursor moves) and, at the
-first one, falls back to plain offsets (`start`), de-duplicating by id, bounded by the largest
-`count` seen plus a margin. Whatever the mode, a harvest that gets nothing new for
-`STALL_PAGES` pages in a row stops with `Stalled`, keeping what it stored.
+first one, falls back to plain offsets (`start`), de-duplicating by id, until an empty page,
+bounded by the largest `count` seen plus a margin. Whatever the mode, a harvest that gets
+nothing new for `STALL_PAGES` pages in a row stops with `Stalled`, keeping what it stored.
 """
 
 from __future__ import annotations
@@ -97,27 +97,18 @@ class Pager:
         self.skip += listed.results
         if listed.count is not None:
             self._largest_count = max(self._largest_count, listed.count)
-        bound = self._bound()
-        if bound is not None and self.skip >= bound:
-            if self.skip > self._largest_count:
-                self.note = (self.note or "") + (
-                    f"; stopped at offset {self.skip}, past the portal's count "
-                    f"{self._largest_count} and its margin"
-                )
-            else:
-                self.complete = True
+        if self._largest_count and self.skip >= self._bound():
+            # Past the count and its margin, and still sending: the listing may not be whole
+            # (a count that lags): what it did not send is not taken as removed.
+            self.note = (self.note or "") + (
+                f"; stopped at offset {self.skip}, past the portal's count "
+                f"{self._largest_count} and its margin"
+            )
             return Step(keep, done=True)
         return Step(keep, done=False, cursor=None, skip=self.skip)
 
-    def _bound(self) -> int | None:
-        if not self._largest_count:
-            return None
-        margin = max(self.rows, int(self._largest_count * MARGIN_SHARE))
-        # The count itself ends the listing when every id has come (most portals); the margin
-        # lets a portal whose count lags go a little further.
-        if len(self._seen) >= self._largest_count:
-            return self.skip
-        return self._largest_count + margin
+    def _bound(self) -> int:
+        return self._largest_count + max(self.rows, int(self._largest_count * MARGIN_SHARE))
 
     def _misbehaviour(self, listed: Listed, keep: frozenset[str]) -> str | None:
         dated = [(modified, i) for i, modified in listed.entries if modified is not None]
