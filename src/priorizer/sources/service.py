@@ -98,7 +98,7 @@ def remove_source(session: Session, *, ref: str) -> WatchedSource:
     """Stop watching a source, named by its id or its URL (its datasets stay)."""
     found = (
         [s for s in [repo.get(session, source_id=int(ref))] if s is not None]
-        if ref.isdigit()
+        if ref.isascii() and ref.isdigit() and len(ref) < 18
         else repo.by_url(session, url=ref.strip())
     )
     if not found:
