@@ -115,9 +115,9 @@ def harvest(
         ),
     ] = None,
 ) -> None:
-    """Harvest a CKAN portal or a DCAT-US data.json catalog into the catalog.
+    """Harvest a CKAN portal or a data.json into the catalog.
 
-    URL is the portal's site or its API's address, or the data.json's. An interrupted harvest
+    URL is the portal's site or its API's address, or a DCAT-US data.json's. An interrupted harvest
     (a crash, Ctrl-C, the portal down) is continued by the next run of the same source; a full
     one marks the datasets that vanished from it as removed upstream. A portal that ignores the
     search's filter or sort is paged by offsets instead; one that cannot be paged at all stops

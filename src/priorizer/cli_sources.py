@@ -11,8 +11,8 @@ from priorizer.cli_support import argument, fail, load_settings, open_to_write
 from priorizer.errors import PriorizerError
 
 sources = typer.Typer(
-    help="Watched sources: CKAN portals and data.json catalogs the server harvests on a "
-    "schedule (see docs/harvest.md).",
+    help="Watch sources: the server harvests them on a schedule.\n\nCKAN portals and DCAT-US "
+    "data.json catalogs; see docs/harvest.md.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -90,7 +90,9 @@ def add(
 
 @sources.command("list")
 def list_() -> None:
-    """The watched sources: last run, next run, datasets, removed upstream, errors."""
+    """List the watched sources.
+
+    Each as a line of JSON: last run, next run, datasets, removed upstream, errors."""
     from priorizer.sources import service
 
     for source in _write(lambda session, _now: service.list_sources(session)):
@@ -99,7 +101,9 @@ def list_() -> None:
 
 @sources.command("remove")
 def remove(ref: Annotated[str, argument("ID_OR_URL")]) -> None:
-    """Stop watching a source, named by its id or URL; its datasets stay in the catalog."""
+    """Stop watching a source, by id or URL.
+
+    Its datasets stay in the catalog."""
     from priorizer.sources import service
 
     def work(session: Any, _now: Any) -> dict[str, Any]:
