@@ -23,6 +23,10 @@ are broken by `id` ascending, so every order is total and repeatable.
 Faults, for `package_search` only, each consumed by the next matching requests:
 `stall_next` sleeps first (a client with a shorter timeout gives up), then `fail_next` answers an
 error status, else `garble_next` answers 200 with a truncated, non-JSON body.
+
+Misbehaviour, as some CKAN-compatible APIs and proxies show it: `ignores` holds the
+`package_search` parameters the portal acts as if it had not been sent (`"fq"`, `"sort"`,
+`"start"`); `count` then counts what the remaining parameters match.
 """
 
 from __future__ import annotations
@@ -102,6 +106,7 @@ class CkanPortal:
         self.requests: list[dict] = []
         self.errors: list[Exception] = []  # exceptions raised while answering (answered 500)
         self.on_search: Callable[[dict], None] | None = None
+        self.ignores: set[str] = set()  # package_search parameters treated as absent
         self.base_url = ""
         self._fail: list[int] = []  # one status per request still to fail
         self._stall: list[float] = []  # one delay per request still to stall
@@ -259,6 +264,7 @@ class CkanPortal:
         - `sort`: comma-separated `field asc|desc`; `score` is ignored; ties go by `id asc`.
         - `fl`: comma- or space-separated fields; each result then holds only those it has.
         """
+        params = {k: v for k, v in params.items() if k not in self.ignores}
         rows = min(_natural(params, "rows", 10), MAX_ROWS)
         start = _natural(params, "start", 0)
         sort = str(params.get("sort") or DEFAULT_SORT)

@@ -29,6 +29,7 @@ from priorizer.dashboard.api import router as dashboard_router
 from priorizer.db import Database
 from priorizer.deps import known_query_parameters
 from priorizer.errors import PriorizerError
+from priorizer.harvest.api import harvest_context
 from priorizer.harvest.api import router as harvest_router
 from priorizer.logs import RequestLog
 from priorizer.maintenance.service import MaintenancePolicy
@@ -44,6 +45,8 @@ from priorizer.security import (
     Unauthorized,
     error_response,
 )
+from priorizer.sources import jobs as sources_jobs
+from priorizer.sources.api import router as sources_router
 from priorizer.system.api import router as system_router
 
 log = logging.getLogger(__name__)
@@ -97,8 +100,12 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         app.state.scheduler = None
         try:
             if settings.run_scheduler:
+                check = sources_jobs.SourcesJob(lambda: harvest_context(app.state))
                 app.state.scheduler = build_scheduler(
-                    database=database, policy=app.state.maintenance, clock=clock
+                    database=database,
+                    policy=app.state.maintenance,
+                    clock=clock,
+                    sources=(check, settings.sources_check_seconds),
                 )
                 app.state.scheduler.start()
             yield
@@ -142,6 +149,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         catalog_router,
         node_router,
         harvest_router,
+        sources_router,
         system_router,
         dashboard_router,
     ):

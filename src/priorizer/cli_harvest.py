@@ -106,38 +106,55 @@ def harvest(
     ] = 30.0,
     attempts: Annotated[int, typer.Option(metavar="N", min=1, help="Tries per request.")] = 6,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            metavar="KIND",
+            help="ckan or dcat (a data.json catalog); by default, a URL ending in .json is a "
+            "data.json and any other a CKAN portal.",
+        ),
+    ] = None,
 ) -> None:
-    """Harvest a CKAN portal into the catalog.
+    """Harvest a CKAN portal or a data.json into the catalog.
 
-    URL is the portal's site or its API's address. An interrupted harvest (a crash, Ctrl-C, the
-    portal down) is continued by the next run of the same source; a full one marks the datasets
-    that vanished from it as removed upstream."""
+    URL is the portal's site or its API's address, or a DCAT-US data.json's. An interrupted harvest
+    (a crash, Ctrl-C, the portal down) is continued by the next run of the same source; a full
+    one marks the datasets that vanished from it as removed upstream. A portal that ignores the
+    search's filter or sort is paged by offsets instead; one that cannot be paged at all stops
+    the run with an error, keeping what was stored."""
     from contextlib import nullcontext
 
-    from priorizer.harvest.ckan import CkanClient, CkanError
-    from priorizer.harvest.service import Source
-    from priorizer.harvest.service import harvest as harvest_source
+    from priorizer.harvest import dispatch
+    from priorizer.harvest.ckan import CkanError
+    from priorizer.harvest.datajson import DataJsonError
+    from priorizer.harvest.paging import Stalled
 
+    try:
+        source = dispatch.source_for(url, kind=kind, organization=organization, query=query)
+    except PriorizerError as error:
+        raise fail(error) from error
     settings = load_settings()
     context = _harvest_context(settings)
-    source = Source(url=url, organization=organization, query=query)
     bar = _progress_bar() if progress else nullcontext()
     try:
-        with CkanClient(url, timeout_seconds=timeout, attempts=attempts) as client, bar:
-            on_page = _follow(bar, source.key) if progress else None
-            outcome = harvest_source(
+        with bar:
+            outcome = dispatch.harvest(
                 context,
-                client=client,
-                source=source,
+                source,
                 rows=rows,
                 since=since.replace(tzinfo=since.tzinfo or UTC) if since else None,
                 incremental=incremental,
-                on_page=on_page,
+                timeout_seconds=timeout,
+                attempts=attempts,
+                on_page=_follow(bar, source.key) if progress else None,
             )
     except KeyboardInterrupt:
         typer.echo("interrupted: the next harvest of this source continues from here", err=True)
         raise typer.Exit(130) from None
-    except CkanError as error:
+    except Stalled as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from error
+    except (CkanError, DataJsonError) as error:
         typer.echo(f"error: {error} (the next harvest of this source continues)", err=True)
         raise typer.Exit(1) from error
     except PriorizerError as error:

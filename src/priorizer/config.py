@@ -142,6 +142,25 @@ class Settings(BaseSettings):
         validation_alias=_env("DASHBOARD_REFRESH_SECONDS"),
     )
 
+    # Watched sources (docs/harvest.md "Watched sources"): how often the scheduler looks for
+    # sources due, and where removal alerts go (a JSON POST; none when unset).
+    sources_check_seconds: float = Field(
+        30.0, ge=1, le=86_400, allow_inf_nan=False, validation_alias=_env("SOURCES_CHECK_SECONDS")
+    )
+    removal_webhook_url: str | None = Field(
+        None, repr=False, validation_alias=_env("REMOVAL_WEBHOOK_URL")
+    )
+
+    @field_validator("removal_webhook_url")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip()
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
     @field_validator("admin_token", "enrollment_secret")
     @classmethod
     def _token_strong_enough(cls, value: SecretStr | None) -> SecretStr | None:

@@ -170,6 +170,12 @@ def _gauges(figures: dict[str, Any]) -> Iterator[Metric]:
         ),
     ):
         yield GaugeMetricFamily(name, text, value=value)
+    yield GaugeMetricFamily(
+        "priorizer_assets_removed_without_copy",
+        "Assets of datasets removed upstream that no node holds yet",
+        value=figures.get("removed_without_copy", 0),
+    )
+    yield from _source_gauges(figures.get("sources") or [])
     last = figures["last_maintenance"]
     if last is not None and last["finished_at"] is not None:
         for name, text, value in (
@@ -190,6 +196,34 @@ def _gauges(figures: dict[str, Any]) -> Iterator[Metric]:
             ),
         ):
             yield GaugeMetricFamily(name, text, value=value)
+
+
+SOURCE_GAUGES = (
+    ("datasets", "priorizer_source_datasets", "Datasets of each watched source"),
+    ("removed_upstream", "priorizer_source_removed_upstream", "Of them, removed upstream"),
+    ("failures", "priorizer_source_failures", "Harvests of each source failed in a row"),
+    ("last_run_at", "priorizer_source_last_run_timestamp_seconds", "Last harvest (Unix time)"),
+    ("next_run_at", "priorizer_source_next_run_timestamp_seconds", "Next harvest (Unix time)"),
+)
+
+
+def _source_gauges(sources: list[dict[str, Any]]) -> Iterator[Metric]:
+    """Per watched source, labelled by its key (a campaign watches a handful)."""
+    for key, name, text in SOURCE_GAUGES:
+        family = GaugeMetricFamily(name, text, labels=["source"])
+        for source in sources:
+            value = source[key]
+            if value is None:
+                continue
+            family.add_metric([source["key"]], value.timestamp() if key.endswith("_at") else value)
+        yield family
+    ok = GaugeMetricFamily(
+        "priorizer_source_last_success", "1 when its last harvest succeeded", labels=["source"]
+    )
+    for source in sources:
+        if source["last_state"] is not None:
+            ok.add_metric([source["key"]], 1 if source["last_state"] == "ok" else 0)
+    yield ok
 
 
 def exposition(gauges: Gauges) -> bytes:

@@ -6,6 +6,7 @@ from priorizer.db import Base
 from priorizer.harvest.models import HarvestRun
 from priorizer.maintenance.models import MaintenanceRun
 from priorizer.node.models import Node
+from priorizer.sources.models import WatchedSource
 from priorizer.system.models import SystemValue
 
 metadata = Base.metadata
@@ -18,5 +19,6 @@ __all__ = [
     "MaintenanceRun",
     "Node",
     "SystemValue",
+    "WatchedSource",
     "metadata",
 ]

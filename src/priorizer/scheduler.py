@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -24,9 +24,27 @@ JOB_ID = "maintenance"
 
 
 def build_scheduler(
-    *, database: Database, policy: MaintenancePolicy, clock: Callable[[], datetime]
+    *,
+    database: Database,
+    policy: MaintenancePolicy,
+    clock: Callable[[], datetime],
+    sources: tuple[Callable[[], Any], float] | None = None,
 ) -> BackgroundScheduler:
+    """The maintenance cycle, and (`sources`: the job and its period) the watched sources'
+    check, each in a thread of its own, one run at a time."""
     scheduler = BackgroundScheduler(timezone="UTC")
+    if sources is not None:
+        job, seconds = sources
+        scheduler.add_job(
+            job,
+            IntervalTrigger(seconds=seconds, timezone="UTC"),
+            id="sources",
+            name="sources",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=datetime.now(UTC),  # a first look at start-up
+        )
     scheduler.add_job(
         _scheduled_cycle,
         IntervalTrigger(seconds=policy.interval_seconds, start_date=SLOT_ORIGIN, timezone="UTC"),

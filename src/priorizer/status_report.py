@@ -60,6 +60,7 @@ def render(figures: dict[str, Any], *, source: str, console: Console | None = No
                 ("with conflicting copies", figures["assets_with_conflicting_copies"]),
                 ("unreachable", figures["unreachable_assets"]),
                 ("withdrawn", figures["withdrawn_assets"]),
+                ("removed upstream, no copy yet", figures.get("removed_without_copy", 0)),
                 ("total priority score", figures["total_priority_score"]),
             ],
         )
@@ -86,6 +87,20 @@ def render(figures: dict[str, Any], *, source: str, console: Console | None = No
             ],
         )
     )
+    for watched in figures.get("sources") or []:
+        console.print(
+            _table(
+                f"Source {watched['id']}: {watched['url']}",
+                [
+                    ("last run", watched["last_run_at"]),
+                    ("outcome", watched["last_state"]),
+                    ("next run", watched["next_run_at"]),
+                    ("datasets", watched["datasets"]),
+                    ("removed upstream", watched["removed_upstream"]),
+                    ("error", watched["last_error"]),
+                ],
+            )
+        )
     health = figures["system_health"]
     reason = figures.get("health_reason")
     colour = "green" if health == "healthy" else "red"

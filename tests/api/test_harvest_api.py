@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from priorizer.db import Database
-from priorizer.harvest.service import LOCK_NAME, Source, _lock_key
+from priorizer.harvest.service import LOCK_NAME, Source, lock_key
 from tests.ckan_data import hostile_catalog, package, resource
 from tests.ckan_portal import CkanPortal
 from tests.conftest import FakeClock
@@ -181,7 +181,7 @@ def test_a_source_another_process_harvests_is_refused_up_front(
 ) -> None:
     source = Source(portal.base_url)
     # Another process (here another connection of the test's own) holds the source's lock.
-    with database.exclusive(LOCK_NAME, key=_lock_key(source.key)) as held:
+    with database.exclusive(LOCK_NAME, key=lock_key(source.key)) as held:
         assert held
         refused = client.post("/harvest", json={"url": portal.base_url})
         assert refused.status_code == 409, refused.text

@@ -416,6 +416,7 @@ BAD_QUERIES = {
         "limit": "0",
         "priority": "11",
         "state": "retired",
+        "copies": "-1",
     },
     "/allocations": {
         "node_id": "a b",
@@ -448,7 +449,7 @@ def test_every_bad_query_value_is_422_naming_the_parameter(client, database, pat
 @pytest.mark.parametrize(
     ("path", "name", "allowed"),
     [
-        ("/assets", "state", ["active", "unreachable", "withdrawn"]),
+        ("/assets", "state", ["active", "unreachable", "withdrawn", "removed_upstream"]),
         ("/allocations", "status", ["allocated", "completed", "released", "expired", "failed"]),
     ],
 )

@@ -384,7 +384,7 @@ def test_people_s_priorities_and_reported_sizes_survive_harvests_and_rescoring(
 
 def test_one_harvest_of_a_source_at_a_time(context, portal, database):
     source = service.Source(portal.base_url)
-    with database.exclusive(service.LOCK_NAME, key=service._lock_key(source.key)) as held:
+    with database.exclusive(service.LOCK_NAME, key=service.lock_key(source.key)) as held:
         assert held
         with pytest.raises(Conflict, match="running already"):
             run(context, portal)

@@ -115,6 +115,8 @@ def test_every_variable_at_once(monkeypatch):
         "RATE_LIMIT_PER_NODE": "10/second",
         "RATE_LIMIT_PER_ADDRESS": "100/second",
         "MAX_REQUEST_BYTES": "65536",
+        "SOURCES_CHECK_SECONDS": "10",
+        "REMOVAL_WEBHOOK_URL": "https://alerts.example.org/hook",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -160,6 +162,8 @@ def test_every_variable_at_once(monkeypatch):
         "rate_limit_per_node": "10/second",
         "rate_limit_per_address": "100/second",
         "max_request_bytes": 65536,
+        "sources_check_seconds": 10.0,
+        "removal_webhook_url": "https://alerts.example.org/hook",
     }
     assert settings.sqlalchemy_url == "postgresql+psycopg://u:p@db:5432/priorizer"
 

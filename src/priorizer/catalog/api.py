@@ -17,7 +17,7 @@ from priorizer.catalog.schemas import (
     AssetIdsRequest,
     AssetPage,
     AssetRead,
-    AssetState,
+    AssetStateFilter,
     AssetStateResponse,
     HoldingRead,
     UpdateCkanRequest,
@@ -86,17 +86,24 @@ def _set_states(
     return AssetStateResponse(changed=report.changed, unknown_ids=report.unknown_ids)
 
 
-@router.get("/assets", response_model=AssetPage, summary="The catalog, by id, a page at a time")
+@router.get(
+    "/assets",
+    response_model=AssetPage,
+    summary="The catalog, by id, a page at a time",
+    description="`state=removed_upstream` lists the assets of datasets removed upstream; "
+    "with `copies=0`, those no node holds yet: the rescue's emergency.",
+)
 def list_assets(
     db: DbDep,
     cursor: AssetId | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     priority: Annotated[int | None, Query(ge=1, le=10)] = None,
-    state: AssetState | None = None,
+    state: AssetStateFilter | None = None,
+    copies: Annotated[int | None, Query(ge=0, le=1000)] = None,
 ) -> AssetPage:
     with db.read() as session:
         rows = service.list_assets(
-            session, after=cursor, limit=limit, priority=priority, state=state
+            session, after=cursor, limit=limit, priority=priority, state=state, copies=copies
         )
         items = [AssetRead.model_validate(row) for row in rows]
     return AssetPage(items=items, next_cursor=items[-1].id if len(items) == limit else None)

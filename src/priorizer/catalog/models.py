@@ -22,6 +22,7 @@ IN_QUEUE_SQL = "rank IS NOT NULL"
 FAILING_SQL = "failed_nodes > 0"
 CONFLICTING_SQL = "conflicting_copies"
 URL_KEY_NOT_ID_SQL = "url_key <> id"
+REMOVED_SQL = "removed_at IS NOT NULL"
 
 
 def url_key(url: str) -> str:
@@ -47,7 +48,11 @@ class Dataset(Base):
     removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     harvested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
-    __table_args__ = (Index("ix_datasets_source", "source"),)
+    __table_args__ = (
+        Index("ix_datasets_source", "source"),
+        # Datasets removed upstream: few, found without a scan (removal alerts, filters).
+        partial_index("ix_datasets_removed", "id", where=REMOVED_SQL),
+    )
 
 
 class Asset(Base):

@@ -452,6 +452,8 @@ def list_page(
     limit: int,
     priority: int | None,
     state: str | None,
+    copies: int | None = None,
+    removed_upstream: bool = False,
 ) -> Sequence[Asset]:
     query = select(Asset).order_by(Asset.id).limit(limit)
     if after is not None:
@@ -460,7 +462,47 @@ def list_page(
         query = query.where(Asset.priority == priority)
     if state is not None:
         query = query.where(Asset.state == state)
+    if copies is not None:
+        query = query.where(Asset.copies == copies)
+    if removed_upstream:  # few datasets: found by their partial index, then their assets
+        query = query.where(Asset.dataset_id.in_(_removed_datasets()))
     return session.execute(query).scalars().all()
+
+
+def _removed_datasets() -> Any:
+    return select(datasets.c.id).where(datasets.c.removed_at.is_not(None))
+
+
+def removed_without_copy(
+    session: Session, *, dataset_ids: Sequence[str] = (), limit: int
+) -> tuple[list[Any], int]:
+    """Assets of datasets removed upstream (of `dataset_ids`, or all) with no copy yet, highest
+    priority first (up to `limit`), with their dataset's title and when it was removed; and
+    how many there are in all."""
+    a, d = assets.c, datasets.c
+    where = [a.copies == 0, d.removed_at.is_not(None)]
+    if dataset_ids:
+        where.append(d.id.in_(list(dataset_ids)))
+    joined = assets.join(datasets, d.id == a.dataset_id)
+    rows = session.execute(
+        select(
+            a.id,
+            a.name,
+            a.url,
+            a.priority,
+            a.size_mb,
+            d.id.label("dataset_id"),
+            d.title,
+            d.organization,
+            d.removed_at,
+        )
+        .select_from(joined)
+        .where(*where)
+        .order_by(a.priority.desc(), a.id)
+        .limit(limit)
+    ).all()
+    total = session.execute(select(func.count()).select_from(joined).where(*where)).scalar_one()
+    return list(rows), int(total)
 
 
 def iterate(session: Session, *, batch: int = 5000) -> Any:

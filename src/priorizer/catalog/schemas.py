@@ -18,6 +18,8 @@ Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 Priority = Annotated[int, Field(ge=1, le=10, strict=True)]
 AssetState = Literal["active", "unreachable", "withdrawn"]
 assert set(AssetState.__args__) == set(ASSET_STATES)  # type: ignore[attr-defined]
+# What GET /assets filters on: an asset's state, or `removed_upstream` (its dataset's).
+AssetStateFilter = Literal[AssetState, "removed_upstream"]
 
 
 class PriorityUpdate(BaseModel):

@@ -14,6 +14,9 @@ from priorizer.catalog import repo
 from priorizer.catalog.models import ASSET_ACTIVE, ASSET_WITHDRAWN, Asset, url_key
 from priorizer.errors import NotFound
 
+# Not an asset state: the assets of datasets a full harvest no longer found upstream.
+REMOVED_UPSTREAM = "removed_upstream"
+
 
 @dataclass(frozen=True, slots=True)
 class NewAsset:
@@ -131,8 +134,28 @@ def list_assets(
     limit: int = 100,
     priority: int | None = None,
     state: str | None = None,
+    copies: int | None = None,
 ) -> Sequence[Asset]:
-    return repo.list_page(session, after=after, limit=limit, priority=priority, state=state)
+    """A page of assets by id; `state` may also be `removed_upstream`: the assets of datasets
+    removed upstream, whatever their own state."""
+    removed = state == REMOVED_UPSTREAM
+    return repo.list_page(
+        session,
+        after=after,
+        limit=limit,
+        priority=priority,
+        state=None if removed else state,
+        copies=copies,
+        removed_upstream=removed,
+    )
+
+
+def removed_without_copy(
+    session: Session, *, dataset_ids: Sequence[str] = (), limit: int = 100
+) -> tuple[list[Any], int]:
+    """The emergency of a rescue: assets of datasets removed upstream that no node holds yet
+    (of `dataset_ids`, or all), highest priority first, and their number."""
+    return repo.removed_without_copy(session, dataset_ids=dataset_ids, limit=limit)
 
 
 def iterate_assets(session: Session) -> Iterator[Asset]:

@@ -52,13 +52,17 @@ def overview(session: Session, *, replication_target: int) -> dict[str, Any]:
 
 
 def trouble(session: Session) -> dict[str, Any]:
-    """The assets nodes failed to download, each with its latest failure, and those whose
-    copies disagree, each with the checksums reported and by whom."""
+    """The assets of datasets removed upstream that no node holds yet, those nodes failed to
+    download, each with its latest failure, and those whose copies disagree, each with the
+    checksums reported and by whom."""
     failing, failing_count = catalog_service.failing_assets(session, limit=TROUBLE_SHOWN)
     conflicting = catalog_service.conflicting_assets(session, limit=TROUBLE_SHOWN)
     latest = allocation_service.latest_failures(session, asset_ids=[a.id for a in failing])
     sums = allocation_service.reported_checksums(session, asset_ids=[a.id for a in conflicting])
+    removed, removed_count = catalog_service.removed_without_copy(session, limit=TROUBLE_SHOWN)
     return {
+        "removed": removed,
+        "removed_count": removed_count,
         "failing": [{"asset": a, "latest": latest.get(a.id)} for a in failing],
         "failing_count": failing_count,
         "conflicting": [{"asset": a, "checksums": sums.get(a.id, [])} for a in conflicting],

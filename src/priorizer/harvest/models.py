@@ -13,6 +13,7 @@ from priorizer.db import Base, UtcDateTime
 RUNNING = "running"
 INTERRUPTED = "interrupted"  # stopped by a crash, Ctrl-C or an error: the next run continues it
 OK = "ok"
+FAILED = "failed"  # could not go on (a portal that cannot be paged): not continued
 
 
 class HarvestRun(Base):
@@ -55,3 +56,9 @@ class HarvestRun(Base):
     retries: Mapped[int] = mapped_column(Integer, server_default="0")
     seconds: Mapped[float] = mapped_column(Float, server_default="0")  # working time
     error: Mapped[str | None] = mapped_column(String(1000))
+    # How the listing paged (`harvest.paging`): keyset, or offset when the portal ignored the
+    # filter or the sort; and why.
+    paging: Mapped[str | None] = mapped_column(String(20))
+    paging_note: Mapped[str | None] = mapped_column(String(1000))
+    # data.json distributions with only an accessURL: pages stored to discover what they hold.
+    pages_to_discover: Mapped[int | None] = mapped_column(Integer)

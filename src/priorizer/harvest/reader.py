@@ -8,6 +8,7 @@ the request going, the mapped page coming back.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 import signal
@@ -16,7 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from priorizer.allocation.policy import QueuePolicy, effective_size_mb, rank
 from priorizer.catalog.models import ASSET_ACTIVE
@@ -54,6 +55,24 @@ class Prepared:
     skipped: Counter[str] = field(default_factory=Counter)
     newest_modified: datetime | None = None
 
+    def keeping(self, ids: frozenset[str]) -> Prepared:
+        """Only the datasets `ids` (each once) and their assets: what a page adds when the
+        portal sends datasets already stored (`paging`)."""
+        rows: dict[str, dict[str, Any]] = {}
+        for row in self.dataset_rows:
+            if row["id"] in ids:
+                rows.setdefault(row["id"], row)
+        if len(rows) == len(self.dataset_rows):
+            return self
+        return Prepared(
+            dataset_rows=list(rows.values()),
+            asset_rows=[a for a in self.asset_rows if a["dataset_id"] in rows],
+            points=self.points,
+            shared_urls=self.shared_urls,
+            skipped=self.skipped,
+            newest_modified=self.newest_modified,
+        )
+
 
 @dataclass(slots=True)
 class ReadPage:
@@ -62,6 +81,9 @@ class ReadPage:
     cursor: str | None = None
     skip: int = 0
     retries: int = 0
+    # Each package's id and modification instant, in the portal's order (`paging` checks them).
+    entries: tuple[tuple[str, str | None], ...] = ()
+    results: int = 0
 
 
 def read_page(options: ClientOptions, policy: Policy, request: PageRequest) -> ReadPage:
@@ -90,7 +112,14 @@ def read_page(options: ClientOptions, policy: Policy, request: PageRequest) -> R
         source=request.source,
         harvested_at=request.harvested_at,
     )
-    return ReadPage(page.count, prepared, cursor, skip, len(retries))
+    entries = tuple(
+        (package["id"].strip(), _millis_of(package))
+        for package in page.results
+        if isinstance(package, dict)
+        and isinstance(package.get("id"), str)
+        and package["id"].strip()
+    )
+    return ReadPage(page.count, prepared, cursor, skip, len(retries), entries, len(page.results))
 
 
 def prepare(
@@ -234,3 +263,45 @@ def _exit_without(parent: int) -> None:
             os._exit(0)
         except PermissionError:  # alive, someone else's: cannot be ours
             os._exit(0)
+
+
+class Reader:
+    """The worker process that reads pages (`serve_reads`), and the pipe to it. It is
+    stopped, never waited for, when the harvest ends for any reason."""
+
+    def __init__(self, client: CkanClient, policy: Policy) -> None:
+        context = worker_context()
+        self._connection, theirs = context.Pipe()
+        self._process = context.Process(  # type: ignore[attr-defined]
+            target=serve_reads,
+            args=(theirs, client.options, policy, os.getpid()),
+            name="priorizer-harvest-reader",
+            daemon=True,
+        )
+        self._process.start()
+        theirs.close()
+
+    def ask(self, request: PageRequest) -> None:
+        self._connection.send(request)
+
+    def answer(self) -> ReadPage:
+        try:
+            answer = self._connection.recv()
+        except EOFError as error:
+            raise RuntimeError("the harvest's reader process stopped") from error
+        if isinstance(answer, BaseException):
+            raise answer
+        return cast(ReadPage, answer)
+
+    def close(self) -> None:
+        self._process.terminate()
+        self._process.join(timeout=5)
+        self._connection.close()
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """Fork from a clean server process, never from this one (it may hold threads and
+    connections); the server has the reader imported already, so a worker starts at once."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["priorizer.harvest.reader"])
+    return context

@@ -39,6 +39,8 @@ def latest(session: Session) -> HarvestRun | None:
     ).scalar_one_or_none()
 
 
-def recent(session: Session, *, limit: int) -> list[HarvestRun]:
+def recent(session: Session, *, limit: int, source: str | None = None) -> list[HarvestRun]:
     query = select(HarvestRun).order_by(HarvestRun.id.desc()).limit(limit)
+    if source is not None:
+        query = query.where(HarvestRun.source == source)
     return list(session.execute(query).scalars())

@@ -23,6 +23,11 @@ class HarvestRequest(BaseModel):
         None, description="Only datasets modified since; nothing is marked removed."
     )
     incremental: bool = Field(False, description="From the source's last complete run.")
+    kind: Literal["ckan", "dcat"] | None = Field(
+        None,
+        description="ckan, or dcat (a data.json catalog); by default a URL ending in .json "
+        "is a data.json.",
+    )
 
 
 class HarvestStarted(BaseModel):
@@ -34,7 +39,10 @@ class HarvestStarted(BaseModel):
 class HarvestRunRead(BaseModel):
     id: int
     source: str
-    state: str = Field(description="running, interrupted (continued by the next run) or ok")
+    state: str = Field(
+        description="running, interrupted (continued by the next run), failed (a portal that "
+        "cannot be paged: not continued) or ok"
+    )
     since: datetime | None
     started_at: datetime
     updated_at: datetime
@@ -50,4 +58,15 @@ class HarvestRunRead(BaseModel):
     returned_upstream: int | None
     retries: int
     datasets_per_second: float | None
+    pages_to_discover: int | None = Field(
+        None,
+        description="data.json distributions with only an accessURL: pages stored as "
+        "assets, for discovery to expand.",
+    )
+    paging: str | None = Field(
+        None,
+        description="keyset, offset (the portal ignored the filter or the sort), or "
+        "stream (a data.json).",
+    )
+    paging_note: str | None = Field(None, description="Why the harvest paged as it did.")
     error: str | None

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -34,15 +32,15 @@ from priorizer.catalog import service as catalog_service
 from priorizer.db import Database
 from priorizer.errors import Conflict
 from priorizer.harvest import repo
-from priorizer.harvest.ckan import MAX_ROWS, CkanClient, CkanError, action_url
+from priorizer.harvest.ckan import MAX_ROWS, CkanClient, action_url
 from priorizer.harvest.mapping import map_packages
-from priorizer.harvest.models import INTERRUPTED, OK, RUNNING, HarvestRun
+from priorizer.harvest.models import FAILED, INTERRUPTED, OK, RUNNING, HarvestRun
+from priorizer.harvest.paging import KEYSET, Listed, Pager, Stalled
 from priorizer.harvest.reader import (
     PageRequest,
     Prepared,
-    ReadPage,
+    Reader,
     prepare,
-    serve_reads,
     to_millis,
 )
 from priorizer.scoring import service as scoring_service
@@ -59,10 +57,14 @@ class Source:
     url: str
     organization: str | None = None
     query: str | None = None
+    kind: str = "ckan"  # or "dcat": a data.json catalog (`dcat_run`)
 
     @property
     def key(self) -> str:
-        """How datasets remember where they came from: the portal's API, and the scope."""
+        """How datasets remember where they came from: the portal's API, and the scope (a
+        data.json catalog: its URL)."""
+        if self.kind == "dcat":
+            return self.url.strip()
         parts = [self.url if self.url.startswith("file:") else action_url(self.url)]
         if self.organization:
             parts.append(f"organization={self.organization}")
@@ -77,6 +79,8 @@ class Context:
     policy: Policy
     queue: QueuePolicy
     clock: Callable[[], datetime]
+    # Hears of each run that found datasets removed upstream: (the run's record, their ids).
+    on_removed: Callable[[dict[str, Any], list[str]], None] | None = None
 
 
 def harvest(
@@ -94,27 +98,27 @@ def harvest(
     Only one harvest of a source runs at a time: another gets `Conflict`. `on_start` hears
     the run's id once it is recorded: from then on, whatever stops the run is recorded on it."""
     database = context.database
-    with database.exclusive(LOCK_NAME, key=_lock_key(source.key)) as mine:
+    with database.exclusive(LOCK_NAME, key=lock_key(source.key)) as mine:
         if not mine:
             raise Conflict(f"a harvest of {source.key} is running already")
-        run_id, _ = _start(context, source=source, since=since, incremental=incremental)
+        run_id, _ = start_run(context, source=source, since=since, incremental=incremental)
         try:
             if on_start is not None:
                 on_start(run_id)
-            _list_pages(
+            whole = _list_pages(
                 context, client=client, source=source, run_id=run_id, rows=rows, on_page=on_page
             )
-            return _finish(context, source=source, run_id=run_id, listing=True)
+            return finish_run(context, source=source, run_id=run_id, listing=whole)
         except BaseException as error:  # Ctrl-C too: the run is continued next time
-            _stop(database, run_id, error, clock=context.clock)
+            stop_run(database, run_id, error, clock=context.clock)
             raise
 
 
-def _lock_key(source_key: str) -> int:
+def lock_key(source_key: str) -> int:
     return int.from_bytes(hashlib.sha256(source_key.encode()).digest()[:7], "big")
 
 
-def _start(
+def start_run(
     context: Context, *, source: Source, since: datetime | None, incremental: bool
 ) -> tuple[int, datetime]:
     """The run to go on with (the source's unfinished one, or a new one): its id and start."""
@@ -160,14 +164,16 @@ def _list_pages(
     run_id: int,
     rows: int,
     on_page: Callable[[dict[str, Any]], None] | None,
-) -> None:
+) -> bool:
+    """List the source, page by page, storing as it goes; whether the listing was whole."""
     with context.database.read() as session:
         run = repo.get(session, run_id=run_id)
         assert run is not None
         cursor, skip, since, first = run.cursor_modified, run.cursor_skip, run.since, run.pages == 0
-        started_at = run.started_at
+        started_at, mode, note = run.started_at, run.paging, run.paging_note
 
     def request(cursor: str | None, skip: int) -> PageRequest:
+        # Offset paging (`pager.mode`) has no cursor: then `skip` is the offset.
         fq = _filters(source, cursor=cursor, since=since)
         return PageRequest(
             fq,
@@ -183,75 +189,39 @@ def _list_pages(
         )
 
     # A worker process reads (fetches, parses, maps) the next page while this one writes the
-    # page before: the cursor comes from the listing alone, before anything is stored.
-    reader = _Reader(client, context.policy)
+    # page before: where to go next comes from the listing alone, before anything is stored.
+    pager = Pager(rows, mode=mode or KEYSET, cursor=cursor, skip=skip, note=note)
+    reader = Reader(client, context.policy)
     try:
         reader.ask(request(cursor, skip))
         while True:
             started = time.perf_counter()
             page = reader.answer()
-            if page.prepared is None:  # the listing is over
-                return
-            cursor, skip = page.cursor, page.skip
-            reader.ask(request(cursor, skip))
-            with context.database.write() as session:
-                view = _store_page(
-                    context,
-                    session,
-                    run_id=run_id,
-                    page=page.prepared,
-                    cursor=(cursor, skip),
-                    expected=page.count if first else None,
-                    retries=page.retries,
-                    seconds=time.perf_counter() - started,
-                )
-            first = False
-            if on_page is not None:
-                on_page(view)
+            step = pager.advance(
+                Listed(page.entries, page.count, page.cursor, page.skip, page.results)
+            )
+            if not step.done:
+                reader.ask(request(step.cursor, step.skip))
+            if page.prepared is not None and step.keep:
+                with context.database.write() as session:
+                    view = store_page(
+                        context,
+                        session,
+                        run_id=run_id,
+                        page=page.prepared.keeping(step.keep),
+                        cursor=(pager.cursor, pager.skip),
+                        expected=page.count if first else None,
+                        retries=page.retries,
+                        seconds=time.perf_counter() - started,
+                        paging=(pager.mode, pager.note),
+                    )
+                first = False
+                if on_page is not None:
+                    on_page(view)
+            if step.done:
+                return pager.complete
     finally:
         reader.close()
-
-
-class _Reader:
-    """The worker process that reads pages (`reader.serve_reads`), and the pipe to it. It is
-    stopped, never waited for, when the harvest ends for any reason."""
-
-    def __init__(self, client: CkanClient, policy: Policy) -> None:
-        context = _worker_context()
-        self._connection, theirs = context.Pipe()
-        self._process = context.Process(  # type: ignore[attr-defined]
-            target=serve_reads,
-            args=(theirs, client.options, policy, os.getpid()),
-            name="priorizer-harvest-reader",
-            daemon=True,
-        )
-        self._process.start()
-        theirs.close()
-
-    def ask(self, request: PageRequest) -> None:
-        self._connection.send(request)
-
-    def answer(self) -> ReadPage:
-        try:
-            answer = self._connection.recv()
-        except EOFError as error:
-            raise RuntimeError("the harvest's reader process stopped") from error
-        if isinstance(answer, BaseException):
-            raise answer
-        return cast(ReadPage, answer)
-
-    def close(self) -> None:
-        self._process.terminate()
-        self._process.join(timeout=5)
-        self._connection.close()
-
-
-def _worker_context() -> multiprocessing.context.BaseContext:
-    """Fork from a clean server process, never from this one (it may hold threads and
-    connections); the server has the reader imported already, so a worker starts at once."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["priorizer.harvest.reader"])
-    return context
 
 
 def _filters(source: Source, *, cursor: str | None, since: datetime | None) -> list[str]:
@@ -268,7 +238,7 @@ def _solr_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _store_page(
+def store_page(
     context: Context,
     session: Session,
     *,
@@ -278,9 +248,15 @@ def _store_page(
     expected: int | None,
     retries: int,
     seconds: float,
+    paging: tuple[str, str | None] | None = None,
+    pages_to_discover: int | None = None,
 ) -> dict[str, Any]:
     run = repo.get(session, run_id=run_id, for_update=True)
     assert run is not None
+    if paging is not None:
+        run.paging, run.paging_note = paging
+    if pages_to_discover is not None:
+        run.pages_to_discover = (run.pages_to_discover or 0) + pages_to_discover
     returned = catalog_service.removed_dataset_ids(
         session, ids=[row["id"] for row in page.dataset_rows]
     )
@@ -336,7 +312,7 @@ def import_packages(
 ) -> dict[str, Any]:
     """Store packages read from saved CKAN answers, as a harvest would, a page at a time (one
     run; nothing is marked removed, since a file need not list a whole source)."""
-    run_id, started_at = _start(context, source=source, since=None, incremental=False)
+    run_id, started_at = start_run(context, source=source, since=None, incremental=False)
     try:
         for start in range(0, len(packages), MAX_ROWS):
             begun = time.perf_counter()
@@ -349,7 +325,7 @@ def import_packages(
                 harvested_at=started_at,
             )
             with context.database.write() as session:
-                view = _store_page(
+                view = store_page(
                     context,
                     session,
                     run_id=run_id,
@@ -361,13 +337,13 @@ def import_packages(
                 )
             if on_page is not None:
                 on_page(view)
-        return _finish(context, source=source, run_id=run_id, listing=False)
+        return finish_run(context, source=source, run_id=run_id, listing=False)
     except BaseException as error:
-        _stop(context.database, run_id, error, clock=context.clock)
+        stop_run(context.database, run_id, error, clock=context.clock)
         raise
 
 
-def _finish(context: Context, *, source: Source, run_id: int, listing: bool) -> dict[str, Any]:
+def finish_run(context: Context, *, source: Source, run_id: int, listing: bool) -> dict[str, Any]:
     """After a full listing (not incremental), mark what it did not meet as removed upstream
     and rescore that; close the run."""
     now = context.clock()
@@ -395,21 +371,29 @@ def _finish(context: Context, *, source: Source, run_id: int, listing: bool) -> 
         run.removed = len(removed) if full else None
         view = run_view(run)
     log.info("harvest of %s done: %s", source.key, view)
+    if removed and context.on_removed is not None:
+        try:
+            context.on_removed(view, removed)
+        except Exception:  # an alert that cannot be sent must not fail the harvest
+            log.exception("could not send the removal alert of harvest run %d", run_id)
     return view
 
 
-def _stop(
+def stop_run(
     database: Database, run_id: int, error: BaseException, *, clock: Callable[[], datetime]
 ) -> None:
     # Whatever stopped it, the next run of the source continues from its cursor.
     message = "interrupted" if isinstance(error, KeyboardInterrupt) else _describe(error)
+    # A portal that cannot be paged would stall the same way again: the run is not continued.
+    state = FAILED if isinstance(error, Stalled) else INTERRUPTED
     try:
         with database.write() as session:
             run = repo.get(session, run_id=run_id, for_update=True)
             if run is not None:
-                run.state, run.error, run.updated_at = INTERRUPTED, message, clock()
+                run.state, run.error, run.updated_at = state, message, clock()
                 # The request that stopped it was tried again too: those count.
-                run.retries += error.retries if isinstance(error, CkanError) else 0
+                retries = getattr(error, "retries", 0)  # CkanError's, DataJsonError's
+                run.retries += retries if isinstance(retries, int) else 0
     except Exception:
         log.exception("could not record that harvest run %d stopped", run_id)
 
@@ -439,6 +423,9 @@ def run_view(run: HarvestRun) -> dict[str, Any]:
         "returned_upstream": run.returned,
         "retries": run.retries,
         "datasets_per_second": round(run.datasets / run.seconds, 1) if run.seconds else None,
+        "pages_to_discover": run.pages_to_discover,
+        "paging": run.paging,
+        "paging_note": run.paging_note,
         "error": run.error,
     }
 
@@ -450,3 +437,7 @@ def latest_run(session: Session) -> dict[str, Any] | None:
 
 def recent_runs(session: Session, *, limit: int) -> list[dict[str, Any]]:
     return [run_view(run) for run in repo.recent(session, limit=limit)]
+
+
+def runs_of(session: Session, *, source: str, limit: int) -> list[dict[str, Any]]:
+    return [run_view(run) for run in repo.recent(session, limit=limit, source=source)]

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from priorizer.harvest.schemas import HarvestRunRead
+from priorizer.sources.schemas import SourceRead
 
 
 class MaintenanceRunRead(BaseModel):
@@ -60,6 +61,14 @@ class StatusRead(BaseModel):
     health_reason: str | None = Field(None, description="Why the system is degraded.")
     harvest: HarvestRunRead | None = Field(
         None, description="The latest harvest run: its progress, or its result."
+    )
+    sources: list[SourceRead] = Field(
+        [], description="The watched sources: last run, next run, datasets, removed, errors."
+    )
+    removed_without_copy: int = Field(
+        0,
+        description="Assets of datasets removed upstream that no node holds yet (see GET "
+        "/assets?state=removed_upstream&copies=0).",
     )
 
 

@@ -18,6 +18,7 @@ from priorizer.maintenance import repo as maintenance_repo
 from priorizer.maintenance import service as maintenance_service
 from priorizer.maintenance.models import FAILED
 from priorizer.node import service as node_service
+from priorizer.sources import service as sources_service
 from priorizer.system import repo
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,8 @@ def status(session: Session, *, replication_target: int) -> dict[str, Any]:
         "last_maintenance": maintenance_service.run_view(last),
         "last_snapshot": ok.stats if ok is not None else None,
         "harvest": harvest_service.latest_run(session),
+        "sources": sources_service.list_sources(session),
+        "removed_without_copy": catalog_service.removed_without_copy(session, limit=0)[1],
     }
 
 

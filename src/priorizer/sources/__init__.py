@@ -1,0 +1,1 @@
+"""Watched sources: portals and data.json catalogs harvested on a schedule."""
