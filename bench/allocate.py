@@ -139,10 +139,10 @@ def sqlite_catalog(n: int, workdir: Path) -> tuple[str, float]:
     return f"sqlite:///{target}", seconds
 
 
-def postgresql_catalog(n: int) -> tuple[str, float]:
+def postgresql_catalog(n: int, *, name: str = "") -> tuple[str, float]:
     """A fresh database cloned from a template catalog, built once (like bench/.cache/)."""
     tag = catalog_tag(n).replace("-", "_")
-    template, name = f"priorizer_bench_t{tag}", f"priorizer_bench_{n}"
+    template, name = f"priorizer_bench_t{tag}", name or f"priorizer_bench_{n}"
     base = PG_ADMIN.rsplit("/", 1)[0]
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     seconds = float("nan")
@@ -381,7 +381,7 @@ def measure_priorizer(
 ) -> dict[str, dict[str, float]]:
     """Fixed rate, then saturation, on a fresh copy of the catalog."""
     url = catalog(backend, n, workdir)
-    port, server = quiet_server(url, workdir, BACKENDS[backend][1])
+    port, server = quiet_server(url, workdir, BACKENDS[backend][1], **args.server_env)
     try:
         # The fixed rate first: the saturation run leaves checkpoint work behind it.
         open_loop(port, args.rate, 3, args.connections)  # warm-up: caches, connection pools
@@ -409,6 +409,7 @@ def measure_maintenance(
         workdir,
         PRIORIZER_WORKERS=str(BACKENDS[backend][1]),
         AUTO_UPDATE_INTERVAL_MINUTES=interval,
+        **args.server_env,
     )
     try:
         open_loop(port, args.maintenance_rate, 3, args.connections)
@@ -567,7 +568,15 @@ def main() -> None:
     parser.add_argument(
         "--maintenance-sizes", default="1M", help="sizes the maintenance figure is taken at"
     )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the servers measured (repeatable): compare directions in one run",
+    )
     args = parser.parse_args()
+    args.server_env = dict(pair.split("=", 1) for pair in args.server_env)
     args.sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     maintenance_sizes = [s.strip() for s in args.maintenance_sizes.split(",") if s.strip()]

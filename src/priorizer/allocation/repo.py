@@ -13,25 +13,31 @@ Concurrency contract (PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     CursorResult,
+    String,
     Table,
     and_,
     bindparam,
     exists,
     func,
+    insert,
+    literal,
     select,
     text,
     true,
     union_all,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from priorizer.allocation.models import (
@@ -47,7 +53,7 @@ from priorizer.allocation.models import (
     Allocation,
 )
 from priorizer.allocation.policy import QueuePolicy, counted_holders, rank_sql
-from priorizer.catalog.models import ASSET_ACTIVE, ASSET_WITHDRAWN, Asset
+from priorizer.catalog.models import ASSET_ACTIVE, ASSET_WITHDRAWN, IN_QUEUE_SQL, Asset
 from priorizer.db import DriverStatement, driver_time
 
 assets = cast(Table, Asset.__table__)
@@ -88,6 +94,44 @@ def rank_after(policy: QueuePolicy, *, holders_delta: int = 0) -> Any:
 
 # The hot path: statements compiled once and run on the driver's cursor (`DriverStatement`);
 # building and executing SQLAlchemy constructs per call costs more than these index seeks.
+_NODE_OPEN = f"FROM allocations WHERE node_id = :node_id AND status = '{ALLOCATED}'"
+_REQUEST_STATE = DriverStatement(
+    lambda _dialect: text(
+        "SELECT "
+        f"(SELECT count(*) {_NODE_OPEN} AND expires_at > :now) AS open_count, "
+        f"(SELECT coalesce(sum(reserved_mb), 0.0) {_NODE_OPEN} AND expires_at > :now) "
+        "AS reserved_mb, "
+        f"EXISTS (SELECT 1 {_NODE_OPEN} AND expires_at <= :now) AS node_due, "
+        f"EXISTS (SELECT 1 FROM allocations WHERE status = '{ALLOCATED}' "
+        "AND expires_at <= :now) AS any_due, "
+        f"(SELECT budget_mb FROM assets WHERE {IN_QUEUE_SQL} ORDER BY budget_mb LIMIT 1) "
+        "AS smallest_mb"
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestState:
+    """What an allocation reads before picking, in one round trip (index seeks all)."""
+
+    open_count: int  # the node's open leases, those past their expiry aside
+    reserved_mb: float  # what those reserve
+    node_due: bool  # the node holds open leases past their expiry
+    any_due: bool  # some node does
+    smallest_mb: float | None  # what the smallest asset in the queue counts for; None: empty
+
+
+def request_state(session: Session, *, node_id: str, now: datetime) -> RequestState:
+    [row] = _REQUEST_STATE.rows(session, {"node_id": node_id, "now": driver_time(session, now)})
+    return RequestState(
+        int(row.open_count),
+        float(row.reserved_mb),
+        bool(row.node_due),
+        bool(row.any_due),
+        row.smallest_mb,
+    )
+
+
 _OPEN_LOAD = DriverStatement(
     lambda _dialect: select(func.count(), func.coalesce(func.sum(leases.c.reserved_mb), 0.0)).where(
         leases.c.node_id == bindparam("node_id"), leases.c.status == ALLOCATED
@@ -113,11 +157,11 @@ def _ids(session: Session, ids: Sequence[str]) -> Any:
     return list(ids) if session.get_bind().dialect.name == "postgresql" else json.dumps(ids)
 
 
-def _candidates_query(levels: int, skip_failed: bool) -> Any:
+def _candidates_query(levels: int, skip_failed: bool, dialect: str) -> Any:
     """One statement over `levels` rank levels: in each, an index range seek (read backwards)
     for the largest assets that fit `max_mb`, that the node does not hold (and, with
     `skip_failed`, did not fail since `failed_since`), at most `limit` of them. Only index
-    columns are read."""
+    columns are read (SQLite; PostgreSQL picks with `PICK_FUNCTION`)."""
     held = exists().where(
         leases.c.node_id == bindparam("node_id"),
         leases.c.asset_id == assets.c.id,
@@ -129,16 +173,21 @@ def _candidates_query(levels: int, skip_failed: bool) -> Any:
         text(f"allocations.{FAILED_SQL} AND allocations.status = '{FAILED}'"),
         leases.c.closed_at > bindparam("failed_since"),
     )
-    parts = [
-        select(assets.c.id, assets.c.budget_mb, assets.c.rank)
-        .where(assets.c.rank == bindparam(f"rank_{i}"), assets.c.budget_mb <= bindparam("max_mb"))
-        .where(~held)
-        .where(~failed if skip_failed else true())
-        .order_by(*QUEUE_ORDER[1:])
-        .limit(bindparam("limit"))
-        .subquery(f"level_{i}")
-        for i in range(levels)
-    ]
+
+    def level(i: int) -> Any:
+        query = (
+            select(assets.c.id, assets.c.budget_mb, assets.c.rank)
+            .where(
+                assets.c.rank == bindparam(f"rank_{i}"), assets.c.budget_mb <= bindparam("max_mb")
+            )
+            .where(~held)
+            .where(~failed if skip_failed else true())
+            .order_by(*QUEUE_ORDER[1:])
+            .limit(bindparam("limit"))
+        )
+        return query.subquery(f"level_{i}")
+
+    parts = [level(i) for i in range(levels)]
     if levels == 1:
         return select(*parts[0].c)
     union = union_all(*(select(*part.c) for part in parts)).subquery("levels")
@@ -149,7 +198,7 @@ def _candidates_query(levels: int, skip_failed: bool) -> Any:
 
 @functools.cache
 def _candidates(levels: int, skip_failed: bool) -> DriverStatement:
-    return DriverStatement(lambda _dialect: _candidates_query(levels, skip_failed))
+    return DriverStatement(lambda dialect: _candidates_query(levels, skip_failed, dialect))
 
 
 def candidates(
@@ -171,6 +220,116 @@ def candidates(
     parameters.update({f"rank_{i}": level for i, level in enumerate(levels)})
     statement = _candidates(levels=len(levels), skip_failed=failed_since is not None)
     return statement.rows(session, parameters)
+
+
+def _queue_order_sql() -> str:
+    """The order within one rank level (`QUEUE_ORDER` without the rank), as PostgreSQL text."""
+    from sqlalchemy.dialects import postgresql
+
+    dialect = postgresql.dialect()
+    return ", ".join(str(term.compile(dialect=dialect)) for term in QUEUE_ORDER[1:])
+
+
+PICK_FUNCTION = "priorizer_pick"
+
+
+def pick_function_sql() -> str:
+    """PostgreSQL: the pick of `allocation.service._pick` as one server-side function (one
+    round trip instead of one or more per rank level), locking only what it takes.
+
+    Level by level (highest first), it takes the first asset in queue order that fits what
+    is left of the budget, again and again: the same choice as `policy.fit` over the level's
+    rows. Each asset is read and locked in one seek (`FOR NO KEY UPDATE SKIP LOCKED`): an
+    asset another transaction is taking right now is passed over, never waited for, and one
+    changed since is read again and dropped if it no longer matches. So concurrent requests
+    take different assets at once, and no asset is locked that is not taken."""
+    return f"""
+CREATE OR REPLACE FUNCTION {PICK_FUNCTION}(
+    p_levels float8[], p_max_mb float8, p_slots integer, p_node varchar,
+    p_failed_since timestamptz, p_smallest float8, p_skip varchar[]
+) RETURNS TABLE (picked_id varchar, picked_mb float8, picked_rank float8)
+LANGUAGE plpgsql AS $pick$
+DECLARE
+    level float8;
+    remaining float8 := p_max_mb;
+    taken varchar[] := coalesce(p_skip, ARRAY[]::varchar[]);
+    n integer := 0;
+BEGIN
+    FOREACH level IN ARRAY p_levels LOOP
+        EXIT WHEN n >= p_slots OR remaining < p_smallest;
+        LOOP
+            SELECT assets.id, assets.budget_mb INTO picked_id, picked_mb
+            FROM assets
+            WHERE assets.rank = level AND assets.budget_mb <= remaining
+              AND assets.id <> ALL (taken)
+              AND NOT EXISTS (
+                SELECT 1 FROM allocations
+                WHERE allocations.node_id = p_node AND allocations.asset_id = assets.id
+                  AND allocations.{HOLDING_SQL})
+              AND (p_failed_since IS NULL OR NOT EXISTS (
+                SELECT 1 FROM allocations
+                WHERE allocations.node_id = p_node AND allocations.asset_id = assets.id
+                  AND allocations.{FAILED_SQL} AND allocations.status = '{FAILED}'
+                  AND allocations.closed_at > p_failed_since))
+            ORDER BY {_queue_order_sql()}
+            LIMIT 1
+            FOR NO KEY UPDATE OF assets SKIP LOCKED;
+            EXIT WHEN NOT FOUND;
+            picked_rank := level;
+            RETURN NEXT;
+            taken := taken || picked_id;
+            remaining := remaining - picked_mb;
+            n := n + 1;
+            EXIT WHEN n >= p_slots OR remaining < p_smallest;
+        END LOOP;
+    END LOOP;
+END
+$pick$"""
+
+
+def install_functions(connection: Any) -> None:
+    """Create or replace the server-side functions the hot path calls (PostgreSQL only):
+    derived from this code, so every start brings them in line with it."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(pick_function_sql())
+
+
+_PICK = DriverStatement(
+    lambda _dialect: text(
+        "SELECT picked_id AS id, picked_mb AS budget_mb, picked_rank AS rank FROM "
+        f"{PICK_FUNCTION}(CAST(:levels AS float8[]), :max_mb, :slots, "
+        "CAST(:node_id AS varchar), CAST(:failed_since AS timestamptz), :smallest, "
+        "CAST(:skip AS varchar[]))"
+    )
+)
+
+
+def pick_locked(
+    session: Session,
+    *,
+    levels: Sequence[float],
+    max_mb: float,
+    slots: int,
+    node_id: str,
+    failed_since: datetime | None,
+    smallest: float,
+    skip: Sequence[str],
+) -> list[Any]:
+    """PostgreSQL: the assets to lease, in queue order, locked until commit (`PICK_FUNCTION`)."""
+    parameters = {
+        "levels": list(levels),
+        "max_mb": max_mb,
+        "slots": slots,
+        "node_id": node_id,
+        "failed_since": failed_since,
+        "smallest": smallest,
+        "skip": list(skip),
+    }
+    return _PICK.rows(session, parameters)
+
+
+def picks_in_database(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 _NEXT_RANK = DriverStatement(
@@ -281,6 +440,92 @@ def open_leases(
         "reserved": [mb for _, mb in reserved],
     }
     return {row.asset_id: row.id for row in _INSERT_LEASES.rows(session, parameters)}
+
+
+@functools.cache
+def _claim_and_open(policy: QueuePolicy) -> DriverStatement:
+    """PostgreSQL: `claim` and `open_leases` as one statement (one round trip): the UPDATE
+    counting the leases feeds the INSERT opening them, in the order of the ids given."""
+
+    def build(dialect: str) -> Any:
+        claimed = (
+            update(assets)
+            .where(_claimable(dialect), assets.c.rank.is_not(None))
+            .values(leases=assets.c.leases + 1, rank=rank_after(policy, holders_delta=1))
+            .returning(*CLAIM_COLUMNS)
+            .cte("claimed")
+        )
+        rows = select(
+            claimed.c.id,
+            sql_cast(bindparam("node_id"), String(200)),
+            literal(ALLOCATED, String(20)),
+            claimed.c.budget_mb,
+            bindparam("now"),
+            bindparam("now"),
+            bindparam("expires_at"),
+            sql_cast(bindparam("unproven_address"), String(64)),
+        ).order_by(func.array_position(bindparam("ids"), claimed.c.id))
+        opened = (
+            insert(leases)
+            .from_select([name.strip() for name in _LEASE_COLUMNS.split(",")], rows)
+            .returning(leases.c.asset_id, leases.c.id)
+            .cte("opened")
+        )
+        return select(*claimed.c, opened.c.id.label("allocation_id")).join(
+            opened, opened.c.asset_id == claimed.c.id
+        )
+
+    return DriverStatement(build)
+
+
+def claim_leases(
+    session: Session,
+    *,
+    asset_ids: Sequence[str],
+    policy: QueuePolicy,
+    node_id: str,
+    now: datetime,
+    expires_at: datetime,
+    unproven_address: str | None,
+) -> dict[str, tuple[Any, int]]:
+    """`claim` the listed assets and open the node's leases on those won: asset id -> (the
+    claimed row, the lease id), in the order given."""
+    if not asset_ids:
+        return {}
+    if session.get_bind().dialect.name != "postgresql":
+        claimed = claim(session, asset_ids=asset_ids, policy=policy)
+        won = [claimed[asset_id] for asset_id in asset_ids if asset_id in claimed]
+        if not won:
+            return {}
+        ids = open_leases(
+            session,
+            node_id=node_id,
+            reserved=[(row.id, row.budget_mb) for row in won],
+            now=now,
+            expires_at=expires_at,
+            unproven_address=unproven_address,
+        )
+        return {row.id: (row, ids[row.id]) for row in won}
+    parameters = {
+        "ids": list(asset_ids),
+        "node_id": node_id,
+        "now": now,
+        "expires_at": expires_at,
+        "unproven_address": unproven_address,
+    }
+    rows = _claim_and_open(policy).rows(session, parameters)
+    found = {row.id: row for row in rows}
+    shape = _claim_row_type()
+    return {
+        asset_id: (shape._make(found[asset_id][:-1]), found[asset_id].allocation_id)
+        for asset_id in asset_ids
+        if asset_id in found
+    }
+
+
+@functools.cache
+def _claim_row_type() -> Any:
+    return collections.namedtuple("ClaimedRow", [column.name for column in CLAIM_COLUMNS])
 
 
 _UNPROVEN_OPEN = DriverStatement(
