@@ -80,6 +80,10 @@ def queue_policy(settings: Settings) -> QueuePolicy:
         replication_target=settings.replication_target,
         copy_penalty=settings.copy_penalty,
         unknown_size_mb=settings.unknown_size_mb,
+        size_penalty=settings.size_penalty,
+        size_penalty_from_mb=settings.size_penalty_from_mb,
+        size_penalty_max=settings.size_penalty_max,
+        smallest_first=settings.fill_order == "smallest",
     )
 
 

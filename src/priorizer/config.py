@@ -63,6 +63,18 @@ class Settings(BaseSettings):
         3.0, ge=0, le=100, allow_inf_nan=False, validation_alias=_env("COPY_PENALTY")
     )
     unknown_size_mb: Positive = Field(1024.0, validation_alias=_env("UNKNOWN_SIZE_MB"))
+    # Large files rank lower: SIZE_PENALTY per doubling past SIZE_PENALTY_FROM_MB, at most
+    # SIZE_PENALTY_MAX; FILL_ORDER says which files of one rank go first (docs/allocation.md).
+    size_penalty: float = Field(
+        2.0, ge=0, le=100, allow_inf_nan=False, validation_alias=_env("SIZE_PENALTY")
+    )
+    size_penalty_from_mb: Positive = Field(1024.0, validation_alias=_env("SIZE_PENALTY_FROM_MB"))
+    size_penalty_max: float = Field(
+        4.0, ge=0, le=100, allow_inf_nan=False, validation_alias=_env("SIZE_PENALTY_MAX")
+    )
+    fill_order: Literal["smallest", "largest"] = Field(
+        "smallest", validation_alias=_env("FILL_ORDER")
+    )
     max_assets_per_allocation: int = Field(
         50, ge=1, le=10_000, validation_alias=_env("MAX_ASSETS_PER_ALLOCATION")
     )

@@ -203,8 +203,83 @@ def test_copy_penalty_after_restart_with_new_policy(service, clock):
     assert ids(restarted.allocate("node-b", 10)) == ["asset-p10", "asset-p8"]
 
 
-def test_within_one_rank_largest_file_that_fits_goes_first(service, clock):
+def test_within_one_rank_smallest_file_goes_first(service, clock):
     svc = service()
+    sizes = {"s100": 100, "s700": 700, "s400": 400, "s900": 900}
+    svc.add(*(asset(name, size_mb=size) for name, size in sizes.items()), now=clock())
+
+    # 1024 MiB: 100, then 400 (500 in all), then 700 no longer fits, nor 900.
+    assert ids(svc.allocate("node-a", 1)) == ["asset-s100", "asset-s400"]
+    # node-b: first copies of 700 and 900 (rank 5, smallest first), then the second copies of
+    # 100 and 400 (rank 5 - 3 = 2).
+    assert ids(svc.allocate("node-b", 10)) == [
+        "asset-s700",
+        "asset-s900",
+        "asset-s100",
+        "asset-s400",
+    ]
+
+
+def test_large_files_rank_lower_by_size(service, clock):
+    svc = service()
+    svc.add(
+        asset("p10-5gb", priority=10, size_mb=5 * 1024),
+        asset("p10-1.5gb", priority=10, size_mb=1536),
+        asset("p8-100", priority=8, size_mb=100),
+        asset("p7-100", priority=7, size_mb=100),
+        asset("p6-100", priority=6, size_mb=100),
+        asset("p5-100", priority=5, size_mb=100),
+        now=clock(),
+    )
+
+    # 1.5 GiB (one doubling begun past 1 GiB) ranks 8, 5 GiB (capped at two) ranks 6; between
+    # equal ranks the smaller file goes first.
+    assert [(row["id"], row["rank"]) for row in svc.client.get("/ranking").json()] == [
+        ("asset-p8-100", 8),
+        ("asset-p10-1.5gb", 8),
+        ("asset-p7-100", 7),
+        ("asset-p6-100", 6),
+        ("asset-p10-5gb", 6),
+        ("asset-p5-100", 5),
+    ]
+    assert ids(svc.allocate("node-a", 10))[:5] == [
+        "asset-p8-100",
+        "asset-p10-1.5gb",
+        "asset-p7-100",
+        "asset-p6-100",
+        "asset-p10-5gb",
+    ]
+
+
+def test_size_penalty_after_restart_with_new_policy(service, clock):
+    """Ranks are recomputed when the service starts with another size rule."""
+    svc = service()
+    svc.add(asset("big", priority=10, size_mb=5 * 1024), now=clock())
+    assert svc.asset("asset-big")["rank"] == 6
+
+    assert service(size_penalty=0).asset("asset-big")["rank"] == 10
+    assert service(size_penalty=1, size_penalty_max=10).asset("asset-big")["rank"] == 7
+    assert service(size_penalty_from_mb=8192).asset("asset-big")["rank"] == 10
+
+
+def test_a_node_reported_size_re_ranks_the_asset(service, clock):
+    svc = service()
+    svc.add(asset("unknown", priority=9, size_mb=None), now=clock())
+    assert svc.asset("asset-unknown")["rank"] == 9  # 1 GiB assumed: no size penalty
+
+    [lease] = svc.allocate("node-a", 10)
+    done = svc.client.post(
+        "/complete",
+        json={"asset_id": lease["id"], "node_id": "node-a", "size_mb": 3000},
+    )
+    assert done.status_code == 200, done.text
+
+    # One holder (9 - 3) and a size past two doublings of 1 GiB (- 4).
+    assert svc.asset("asset-unknown")["rank"] == 2
+
+
+def test_with_largest_fill_order_the_largest_file_that_fits_goes_first(service, clock):
+    svc = service(fill_order="largest", size_penalty=0)
     sizes = {"s100": 100, "s700": 700, "s400": 400, "s2000": 2000}
     svc.add(*(asset(name, size_mb=size) for name, size in sizes.items()), now=clock())
 
@@ -245,8 +320,15 @@ def test_priority_beats_size(service, clock):
     assert ids(svc.allocate("node-a", 1)) == ["asset-big"]
 
 
-def test_equal_rank_and_size_ties_go_by_id_descending(service, clock):
+def test_equal_rank_and_size_ties_go_by_id(service, clock):
     svc = service()
+    svc.add(*(asset(n, size_mb=100) for n in ("b", "a", "c")), now=clock())
+
+    assert ids(svc.allocate("node-a", 10)) == ["asset-a", "asset-b", "asset-c"]
+
+
+def test_with_largest_fill_order_ties_go_by_id_descending(service, clock):
+    svc = service(fill_order="largest")
     svc.add(*(asset(n, size_mb=100) for n in ("b", "a", "c")), now=clock())
 
     assert ids(svc.allocate("node-a", 10)) == ["asset-c", "asset-b", "asset-a"]
@@ -483,18 +565,26 @@ def state(database: Database) -> tuple[dict[str, Any], list[Any]]:
 
 
 def expected_allocation(
-    assets: dict[str, Any], holdings: list[Any], node: str, free_gb: float, max_assets: int
+    assets: dict[str, Any],
+    holdings: list[Any],
+    node: str,
+    free_gb: float,
+    max_assets: int,
+    smallest_first: bool,
 ) -> list[str]:
-    """The rules, written out plainly: candidates by rank, then size (largest first), then id
-    (descending); each taken if it fits what is left of the budget (first-fit decreasing)."""
+    """The rules, written out plainly: candidates by rank, then size (smallest first and id
+    ascending, or largest first and id descending); each taken if it fits what is left of the
+    budget."""
     held = {h.asset_id for h in holdings if h.node_id == node}
     reserved = sum(h.reserved_mb for h in holdings if h.node_id == node and h.status == ALLOCATED)
     remaining = max(0.0, free_gb * 1024 - reserved)
-    queue = sorted(
-        (a for a in assets.values() if a.rank is not None and a.id not in held),
-        key=lambda a: (a.rank, a.budget_mb, a.id),
-        reverse=True,
-    )
+    candidates = [a for a in assets.values() if a.rank is not None and a.id not in held]
+    if smallest_first:
+        queue = sorted(candidates, key=lambda a: a.id)
+        queue.sort(key=lambda a: a.budget_mb)
+        queue.sort(key=lambda a: a.rank, reverse=True)
+    else:
+        queue = sorted(candidates, key=lambda a: (a.rank, a.budget_mb, a.id), reverse=True)
     chosen = []
     for a in queue:
         if len(chosen) >= max_assets:
@@ -506,6 +596,8 @@ def expected_allocation(
 
 
 def check_invariants(database: Database, target: int, penalty: float, unknown_mb: float) -> None:
+    """The counters match the holdings, and every rank is priority - penalty x holders - 2 per
+    doubling begun past 1 GiB (at most 4), or none at the target."""
     assets, holdings = state(database)
     pairs = Counter((h.asset_id, h.node_id) for h in holdings)
     assert max(pairs.values(), default=0) <= 1, pairs
@@ -516,7 +608,9 @@ def check_invariants(database: Database, target: int, penalty: float, unknown_mb
         assert a.copies == copies_per_asset[a.id], a.id
         holders = a.leases + a.copies
         assert holders <= target, a.id
-        assert a.rank == (a.priority - penalty * holders if holders < target else None), a.id
+        doublings = 0 if a.budget_mb <= 1024 else 1 if a.budget_mb <= 2048 else 2
+        expected = a.priority - penalty * holders - 2 * doublings
+        assert a.rank == (expected if holders < target else None), a.id
         assert a.budget_mb == (unknown_mb if a.size_mb is None else a.size_mb)
     for h in holdings:
         size = assets[h.asset_id].size_mb
@@ -536,9 +630,10 @@ def check_invariants(database: Database, target: int, penalty: float, unknown_mb
     target=st.integers(1, 3),
     penalty=st.sampled_from([0, 1.5, 3]),
     max_assets=st.integers(1, 5),
+    fill_order=st.sampled_from(["smallest", "largest"]),
 )
 def test_invariants_hold_after_every_step(
-    db_url, tmp_path, clock, catalog, steps, target, penalty, max_assets
+    db_url, tmp_path, clock, catalog, steps, target, penalty, max_assets, fill_order
 ):
     settings = make_settings(
         db_url,
@@ -546,6 +641,7 @@ def test_invariants_hold_after_every_step(
         replication_target=target,
         copy_penalty=penalty,
         max_assets_per_allocation=max_assets,
+        fill_order=fill_order,
     )
     database = Database(db_url)
     try:
@@ -557,7 +653,9 @@ def test_invariants_hold_after_every_step(
             for kind, node, value in steps:
                 assets, holdings = state(database)
                 if kind == "allocate":
-                    wanted = expected_allocation(assets, holdings, node, value, max_assets)
+                    wanted = expected_allocation(
+                        assets, holdings, node, value, max_assets, fill_order == "smallest"
+                    )
                     reserved_before = sum(
                         h.reserved_mb
                         for h in holdings

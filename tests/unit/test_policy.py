@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import Boolean, Integer, create_engine, literal, select
+from sqlalchemy import Boolean, Float, Integer, create_engine, literal, select
 
 from priorizer.allocation.policy import (
     QueuePolicy,
@@ -17,15 +17,33 @@ from priorizer.allocation.policy import (
     rank,
     rank_levels,
     rank_sql,
+    size_penalty,
 )
+from priorizer.app import queue_policy
+from priorizer.config import Settings
 
-DEFAULT = QueuePolicy(replication_target=2, copy_penalty=3.0, unknown_size_mb=1024.0)
+DEFAULT = QueuePolicy(
+    replication_target=2,
+    copy_penalty=3.0,
+    unknown_size_mb=1024.0,
+    size_penalty=2.0,
+    size_penalty_from_mb=1024.0,
+    size_penalty_max=4.0,
+    smallest_first=True,
+)
+# The policy before the size rule: what a stored policy without its fields means.
+LEGACY = QueuePolicy(replication_target=2, copy_penalty=3.0, unknown_size_mb=1024.0)
 policies = st.builds(
     QueuePolicy,
     replication_target=st.integers(1, 6),
     copy_penalty=st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0, 7.5, 100.0]),
     unknown_size_mb=st.floats(1, 10_000),
+    size_penalty=st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0, 100.0]),
+    size_penalty_from_mb=st.sampled_from([1.0, 100.0, 1024.0, 1e6]),
+    size_penalty_max=st.sampled_from([0.0, 1.0, 4.0, 10.0, 100.0]),
+    smallest_first=st.booleans(),
 )
+sizes = st.one_of(st.floats(0, 1e8), st.sampled_from([1024.0, 2048.0, 4096.0, 1024.5]))
 
 
 @dataclass
@@ -44,32 +62,64 @@ def test_unknown_size_counts_as_assumed_size():
     assert effective_size_mb(0.5, 1024) == 0.5
 
 
+def test_settings_defaults_are_the_default_policy():
+    assert queue_policy(Settings(_env_file=None)) == DEFAULT
+
+
 def test_copies_are_penalised_and_capped_by_target():
-    assert rank(10, 0, True, DEFAULT) == 10
-    assert rank(10, 1, True, DEFAULT) == 7  # competes with first copies of priority 7
-    assert rank(10, 2, True, DEFAULT) is None  # at the target: not handed out
-    assert rank(10, 0, False, DEFAULT) is None  # inactive assets never are
+    assert rank(10, 0, True, DEFAULT, budget_mb=100) == 10
+    # competes with first copies of priority 7
+    assert rank(10, 1, True, DEFAULT, budget_mb=100) == 7
+    assert rank(10, 2, True, DEFAULT, budget_mb=100) is None  # at the target: not handed out
+    assert rank(10, 0, False, DEFAULT, budget_mb=100) is None  # inactive assets never are
 
 
-def test_default_policy_has_thirteen_levels():
-    assert rank_levels(DEFAULT) == [float(r) for r in range(10, -3, -1)]
+@pytest.mark.parametrize(
+    ("budget_mb", "penalty"),
+    [
+        (0.0, 0.0),
+        (1024.0, 0.0),  # up to 1 GiB: none
+        (1024.5, 2.0),  # the first doubling begun
+        (2048.0, 2.0),
+        (2049.0, 4.0),  # the second: the most there is
+        (60_000.0, 4.0),
+    ],
+)
+def test_large_files_lose_rank_per_doubling_up_to_a_cap(budget_mb, penalty):
+    assert size_penalty(budget_mb, DEFAULT) == penalty
+    assert rank(10, 0, True, DEFAULT, budget_mb=budget_mb) == 10 - penalty
+    assert size_penalty(budget_mb, LEGACY) == 0.0
 
 
-@given(policies, st.integers(1, 10), st.integers(0, 8))
-def test_every_rank_is_one_of_the_known_levels(policy, priority, holders):
-    value = rank(priority, holders, True, policy)
+def test_a_50_gb_priority_10_file_ranks_with_priority_6_first_copies():
+    assert rank(10, 0, True, DEFAULT, budget_mb=50 * 1024) == 6
+    assert rank(10, 1, True, DEFAULT, budget_mb=50 * 1024) == 3  # its second copy
+
+
+def test_default_policy_levels():
+    assert rank_levels(DEFAULT) == [float(r) for r in range(10, -7, -1)]
+    assert rank_levels(LEGACY) == [float(r) for r in range(10, -3, -1)]
+
+
+@given(policies, st.integers(1, 10), st.integers(0, 8), sizes)
+def test_every_rank_is_one_of_the_known_levels(policy, priority, holders, budget_mb):
+    value = rank(priority, holders, True, policy, budget_mb=budget_mb)
     assert value is None or value in rank_levels(policy)
 
 
-@given(policies, st.integers(1, 10), st.integers(0, 8), st.booleans())
-def test_sql_rank_agrees_with_python_rank(policy, priority, holders, is_active):
+@given(policies, st.integers(1, 10), st.integers(0, 8), st.booleans(), sizes)
+def test_sql_rank_agrees_with_python_rank(policy, priority, holders, is_active, budget_mb):
     engine = _engine()
     expression = rank_sql(
-        literal(priority, Integer), literal(holders, Integer), literal(is_active, Boolean), policy
+        literal(priority, Integer),
+        literal(holders, Integer),
+        literal(is_active, Boolean),
+        policy,
+        budget_mb=literal(budget_mb, Float),
     )
     with engine.connect() as conn:
         assert conn.execute(select(expression)).scalar_one() == rank(
-            priority, holders, is_active, policy
+            priority, holders, is_active, policy, budget_mb=budget_mb
         )
 
 

@@ -301,6 +301,9 @@ def list_allocations(
     response_model=list[RankingEntry],
     summary="The next assets in allocation order (read only)",
 )
-def ranking(db: DbDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[RankingEntry]:
+def ranking(
+    db: DbDep, queue: QueueDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> list[RankingEntry]:
     with db.read() as session:
-        return [RankingEntry(**row) for row in service.ranking(session, limit=limit)]
+        rows = service.ranking(session, limit=limit, queue=queue)
+        return [RankingEntry(**row) for row in rows]

@@ -90,7 +90,9 @@ def _locked_asset(session: Session, asset_id: str) -> Asset:
 
 def _rerank(asset: Asset, queue: QueuePolicy) -> None:
     holders = counted_holders(asset.copies, asset.disputed_copies, asset.leases)
-    asset.rank = rank(asset.priority, holders, asset.state == ASSET_ACTIVE, queue)
+    asset.rank = rank(
+        asset.priority, holders, asset.state == ASSET_ACTIVE, queue, budget_mb=asset.budget_mb
+    )
 
 
 def complete(

@@ -3,32 +3,63 @@
 - Budget: a node's budget is the free space it reports minus what its open leases reserve.
 - Rank: an asset's place in the queue is its effective priority minus `copy_penalty` for every
   holder it already has (`counted_holders`: open leases plus completed copies, disputed copies
-  aside). With the default penalty of 3, the second copy of a priority-10 asset competes with
-  first copies of priority-7 assets.
+  aside), minus a size penalty for files larger than `size_penalty_from_mb`: `size_penalty` per
+  doubling past it, at most `size_penalty_max`. With the defaults (3; 2 per doubling past 1 GiB,
+  at most 4), the second copy of a priority-10 asset competes with first copies of priority-7
+  assets, and a 5 GB priority-10 file with priority-6 files.
 - An asset that reached the replication target, or is not active, has no rank: it is not handed out.
-- Within one rank, the largest file that still fits the node's remaining budget goes first
-  (first-fit decreasing: a node's disk fills in one request, with few leases), then by id.
+- Within one rank, the smallest file goes first (`smallest_first`; the most files, so the most
+  priority, per byte), or, with `smallest_first` off, the largest that still fits (first-fit
+  decreasing: a node's disk fills in one request, with few leases); then by id.
 - Unknown sizes count as `unknown_size_mb` (UNKNOWN_SIZE_MB, default 1 GiB) in every budget.
 - A node never holds two open leases or copies of one asset (also a unique index).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, and_, case, null
+from sqlalchemy import ColumnElement, and_, case, literal, null
 
 MB_PER_GB = 1024.0
 PRIORITY_MIN, PRIORITY_MAX = 1, 10
+# Size classes past `size_penalty_from_mb` that can differ in penalty: 2^40 times the threshold
+# is beyond any file, so a longer list would change nothing.
+MAX_SIZE_CLASSES = 40
 
 
 @dataclass(frozen=True, slots=True)
 class QueuePolicy:
+    """The settings ranks and the queue order follow. The size rule's fields default to off,
+    which is how ranks were computed before it existed (a stored policy without them)."""
+
     replication_target: int
     copy_penalty: float
     unknown_size_mb: float
+    size_penalty: float = 0.0
+    size_penalty_from_mb: float = 1024.0
+    size_penalty_max: float = 0.0
+    smallest_first: bool = False
+
+    def size_classes(self) -> int:
+        """How many doublings past the threshold still add to the penalty (0: no size rule)."""
+        if self.size_penalty <= 0 or self.size_penalty_max <= 0:
+            return 0
+        return min(MAX_SIZE_CLASSES, math.ceil(self.size_penalty_max / self.size_penalty))
+
+    def size_penalties(self) -> list[tuple[float, float]]:
+        """(larger than MiB, penalty) from the largest class down, penalties above zero only."""
+        top = self.size_classes()
+        return [
+            (
+                self.size_penalty_from_mb * 2.0 ** (k - 1),
+                min(self.size_penalty * k, self.size_penalty_max),
+            )
+            for k in range(top, 0, -1)
+        ]
 
 
 def effective_size_mb(size_mb: float | None, unknown_size_mb: float) -> float:
@@ -48,35 +79,61 @@ def counted_holders(copies: Any, disputed_copies: Any, leases: Any) -> Any:
     return copies - disputed_copies + leases
 
 
-def rank(priority: int, holders: int, is_active: bool, policy: QueuePolicy) -> float | None:
+def size_penalty(budget_mb: float, policy: QueuePolicy) -> float:
+    """What a file's size costs it in rank: nothing up to `size_penalty_from_mb`, then
+    `size_penalty` for each doubling begun past it, at most `size_penalty_max`."""
+    for larger_than, penalty in policy.size_penalties():
+        if budget_mb > larger_than:
+            return penalty
+    return 0.0
+
+
+def rank(
+    priority: int, holders: int, is_active: bool, policy: QueuePolicy, *, budget_mb: float
+) -> float | None:
     """Rule 2 and 3: the queue position of an asset, or None when it must not be handed out."""
     if not is_active or holders >= policy.replication_target:
         return None
-    return float(priority - policy.copy_penalty * holders)
+    return float(priority - policy.copy_penalty * holders) - size_penalty(budget_mb, policy)
 
 
 def rank_levels(policy: QueuePolicy) -> list[float]:
-    """Every rank an asset can have, highest first: priorities are whole numbers from 1 to 10
-    and holders from 0 to target - 1, so the queue has a small, known set of levels."""
+    """Every rank an asset can have, highest first: priorities are whole numbers from 1 to 10,
+    holders from 0 to target - 1 and size penalties a few steps, so the queue has a small,
+    known set of levels."""
+    penalties = {0.0, *(penalty for _, penalty in policy.size_penalties())}
     levels = {
-        rank(priority, holders, True, policy)
+        float(priority - policy.copy_penalty * holders) - penalty
         for priority in range(PRIORITY_MIN, PRIORITY_MAX + 1)
         for holders in range(policy.replication_target)
+        for penalty in penalties
     }
-    return sorted((level for level in levels if level is not None), reverse=True)
+    return sorted(levels, reverse=True)
+
+
+def size_penalty_sql(budget_mb: Any, policy: QueuePolicy) -> Any:
+    """`size_penalty` as a SQL expression over the budget column."""
+    penalties = policy.size_penalties()
+    if not penalties:
+        return literal(0.0)
+    return case(
+        *((budget_mb > larger_than, penalty) for larger_than, penalty in penalties), else_=0.0
+    )
 
 
 def rank_sql(
-    priority: Any, holders: Any, is_active: ColumnElement[bool], policy: QueuePolicy
+    priority: Any,
+    holders: Any,
+    is_active: ColumnElement[bool],
+    policy: QueuePolicy,
+    *,
+    budget_mb: Any,
 ) -> ColumnElement[Any]:
     """`rank` as a SQL expression over columns, so the database can recompute it in place."""
-    return case(
-        (
-            and_(is_active, holders < policy.replication_target),
-            priority - policy.copy_penalty * holders,
-        ),
-        else_=null(),
-    )
+    value = priority - policy.copy_penalty * holders
+    if policy.size_classes():
+        value = value - size_penalty_sql(budget_mb, policy)
+    return case((and_(is_active, holders < policy.replication_target), value), else_=null())
 
 
 class Candidate(Protocol):

@@ -59,9 +59,15 @@ from priorizer.db import DriverStatement, driver_time
 assets = cast(Table, Asset.__table__)
 leases = cast(Table, Allocation.__table__)
 
-# The queue order (docs/allocation.md): rank, then the largest file first, then id; all
-# descending, so that one backward walk of `ix_assets_queue` serves it.
-QUEUE_ORDER = (assets.c.rank.desc(), assets.c.budget_mb.desc(), assets.c.id.desc())
+
+def queue_order(columns: Any, *, smallest_first: bool) -> tuple[Any, ...]:
+    """The queue order (docs/allocation.md): rank, highest first; then the smallest file first
+    and id ascending (or, not `smallest_first`, the largest file and id descending), so that
+    one walk of `ix_assets_queue (rank, budget_mb, id)` serves each level, forwards or back."""
+    if smallest_first:
+        return (columns.rank.desc(), columns.budget_mb.asc(), columns.id.asc())
+    return (columns.rank.desc(), columns.budget_mb.desc(), columns.id.desc())
+
 
 CANDIDATE_COLUMNS = (
     assets.c.id,
@@ -85,11 +91,15 @@ CLAIM_COLUMNS = (
 )
 
 
-def rank_after(policy: QueuePolicy, *, holders_delta: int = 0) -> Any:
-    """The SQL that recomputes `rank` in an UPDATE of assets, after holders change by delta."""
+def rank_after(policy: QueuePolicy, *, holders_delta: int = 0, budget_mb: Any = None) -> Any:
+    """The SQL that recomputes `rank` in an UPDATE of assets, after holders change by delta
+    (and, when given, with the budget size the same UPDATE sets)."""
     holders = counted_holders(assets.c.copies, assets.c.disputed_copies, assets.c.leases)
     holders += holders_delta
-    return rank_sql(assets.c.priority, holders, assets.c.state == ASSET_ACTIVE, policy)
+    budget = assets.c.budget_mb if budget_mb is None else budget_mb
+    return rank_sql(
+        assets.c.priority, holders, assets.c.state == ASSET_ACTIVE, policy, budget_mb=budget
+    )
 
 
 # The hot path: statements compiled once and run on the driver's cursor (`DriverStatement`);
@@ -132,19 +142,6 @@ def request_state(session: Session, *, node_id: str, now: datetime) -> RequestSt
     )
 
 
-_OPEN_LOAD = DriverStatement(
-    lambda _dialect: select(func.count(), func.coalesce(func.sum(leases.c.reserved_mb), 0.0)).where(
-        leases.c.node_id == bindparam("node_id"), leases.c.status == ALLOCATED
-    )
-)
-
-
-def open_load(session: Session, *, node_id: str) -> tuple[int, float]:
-    """The node's open leases: how many, and the MiB they reserve."""
-    count, reserved = _OPEN_LOAD.rows(session, {"node_id": node_id})[0]
-    return int(count), float(reserved)
-
-
 def _id_list(dialect: str) -> Any:
     """`assets.id IN <the list passed as "ids">`, the way each database takes a list."""
     if dialect == "postgresql":
@@ -157,11 +154,12 @@ def _ids(session: Session, ids: Sequence[str]) -> Any:
     return list(ids) if session.get_bind().dialect.name == "postgresql" else json.dumps(ids)
 
 
-def _candidates_query(levels: int, skip_failed: bool, dialect: str) -> Any:
-    """One statement over `levels` rank levels: in each, an index range seek (read backwards)
-    for the largest assets that fit `max_mb`, that the node does not hold (and, with
-    `skip_failed`, did not fail since `failed_since`), at most `limit` of them. Only index
-    columns are read (SQLite; PostgreSQL picks with `PICK_FUNCTION`)."""
+def _candidates_query(levels: int, skip_failed: bool, smallest_first: bool) -> Any:
+    """One statement over `levels` rank levels: in each, an index range seek for the first
+    assets in queue order (smallest first, or largest first) that fit `max_mb`, that the node
+    does not hold (and, with `skip_failed`, did not fail since `failed_since`), at most `limit`
+    of them. Only index columns are read (SQLite; PostgreSQL picks with
+    `PICK_FUNCTIONS`)."""
     held = exists().where(
         leases.c.node_id == bindparam("node_id"),
         leases.c.asset_id == assets.c.id,
@@ -173,32 +171,25 @@ def _candidates_query(levels: int, skip_failed: bool, dialect: str) -> Any:
         text(f"allocations.{FAILED_SQL} AND allocations.status = '{FAILED}'"),
         leases.c.closed_at > bindparam("failed_since"),
     )
-
-    def level(i: int) -> Any:
-        query = (
-            select(assets.c.id, assets.c.budget_mb, assets.c.rank)
-            .where(
-                assets.c.rank == bindparam(f"rank_{i}"), assets.c.budget_mb <= bindparam("max_mb")
-            )
-            .where(~held)
-            .where(~failed if skip_failed else true())
-            .order_by(*QUEUE_ORDER[1:])
-            .limit(bindparam("limit"))
-        )
-        return query.subquery(f"level_{i}")
-
-    parts = [level(i) for i in range(levels)]
+    parts = [
+        select(assets.c.id, assets.c.budget_mb, assets.c.rank)
+        .where(assets.c.rank == bindparam(f"rank_{i}"), assets.c.budget_mb <= bindparam("max_mb"))
+        .where(~held)
+        .where(~failed if skip_failed else true())
+        .order_by(*queue_order(assets.c, smallest_first=smallest_first)[1:])
+        .limit(bindparam("limit"))
+        .subquery(f"level_{i}")
+        for i in range(levels)
+    ]
     if levels == 1:
         return select(*parts[0].c)
     union = union_all(*(select(*part.c) for part in parts)).subquery("levels")
-    return select(*union.c).order_by(
-        union.c.rank.desc(), union.c.budget_mb.desc(), union.c.id.desc()
-    )
+    return select(*union.c).order_by(*queue_order(union.c, smallest_first=smallest_first))
 
 
 @functools.cache
-def _candidates(levels: int, skip_failed: bool) -> DriverStatement:
-    return DriverStatement(lambda dialect: _candidates_query(levels, skip_failed, dialect))
+def _candidates(levels: int, skip_failed: bool, smallest_first: bool) -> DriverStatement:
+    return DriverStatement(lambda _dialect: _candidates_query(levels, skip_failed, smallest_first))
 
 
 def candidates(
@@ -209,6 +200,7 @@ def candidates(
     node_id: str,
     failed_since: datetime | None,
     limit: int,
+    smallest_first: bool,
 ) -> list[Any]:
     """Candidates (id, budget_mb, rank) from rank levels in queue order, one index seek per
     level, whatever the size of the catalog, passing over the assets the node failed since
@@ -218,22 +210,26 @@ def candidates(
     if failed_since is not None:
         parameters["failed_since"] = driver_time(session, failed_since)
     parameters.update({f"rank_{i}": level for i, level in enumerate(levels)})
-    statement = _candidates(levels=len(levels), skip_failed=failed_since is not None)
+    statement = _candidates(
+        levels=len(levels), skip_failed=failed_since is not None, smallest_first=smallest_first
+    )
     return statement.rows(session, parameters)
 
 
-def _queue_order_sql() -> str:
-    """The order within one rank level (`QUEUE_ORDER` without the rank), as PostgreSQL text."""
+def _queue_order_sql(*, smallest_first: bool) -> str:
+    """The order within one rank level (`queue_order` without the rank), as PostgreSQL text."""
     from sqlalchemy.dialects import postgresql
 
     dialect = postgresql.dialect()
-    return ", ".join(str(term.compile(dialect=dialect)) for term in QUEUE_ORDER[1:])
+    order = queue_order(assets.c, smallest_first=smallest_first)[1:]
+    return ", ".join(str(term.compile(dialect=dialect)) for term in order)
 
 
-PICK_FUNCTION = "priorizer_pick"
+# One function per fill order (FILL_ORDER), its ORDER BY fixed: planned once, not per call.
+PICK_FUNCTIONS = {True: "priorizer_pick_smallest", False: "priorizer_pick_largest"}
 
 
-def pick_function_sql() -> str:
+def pick_function_sql(*, smallest_first: bool) -> str:
     """PostgreSQL: the pick of `allocation.service._pick` as one server-side function (one
     round trip instead of one or more per rank level), locking only what it takes.
 
@@ -244,7 +240,7 @@ def pick_function_sql() -> str:
     changed since is read again and dropped if it no longer matches. So concurrent requests
     take different assets at once, and no asset is locked that is not taken."""
     return f"""
-CREATE OR REPLACE FUNCTION {PICK_FUNCTION}(
+CREATE OR REPLACE FUNCTION {PICK_FUNCTIONS[smallest_first]}(
     p_levels float8[], p_max_mb float8, p_slots integer, p_node varchar,
     p_failed_since timestamptz, p_smallest float8, p_skip varchar[]
 ) RETURNS TABLE (picked_id varchar, picked_mb float8, picked_rank float8)
@@ -271,7 +267,7 @@ BEGIN
                 WHERE allocations.node_id = p_node AND allocations.asset_id = assets.id
                   AND allocations.{FAILED_SQL} AND allocations.status = '{FAILED}'
                   AND allocations.closed_at > p_failed_since))
-            ORDER BY {_queue_order_sql()}
+            ORDER BY {_queue_order_sql(smallest_first=smallest_first)}
             LIMIT 1
             FOR NO KEY UPDATE OF assets SKIP LOCKED;
             EXIT WHEN NOT FOUND;
@@ -291,17 +287,22 @@ def install_functions(connection: Any) -> None:
     """Create or replace the server-side functions the hot path calls (PostgreSQL only):
     derived from this code, so every start brings them in line with it."""
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(pick_function_sql())
+        for smallest_first in PICK_FUNCTIONS:
+            connection.exec_driver_sql(pick_function_sql(smallest_first=smallest_first))
 
 
-_PICK = DriverStatement(
-    lambda _dialect: text(
-        "SELECT picked_id AS id, picked_mb AS budget_mb, picked_rank AS rank FROM "
-        f"{PICK_FUNCTION}(CAST(:levels AS float8[]), :max_mb, :slots, "
-        "CAST(:node_id AS varchar), CAST(:failed_since AS timestamptz), :smallest, "
-        "CAST(:skip AS varchar[]))"
+def _pick_statement(name: str) -> DriverStatement:
+    return DriverStatement(
+        lambda _dialect: text(
+            "SELECT picked_id AS id, picked_mb AS budget_mb, picked_rank AS rank FROM "
+            f"{name}(CAST(:levels AS float8[]), :max_mb, :slots, "
+            "CAST(:node_id AS varchar), CAST(:failed_since AS timestamptz), :smallest, "
+            "CAST(:skip AS varchar[]))"
+        )
     )
-)
+
+
+_PICK = {order: _pick_statement(name) for order, name in PICK_FUNCTIONS.items()}
 
 
 def pick_locked(
@@ -314,8 +315,9 @@ def pick_locked(
     failed_since: datetime | None,
     smallest: float,
     skip: Sequence[str],
+    smallest_first: bool,
 ) -> list[Any]:
-    """PostgreSQL: the assets to lease, in queue order, locked until commit (`PICK_FUNCTION`)."""
+    """PostgreSQL: the assets to lease, in queue order, locked until commit (`PICK_FUNCTIONS`)."""
     parameters = {
         "levels": list(levels),
         "max_mb": max_mb,
@@ -325,7 +327,7 @@ def pick_locked(
         "smallest": smallest,
         "skip": list(skip),
     }
-    return _PICK.rows(session, parameters)
+    return _PICK[smallest_first].rows(session, parameters)
 
 
 def picks_in_database(session: Session) -> bool:
@@ -340,22 +342,6 @@ _NEXT_RANK = DriverStatement(
         .limit(1)
     )
 )
-
-
-_SMALLEST = DriverStatement(
-    lambda _dialect: (
-        select(assets.c.budget_mb)
-        .where(assets.c.rank.is_not(None))
-        .order_by(assets.c.budget_mb)
-        .limit(1)
-    )
-)
-
-
-def smallest_in_queue_mb(session: Session) -> float | None:
-    """What the smallest asset still in the queue counts for (an index seek); None when the
-    queue is empty. A budget below it can take nothing."""
-    return _SMALLEST.scalar(session, {})
 
 
 def next_rank(session: Session, *, below: float) -> float | None:
@@ -842,14 +828,12 @@ def last_allocation_id(session: Session) -> int:
 
 def recompute_ranks(session: Session, *, policy: QueuePolicy, unknown_size_mb: float) -> int:
     """Rewrite every asset's rank and budget size (after the queue policy changed)."""
-    statement = update(assets).values(
-        rank=rank_after(policy),
-        budget_mb=func.coalesce(assets.c.size_mb, unknown_size_mb),
-    )
+    budget = func.coalesce(assets.c.size_mb, unknown_size_mb)
+    statement = update(assets).values(rank=rank_after(policy, budget_mb=budget), budget_mb=budget)
     return cast(CursorResult[Any], session.execute(statement)).rowcount or 0
 
 
-def ranking(session: Session, *, limit: int) -> Sequence[Any]:
+def ranking(session: Session, *, limit: int, smallest_first: bool) -> Sequence[Any]:
     query = (
         select(
             *CANDIDATE_COLUMNS,
@@ -859,7 +843,7 @@ def ranking(session: Session, *, limit: int) -> Sequence[Any]:
             assets.c.disputed_copies,
         )
         .where(assets.c.rank.is_not(None))
-        .order_by(*QUEUE_ORDER)
+        .order_by(*queue_order(assets.c, smallest_first=smallest_first))
         .limit(limit)
     )
     return session.execute(query).all()

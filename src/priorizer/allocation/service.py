@@ -147,7 +147,7 @@ def _pick(
     failed_since: datetime | None,
     skip: set[str],
 ) -> list[Any]:
-    """Choose, level by level, the largest assets that fit what is left of the budget,
+    """Choose, level by level, the assets that fit what is left of the budget in queue order,
     passing over the ids in `skip`; none once it is below `smallest` (what the smallest asset
     in the queue counts for). Every round finishes a level or picks an asset. On PostgreSQL
     the database does this in one call, locking what it picks (`repo.pick_locked`)."""
@@ -161,6 +161,7 @@ def _pick(
             failed_since=failed_since,
             smallest=smallest,
             skip=sorted(skip),
+            smallest_first=queue.smallest_first,
         )
     levels = policy.rank_levels(queue)
     picked: list[Any] = []
@@ -178,6 +179,7 @@ def _pick(
             node_id=node_id,
             failed_since=failed_since,
             limit=limit,
+            smallest_first=queue.smallest_first,
         )
         if not rows:
             below = repo.next_rank(session, below=batch[-1])
@@ -233,8 +235,9 @@ def apply_queue_policy(session: Session, *, queue: QueuePolicy) -> int:
     return repo.recompute_ranks(session, policy=queue, unknown_size_mb=queue.unknown_size_mb)
 
 
-def ranking(session: Session, *, limit: int) -> list[dict[str, Any]]:
-    return [row._asdict() for row in repo.ranking(session, limit=limit)]
+def ranking(session: Session, *, limit: int, queue: QueuePolicy) -> list[dict[str, Any]]:
+    rows = repo.ranking(session, limit=limit, smallest_first=queue.smallest_first)
+    return [row._asdict() for row in rows]
 
 
 def latest_leases(session: Session, *, limit: int) -> Sequence[Any]:

@@ -77,7 +77,13 @@ def upsert(session: Session, *, rows: Sequence[dict[str, Any]], queue: QueuePoli
             "updated_at": new.updated_at,
             "budget_mb": new.budget_mb,
             "is_size_reported": false(),  # the row's size (or none) replaces nodes'
-            "rank": rank_sql(new.priority, holders, assets.c.state == ASSET_ACTIVE, queue),
+            "rank": rank_sql(
+                new.priority,
+                holders,
+                assets.c.state == ASSET_ACTIVE,
+                queue,
+                budget_mb=new.budget_mb,
+            ),
         },
     )
     session.execute(statement, list(rows))
@@ -141,7 +147,13 @@ def _upsert_harvested(queue: QueuePolicy) -> DriverStatement:
                 "base_priority": priority,
                 "priority": priority,
                 "updated_at": new.updated_at,
-                "rank": rank_sql(priority, _holders(), a.state == ASSET_ACTIVE, queue),
+                "rank": rank_sql(
+                    priority,
+                    _holders(),
+                    a.state == ASSET_ACTIVE,
+                    queue,
+                    budget_mb=func.coalesce(size, queue.unknown_size_mb),
+                ),
             },
         )
 
@@ -316,7 +328,7 @@ def set_base_priorities(
             base_priority=new,
             priority=new,
             updated_at=now,
-            rank=rank_sql(new, _holders(), a.state == ASSET_ACTIVE, queue),
+            rank=rank_sql(new, _holders(), a.state == ASSET_ACTIVE, queue, budget_mb=a.budget_mb),
         )
     )
     session.execute(statement, [{"asset_id": k, "new_priority": v} for k, v in priorities.items()])
@@ -342,7 +354,13 @@ def set_priority(
             priority=priority,
             manual_priority=priority,
             updated_at=now,
-            rank=rank_sql(priority, holders, assets.c.state == ASSET_ACTIVE, queue),
+            rank=rank_sql(
+                priority,
+                holders,
+                assets.c.state == ASSET_ACTIVE,
+                queue,
+                budget_mb=assets.c.budget_mb,
+            ),
         )
     )
     return bool(cast(CursorResult[Any], session.execute(statement)).rowcount)
@@ -362,7 +380,13 @@ def set_state(
         "state": state,
         "state_reason": None,
         "updated_at": now,
-        "rank": rank_sql(assets.c.priority, holders, literal(state == ASSET_ACTIVE), queue),
+        "rank": rank_sql(
+            assets.c.priority,
+            holders,
+            literal(state == ASSET_ACTIVE),
+            queue,
+            budget_mb=assets.c.budget_mb,
+        ),
     }
     if state == ASSET_ACTIVE:
         changes.update(failed_nodes=0, failures_reset_at=now)
@@ -410,7 +434,13 @@ def redraw_priorities(
             .with_for_update(skip_locked=True, key_share=True)
             .subquery("drawn")
         )
-        new_rank = rank_sql(drawn.c.priority, holders, assets.c.state == ASSET_ACTIVE, queue)
+        new_rank = rank_sql(
+            drawn.c.priority,
+            holders,
+            assets.c.state == ASSET_ACTIVE,
+            queue,
+            budget_mb=assets.c.budget_mb,
+        )
         session.execute(
             update(assets)
             .where(assets.c.id == drawn.c.id, assets.c.priority != drawn.c.priority)
@@ -418,7 +448,13 @@ def redraw_priorities(
         )
     else:
         session.execute(update(assets).where(*in_range).values(priority=draw))
-        new_rank = rank_sql(assets.c.priority, holders, assets.c.state == ASSET_ACTIVE, queue)
+        new_rank = rank_sql(
+            assets.c.priority,
+            holders,
+            assets.c.state == ASSET_ACTIVE,
+            queue,
+            budget_mb=assets.c.budget_mb,
+        )
         session.execute(
             update(assets)
             .where(*in_range, assets.c.rank.is_distinct_from(new_rank))

@@ -52,6 +52,7 @@ def upsert_assets(
 
 
 def _row(item: NewAsset, *, queue: QueuePolicy, now: datetime) -> dict[str, Any]:
+    budget = effective_size_mb(item.size_mb, queue.unknown_size_mb)
     return {
         "id": item.id,
         "url": item.url,
@@ -69,8 +70,8 @@ def _row(item: NewAsset, *, queue: QueuePolicy, now: datetime) -> dict[str, Any]
         "updated_at": now,
         "copies": 0,
         "leases": 0,
-        "budget_mb": effective_size_mb(item.size_mb, queue.unknown_size_mb),
-        "rank": rank(item.priority, 0, True, queue),
+        "budget_mb": budget,
+        "rank": rank(item.priority, 0, True, queue, budget_mb=budget),
     }
 
 

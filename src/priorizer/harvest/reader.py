@@ -135,6 +135,7 @@ def prepare(
 def _asset_row(
     asset: AssetRecord, priority: int, queue: QueuePolicy, now: datetime
 ) -> dict[str, Any]:
+    budget = effective_size_mb(asset.size_mb, queue.unknown_size_mb)
     return {
         "id": asset.id,
         "url": asset.url,
@@ -151,8 +152,8 @@ def _asset_row(
         "updated_at": now,
         "copies": 0,
         "leases": 0,
-        "budget_mb": effective_size_mb(asset.size_mb, queue.unknown_size_mb),
-        "rank": rank(priority, 0, True, queue),
+        "budget_mb": budget,
+        "rank": rank(priority, 0, True, queue, budget_mb=budget),
     }
 
 
