@@ -22,7 +22,10 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from priorizer.allocation import policy
+from priorizer.app import queue_policy
 from priorizer.catalog.service import NewAsset
+from priorizer.config import Settings
 from priorizer.db import Database
 from priorizer.startup import prepare
 from tests.conftest import create_pg_database, drop_pg_database, make_settings, pg_skip_reason
@@ -35,10 +38,11 @@ CATALOG_SIZE = 5000
 NODES = 32
 CALLS_PER_NODE = 2
 REPLICATION_TARGET = 2  # the default; the servers are not told otherwise
-COPY_PENALTY = 3.0  # the default
 UNKNOWN_SIZE_MB = 1024.0  # the default
 MAX_ASSETS = 50  # the default MAX_ASSETS_PER_ALLOCATION
 EPSILON_MB = 1e-6
+# The servers' queue policy: the defaults (copy penalty, size penalty, fill order).
+QUEUE = queue_policy(Settings.of(run_scheduler=False))
 
 
 # --- the catalog and the nodes ---------------------------------------------------------------
@@ -241,7 +245,7 @@ def check_invariants(
     wrong_rank = {}
     for asset_id, row in assets.items():
         holders = row.leases + row.copies
-        expected = None if holders >= target else row.priority - COPY_PENALTY * holders
+        expected = policy.rank(row.priority, holders, True, QUEUE, budget_mb=row.budget_mb)
         if row.rank != expected:
             wrong_rank[asset_id] = (row.priority, holders, row.rank, expected)
     assert not wrong_rank, f"rank not recomputed: {dict(list(wrong_rank.items())[:10])}"

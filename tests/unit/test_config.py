@@ -135,7 +135,10 @@ def test_every_variable_at_once(monkeypatch):
         "lease_cap_max",
         "snapshot_retention_days",
     }
-    assert settings.model_dump(exclude={"workers", "run_scheduler", *lifecycle}) == {
+    # The fill order and size penalty (docs/allocation.md) and group commit: tested elsewhere.
+    queue = {"fill_order", "size_penalty", "size_penalty_from_mb", "size_penalty_max"}
+    excluded = {"workers", "run_scheduler", "group_commit", *lifecycle, *queue}
+    assert settings.model_dump(exclude=excluded) == {
         "host": "10.0.0.5",
         "port": 8100,
         "auto_update_interval_minutes": 3.0,
