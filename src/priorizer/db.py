@@ -95,7 +95,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, *, immediate: bool = False) -> Engine:
+# PostgreSQL connections a process keeps (and as many more at peaks): every process of every
+# instance has its own pool, and together they must stay under the server's max_connections.
+POOL_SIZE = 20
+
+
+def make_engine(url: str, *, immediate: bool = False, pool_size: int = POOL_SIZE) -> Engine:
     if url.startswith("sqlite"):
         path = sqlite_path(url)
         if path is not None:
@@ -108,7 +113,7 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
         begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
         return engine
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
 def sqlite_path(url: str) -> str | None:
@@ -235,10 +240,10 @@ class GroupCommit:
 class Database:
     """The storage boundary: a write engine, a read engine and the transactions over them."""
 
-    def __init__(self, url: str, *, group_commit: bool = True) -> None:
+    def __init__(self, url: str, *, group_commit: bool = True, pool_size: int = POOL_SIZE) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        self.write_engine = make_engine(url, immediate=True)
+        self.write_engine = make_engine(url, immediate=True, pool_size=pool_size)
         self.read_engine = make_engine(url) if self.is_sqlite else self.write_engine
         self._write_lock = WriterTurn(sqlite_path(url)) if self.is_sqlite else None
         self._group = GroupCommit(self) if self.is_sqlite and group_commit else None
