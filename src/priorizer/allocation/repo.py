@@ -104,18 +104,20 @@ def rank_after(policy: QueuePolicy, *, holders_delta: int = 0, budget_mb: Any = 
 
 # The hot path: statements compiled once and run on the driver's cursor (`DriverStatement`);
 # building and executing SQLAlchemy constructs per call costs more than these index seeks.
-_NODE_OPEN = f"FROM allocations WHERE node_id = :node_id AND status = '{ALLOCATED}'"
+# The node's open leases read once (`ix_allocations_node_status`), expiry tested per row: a
+# condition on `expires_at` in the WHERE would let SQLite walk `ix_allocations_status_expires`,
+# every node's open leases, instead.
 _REQUEST_STATE = DriverStatement(
     lambda _dialect: text(
-        "SELECT "
-        f"(SELECT count(*) {_NODE_OPEN} AND expires_at > :now) AS open_count, "
-        f"(SELECT coalesce(sum(reserved_mb), 0.0) {_NODE_OPEN} AND expires_at > :now) "
+        "SELECT count(CASE WHEN own.expires_at > :now THEN 1 END) AS open_count, "
+        "coalesce(sum(CASE WHEN own.expires_at > :now THEN own.reserved_mb END), 0.0) "
         "AS reserved_mb, "
-        f"EXISTS (SELECT 1 {_NODE_OPEN} AND expires_at <= :now) AS node_due, "
+        "count(CASE WHEN own.expires_at <= :now THEN 1 END) > 0 AS node_due, "
         f"EXISTS (SELECT 1 FROM allocations WHERE status = '{ALLOCATED}' "
         "AND expires_at <= :now) AS any_due, "
         f"(SELECT budget_mb FROM assets WHERE {IN_QUEUE_SQL} ORDER BY budget_mb LIMIT 1) "
-        "AS smallest_mb"
+        "AS smallest_mb "
+        f"FROM allocations AS own WHERE own.node_id = :node_id AND own.status = '{ALLOCATED}'"
     )
 )
 
