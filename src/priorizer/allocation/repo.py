@@ -240,7 +240,11 @@ def pick_function_sql(*, smallest_first: bool) -> str:
     rows. Each asset is read and locked in one seek (`FOR NO KEY UPDATE SKIP LOCKED`): an
     asset another transaction is taking right now is passed over, never waited for, and one
     changed since is read again and dropped if it no longer matches. So concurrent requests
-    take different assets at once, and no asset is locked that is not taken."""
+    take different assets at once, and no asset is locked that is not taken. Each seek starts
+    past the asset taken last (the budget only shrinks: what came before it in the level does
+    not fit, is taken, or is being taken by another request), so a request walks each level,
+    its dead and locked entries included, once."""
+    after, start_mb = (">", "'-Infinity'") if smallest_first else ("<", "'Infinity'")
     return f"""
 CREATE OR REPLACE FUNCTION {PICK_FUNCTIONS[smallest_first]}(
     p_levels float8[], p_max_mb float8, p_slots integer, p_node varchar,
@@ -252,13 +256,18 @@ DECLARE
     remaining float8 := p_max_mb;
     taken varchar[] := coalesce(p_skip, ARRAY[]::varchar[]);
     n integer := 0;
+    after_mb float8;
+    after_id varchar;
 BEGIN
     FOREACH level IN ARRAY p_levels LOOP
         EXIT WHEN n >= p_slots OR remaining < p_smallest;
+        after_mb := {start_mb};
+        after_id := '';
         LOOP
             SELECT assets.id, assets.budget_mb INTO picked_id, picked_mb
             FROM assets
             WHERE assets.rank = level AND assets.budget_mb <= remaining
+              AND (assets.budget_mb, assets.id) {after} (after_mb, after_id)
               AND assets.id <> ALL (taken)
               AND NOT EXISTS (
                 SELECT 1 FROM allocations
@@ -275,6 +284,8 @@ BEGIN
             EXIT WHEN NOT FOUND;
             picked_rank := level;
             RETURN NEXT;
+            after_mb := picked_mb;
+            after_id := picked_id;
             taken := taken || picked_id;
             remaining := remaining - picked_mb;
             n := n + 1;
