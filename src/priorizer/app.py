@@ -95,7 +95,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = Database(settings.sqlalchemy_url)
+        database = Database(
+            settings.sqlalchemy_url,
+            group_commit=settings.group_commit,
+            pool_size=settings.database_pool_size,
+        )
         app.state.database = database
         app.state.scheduler = None
         try:

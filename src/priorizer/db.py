@@ -8,7 +8,9 @@ lock what they touch. Only entry points (routes, jobs, CLI commands) open transa
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import copy
 import fcntl
 import functools
 import json
@@ -17,10 +19,11 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 from sqlalchemy import DateTime, Index, MetaData, TypeDecorator, create_engine, event, text
@@ -95,7 +98,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, *, immediate: bool = False) -> Engine:
+# PostgreSQL connections a process keeps (and as many more at peaks): every process of every
+# instance has its own pool, and together they must stay under the server's max_connections.
+POOL_SIZE = 20
+
+
+def make_engine(url: str, *, immediate: bool = False, pool_size: int = POOL_SIZE) -> Engine:
     if url.startswith("sqlite"):
         path = sqlite_path(url)
         if path is not None:
@@ -108,7 +116,7 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
         begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
         return engine
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
 def sqlite_path(url: str) -> str | None:
@@ -163,15 +171,85 @@ class WriterTurn:
             self._fd = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: Exception
+
+
+# The most calls one group commit takes: bounds how long the first of them waits.
+GROUP_COMMIT_MAX = 64
+
+
+class GroupCommit:
+    """SQLite group commit for one process: the write calls submitted while the event loop
+    was busy run in one transaction (`Database.run_batch`), so what a commit costs (the WAL
+    append, the pages many calls touch, BEGIN and COMMIT) is paid once for all of them. Each
+    call still sees the database as if it ran alone after the ones before it, and none is
+    answered before the transaction holding it is committed."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._waiting: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]] = []
+        self._flushing = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, work: Callable[[Session], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._waiting.append((work, future))
+        if not self._flushing:
+            # Runs once the loop has read every request ready now: they join this batch.
+            self._flushing = True
+            self._task = loop.create_task(self._flush())
+        result = await future
+        if isinstance(result, _Failed):
+            raise result.error
+        return cast(T, result)
+
+    async def _flush(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._waiting[:GROUP_COMMIT_MAX]
+                del self._waiting[:GROUP_COMMIT_MAX]
+                works = [work for work, _ in batch]
+                try:
+                    results = await self._run(works)
+                except BaseException as error:  # the commit failed: none of them happened
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    if not isinstance(error, Exception):
+                        raise
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+                await asyncio.sleep(0)  # answer these before taking the next batch
+        finally:
+            self._flushing = False
+
+    async def _run(self, works: list[Callable[[Session], Any]]) -> list[Any]:
+        lock = self._database._write_lock
+        assert lock is not None
+        # The writers' turn free: run right here (no thread hand-off); else wait in a thread.
+        if lock.acquire(blocking=False):
+            try:
+                return self._database.run_batch(works, lock=False)
+            finally:
+                lock.release()
+        return await anyio.to_thread.run_sync(self._database.run_batch, works)
+
+
 class Database:
     """The storage boundary: a write engine, a read engine and the transactions over them."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, group_commit: bool = True, pool_size: int = POOL_SIZE) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        self.write_engine = make_engine(url, immediate=True)
+        self.write_engine = make_engine(url, immediate=True, pool_size=pool_size)
         self.read_engine = make_engine(url) if self.is_sqlite else self.write_engine
         self._write_lock = WriterTurn(sqlite_path(url)) if self.is_sqlite else None
+        self._group = GroupCommit(self) if self.is_sqlite and group_commit else None
         self._closing = threading.Event()
         self._checkpointer: threading.Thread | None = None
         if self.is_sqlite:
@@ -202,9 +280,15 @@ class Database:
             time.sleep(min(time.perf_counter() - started, BACKGROUND_PAUSE_MAX_SECONDS))
 
     async def run_write(self, work: Callable[[Session], T]) -> T:
-        """`work` in one write transaction, from async code. On SQLite, when no other writer is
-        busy, it runs right here on the event loop: writes take turns anyway, and this saves
-        two thread hand-offs per request. Otherwise it waits for its turn in a worker thread."""
+        """`work` in a write transaction, from async code.
+
+        SQLite, with group commit (the default): the calls made while the event loop is busy
+        share one transaction (`GroupCommit`): each runs in a savepoint of its own, in order,
+        and all are answered once the one commit is done. Without: when no other writer is
+        busy, it runs right here on the event loop (writes take turns anyway, and this saves
+        two thread hand-offs); otherwise it waits for its turn in a worker thread."""
+        if self._group is not None:
+            return await self._group.submit(work)
         if self._write_lock is not None and self._write_lock.acquire(blocking=False):
             try:
                 with self._session(self.write_engine) as session:
@@ -212,6 +296,30 @@ class Database:
             finally:
                 self._write_lock.release()
         return await anyio.to_thread.run_sync(self._run_write, work)
+
+    def run_batch(
+        self, works: Sequence[Callable[[Session], Any]], *, lock: bool = True
+    ) -> list[Any]:
+        """Every work in one write transaction, in order, each in a savepoint of its own:
+        each sees what those before it wrote, and one that raises is undone alone (its
+        exception is its result). Returns only once the transaction is committed (and raises
+        if the commit fails: then none of them happened). `lock=False`: the caller holds the
+        writers' turn already."""
+        results: list[Any] = []
+        with (
+            self._write_lock if lock and self._write_lock is not None else nullcontext(),
+            self._session(self.write_engine) as session,
+        ):
+            for work in works:
+                saved = copy.deepcopy(session.info)  # what works leave for after the commit
+                try:
+                    with session.begin_nested():
+                        results.append(work(session))
+                except Exception as error:  # undone alone; the others go on
+                    session.info.clear()
+                    session.info.update(saved)
+                    results.append(_Failed(error))
+        return results
 
     def _run_write(self, work: Callable[[Session], T]) -> T:
         with self.write() as session:
@@ -333,10 +441,20 @@ class Database:
 
 
 def migrate(url: str) -> None:
-    """Bring the schema to the newest Alembic revision (safe to call on every start)."""
+    """Bring the schema to the newest Alembic revision (safe to call on every start), and
+    the server-side functions to this code's version (PostgreSQL)."""
     from alembic import command
 
+    from priorizer.allocation.repo import install_functions
+
     command.upgrade(alembic_config(url), "head")
+    if not url.startswith("sqlite"):
+        engine = create_engine(url)
+        try:
+            with engine.begin() as connection:
+                install_functions(connection)
+        finally:
+            engine.dispose()
 
 
 def alembic_config(url: str) -> Any:

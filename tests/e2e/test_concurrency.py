@@ -22,7 +22,10 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from priorizer.allocation import policy
+from priorizer.app import queue_policy
 from priorizer.catalog.service import NewAsset
+from priorizer.config import Settings
 from priorizer.db import Database
 from priorizer.startup import prepare
 from tests.conftest import create_pg_database, drop_pg_database, make_settings, pg_skip_reason
@@ -35,10 +38,11 @@ CATALOG_SIZE = 5000
 NODES = 32
 CALLS_PER_NODE = 2
 REPLICATION_TARGET = 2  # the default; the servers are not told otherwise
-COPY_PENALTY = 3.0  # the default
 UNKNOWN_SIZE_MB = 1024.0  # the default
 MAX_ASSETS = 50  # the default MAX_ASSETS_PER_ALLOCATION
 EPSILON_MB = 1e-6
+# The servers' queue policy: the defaults (copy penalty, size penalty, fill order).
+QUEUE = queue_policy(Settings.of(run_scheduler=False))
 
 
 # --- the catalog and the nodes ---------------------------------------------------------------
@@ -139,10 +143,10 @@ def peak_in_flight(answers: Sequence[Answer]) -> int:
 
 
 def node_calls(bases: Sequence[str]) -> list[Call]:
-    """Each node's calls go round-robin over `bases`: with two servers, to different ones."""
+    """The calls go round-robin over `bases`: a node's two calls to two different servers."""
     return [
-        Call(bases[k % len(bases)], node_id, gb)
-        for node_id, gb in node_space_gb().items()
+        Call(bases[(n * CALLS_PER_NODE + k) % len(bases)], node_id, gb)
+        for n, (node_id, gb) in enumerate(node_space_gb().items())
         for k in range(CALLS_PER_NODE)
     ]
 
@@ -241,7 +245,7 @@ def check_invariants(
     wrong_rank = {}
     for asset_id, row in assets.items():
         holders = row.leases + row.copies
-        expected = None if holders >= target else row.priority - COPY_PENALTY * holders
+        expected = policy.rank(row.priority, holders, True, QUEUE, budget_mb=row.budget_mb)
         if row.rank != expected:
             wrong_rank[asset_id] = (row.priority, holders, row.rank, expected)
     assert not wrong_rank, f"rank not recomputed: {dict(list(wrong_rank.items())[:10])}"
@@ -345,6 +349,34 @@ def test_two_servers_on_one_postgresql_keep_every_rule(fresh_pg_url: str, tmp_pa
     check_not_vacuous(figures)
     served_by = Counter(answer.call.base_url for answer in answers if answer.body)
     assert len(served_by) == 2, f"both servers handed out work: {served_by}"
+    assert "Traceback" not in logs, logs
+
+
+def test_four_servers_on_one_postgresql_keep_every_rule(fresh_pg_url: str, tmp_path: Path) -> None:
+    """Instances add capacity only if they keep the rules together: four server processes on
+    one database, 32 nodes each asking twice (on two different servers) at the same moment."""
+    catalog = big_catalog(seed=11)
+    load_catalog(fresh_pg_url, tmp_path, catalog)
+    env = {"DATABASE_URL": fresh_pg_url}
+    servers = [PriorizerServer(tmp_path, env, name=f"server-{x}") for x in "abcd"]
+    with ExitStack() as stack:
+        for server in servers:
+            stack.callback(server.stop)
+            server.launch()
+        for server in servers:
+            server.wait_healthy()
+        bases = [server.base_url for server in servers]
+        calls = node_calls(bases)
+        for first, second in zip(calls[::2], calls[1::2], strict=True):
+            assert first.node_id == second.node_id and first.base_url != second.base_url
+        answers = fire_at_once(calls)
+        logs = "".join(server.logs() for server in servers)
+    assert peak_in_flight(answers) >= len(answers) // 2, "the requests really overlapped"
+
+    figures = check_invariants(fresh_pg_url, answers, catalog, target=REPLICATION_TARGET)
+    check_not_vacuous(figures)
+    served_by = Counter(answer.call.base_url for answer in answers if answer.body)
+    assert len(served_by) == 4, f"every server handed out work: {served_by}"
     assert "Traceback" not in logs, logs
 
 

@@ -84,6 +84,8 @@ def test_defaults():
         ("COPY_PENALTY", "0", "copy_penalty", 0.0),
         ("UNKNOWN_SIZE_MB", "300", "unknown_size_mb", 300.0),
         ("MAX_ASSETS_PER_ALLOCATION", "7", "max_assets_per_allocation", 7),
+        ("PRIORIZER_GROUP_COMMIT", "false", "group_commit", False),
+        ("DATABASE_POOL_SIZE", "5", "database_pool_size", 5),
     ],
 )
 def test_reads_environment_variable(monkeypatch, name, value, attribute, expected):
@@ -137,7 +139,11 @@ def test_every_variable_at_once(monkeypatch):
         "lease_cap_max",
         "snapshot_retention_days",
     }
-    assert settings.model_dump(exclude={"workers", "run_scheduler", *lifecycle}) == {
+    # The fill order and size penalty (docs/allocation.md), group commit, pool: tested elsewhere.
+    queue = {"fill_order", "size_penalty", "size_penalty_from_mb", "size_penalty_max"}
+    database = {"group_commit", "database_pool_size"}
+    excluded = {"workers", "run_scheduler", *database, *lifecycle, *queue}
+    assert settings.model_dump(exclude=excluded) == {
         "host": "10.0.0.5",
         "port": 8100,
         "auto_update_interval_minutes": 3.0,

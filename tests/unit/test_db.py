@@ -140,3 +140,12 @@ def test_after_a_checkpoint_round_the_next_write_starts_the_wal_over(sqlite_data
 
     assert grown >= 200  # one frame or more per transaction until then
     assert _wal_frames(database) < 10  # the last write started the WAL over
+
+
+def test_a_postgresql_pool_holds_the_size_given_and_as_many_more_at_peaks():
+    database = Database("postgresql+psycopg://nobody@127.0.0.1:1/none", pool_size=3)
+    try:
+        pool = database.write_engine.pool
+        assert (pool.size(), pool._max_overflow) == (3, 3)  # type: ignore[attr-defined]
+    finally:
+        database.dispose()

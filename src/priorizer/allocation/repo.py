@@ -13,25 +13,31 @@ Concurrency contract (PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     CursorResult,
+    String,
     Table,
     and_,
     bindparam,
     exists,
     func,
+    insert,
+    literal,
     select,
     text,
     true,
     union_all,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from priorizer.allocation.models import (
@@ -47,7 +53,7 @@ from priorizer.allocation.models import (
     Allocation,
 )
 from priorizer.allocation.policy import QueuePolicy, counted_holders, rank_sql
-from priorizer.catalog.models import ASSET_ACTIVE, ASSET_WITHDRAWN, Asset
+from priorizer.catalog.models import ASSET_ACTIVE, ASSET_WITHDRAWN, IN_QUEUE_SQL, Asset
 from priorizer.db import DriverStatement, driver_time
 
 assets = cast(Table, Asset.__table__)
@@ -98,17 +104,44 @@ def rank_after(policy: QueuePolicy, *, holders_delta: int = 0, budget_mb: Any = 
 
 # The hot path: statements compiled once and run on the driver's cursor (`DriverStatement`);
 # building and executing SQLAlchemy constructs per call costs more than these index seeks.
-_OPEN_LOAD = DriverStatement(
-    lambda _dialect: select(func.count(), func.coalesce(func.sum(leases.c.reserved_mb), 0.0)).where(
-        leases.c.node_id == bindparam("node_id"), leases.c.status == ALLOCATED
+# The node's open leases read once (`ix_allocations_node_status`), expiry tested per row: a
+# condition on `expires_at` in the WHERE would let SQLite walk `ix_allocations_status_expires`,
+# every node's open leases, instead.
+_REQUEST_STATE = DriverStatement(
+    lambda _dialect: text(
+        "SELECT count(CASE WHEN own.expires_at > :now THEN 1 END) AS open_count, "
+        "coalesce(sum(CASE WHEN own.expires_at > :now THEN own.reserved_mb END), 0.0) "
+        "AS reserved_mb, "
+        "count(CASE WHEN own.expires_at <= :now THEN 1 END) > 0 AS node_due, "
+        f"EXISTS (SELECT 1 FROM allocations WHERE status = '{ALLOCATED}' "
+        "AND expires_at <= :now) AS any_due, "
+        f"(SELECT budget_mb FROM assets WHERE {IN_QUEUE_SQL} ORDER BY budget_mb LIMIT 1) "
+        "AS smallest_mb "
+        f"FROM allocations AS own WHERE own.node_id = :node_id AND own.status = '{ALLOCATED}'"
     )
 )
 
 
-def open_load(session: Session, *, node_id: str) -> tuple[int, float]:
-    """The node's open leases: how many, and the MiB they reserve."""
-    count, reserved = _OPEN_LOAD.rows(session, {"node_id": node_id})[0]
-    return int(count), float(reserved)
+@dataclass(frozen=True, slots=True)
+class RequestState:
+    """What an allocation reads before picking, in one round trip (index seeks all)."""
+
+    open_count: int  # the node's open leases, those past their expiry aside
+    reserved_mb: float  # what those reserve
+    node_due: bool  # the node holds open leases past their expiry
+    any_due: bool  # some node does
+    smallest_mb: float | None  # what the smallest asset in the queue counts for; None: empty
+
+
+def request_state(session: Session, *, node_id: str, now: datetime) -> RequestState:
+    [row] = _REQUEST_STATE.rows(session, {"node_id": node_id, "now": driver_time(session, now)})
+    return RequestState(
+        int(row.open_count),
+        float(row.reserved_mb),
+        bool(row.node_due),
+        bool(row.any_due),
+        row.smallest_mb,
+    )
 
 
 def _id_list(dialect: str) -> Any:
@@ -127,7 +160,8 @@ def _candidates_query(levels: int, skip_failed: bool, smallest_first: bool) -> A
     """One statement over `levels` rank levels: in each, an index range seek for the first
     assets in queue order (smallest first, or largest first) that fit `max_mb`, that the node
     does not hold (and, with `skip_failed`, did not fail since `failed_since`), at most `limit`
-    of them. Only index columns are read."""
+    of them. Only index columns are read (SQLite; PostgreSQL picks with
+    `PICK_FUNCTIONS`)."""
     held = exists().where(
         leases.c.node_id == bindparam("node_id"),
         leases.c.asset_id == assets.c.id,
@@ -184,6 +218,135 @@ def candidates(
     return statement.rows(session, parameters)
 
 
+def _queue_order_sql(*, smallest_first: bool) -> str:
+    """The order within one rank level (`queue_order` without the rank), as PostgreSQL text."""
+    from sqlalchemy.dialects import postgresql
+
+    dialect = postgresql.dialect()
+    order = queue_order(assets.c, smallest_first=smallest_first)[1:]
+    return ", ".join(str(term.compile(dialect=dialect)) for term in order)
+
+
+# One function per fill order (FILL_ORDER), its ORDER BY fixed: planned once, not per call.
+PICK_FUNCTIONS = {True: "priorizer_pick_smallest", False: "priorizer_pick_largest"}
+
+
+def pick_function_sql(*, smallest_first: bool) -> str:
+    """PostgreSQL: the pick of `allocation.service._pick` as one server-side function (one
+    round trip instead of one or more per rank level), locking only what it takes.
+
+    Level by level (highest first), it takes the first asset in queue order that fits what
+    is left of the budget, again and again: the same choice as `policy.fit` over the level's
+    rows. Each asset is read and locked in one seek (`FOR NO KEY UPDATE SKIP LOCKED`): an
+    asset another transaction is taking right now is passed over, never waited for, and one
+    changed since is read again and dropped if it no longer matches. So concurrent requests
+    take different assets at once, and no asset is locked that is not taken. Each seek starts
+    past the asset taken last (the budget only shrinks: what came before it in the level does
+    not fit, is taken, or is being taken by another request), so a request walks each level,
+    its dead and locked entries included, once."""
+    after, start_mb = (">", "'-Infinity'") if smallest_first else ("<", "'Infinity'")
+    return f"""
+CREATE OR REPLACE FUNCTION {PICK_FUNCTIONS[smallest_first]}(
+    p_levels float8[], p_max_mb float8, p_slots integer, p_node varchar,
+    p_failed_since timestamptz, p_smallest float8, p_skip varchar[]
+) RETURNS TABLE (picked_id varchar, picked_mb float8, picked_rank float8)
+LANGUAGE plpgsql AS $pick$
+DECLARE
+    level float8;
+    remaining float8 := p_max_mb;
+    taken varchar[] := coalesce(p_skip, ARRAY[]::varchar[]);
+    n integer := 0;
+    after_mb float8;
+    after_id varchar;
+BEGIN
+    FOREACH level IN ARRAY p_levels LOOP
+        EXIT WHEN n >= p_slots OR remaining < p_smallest;
+        after_mb := {start_mb};
+        after_id := '';
+        LOOP
+            SELECT assets.id, assets.budget_mb INTO picked_id, picked_mb
+            FROM assets
+            WHERE assets.rank = level AND assets.budget_mb <= remaining
+              AND (assets.budget_mb, assets.id) {after} (after_mb, after_id)
+              AND assets.id <> ALL (taken)
+              AND NOT EXISTS (
+                SELECT 1 FROM allocations
+                WHERE allocations.node_id = p_node AND allocations.asset_id = assets.id
+                  AND allocations.{HOLDING_SQL})
+              AND (p_failed_since IS NULL OR NOT EXISTS (
+                SELECT 1 FROM allocations
+                WHERE allocations.node_id = p_node AND allocations.asset_id = assets.id
+                  AND allocations.{FAILED_SQL} AND allocations.status = '{FAILED}'
+                  AND allocations.closed_at > p_failed_since))
+            ORDER BY {_queue_order_sql(smallest_first=smallest_first)}
+            LIMIT 1
+            FOR NO KEY UPDATE OF assets SKIP LOCKED;
+            EXIT WHEN NOT FOUND;
+            picked_rank := level;
+            RETURN NEXT;
+            after_mb := picked_mb;
+            after_id := picked_id;
+            taken := taken || picked_id;
+            remaining := remaining - picked_mb;
+            n := n + 1;
+            EXIT WHEN n >= p_slots OR remaining < p_smallest;
+        END LOOP;
+    END LOOP;
+END
+$pick$"""
+
+
+def install_functions(connection: Any) -> None:
+    """Create or replace the server-side functions the hot path calls (PostgreSQL only):
+    derived from this code, so every start brings them in line with it."""
+    if connection.dialect.name == "postgresql":
+        for smallest_first in PICK_FUNCTIONS:
+            connection.exec_driver_sql(pick_function_sql(smallest_first=smallest_first))
+
+
+def _pick_statement(name: str) -> DriverStatement:
+    return DriverStatement(
+        lambda _dialect: text(
+            "SELECT picked_id AS id, picked_mb AS budget_mb, picked_rank AS rank FROM "
+            f"{name}(CAST(:levels AS float8[]), :max_mb, :slots, "
+            "CAST(:node_id AS varchar), CAST(:failed_since AS timestamptz), :smallest, "
+            "CAST(:skip AS varchar[]))"
+        )
+    )
+
+
+_PICK = {order: _pick_statement(name) for order, name in PICK_FUNCTIONS.items()}
+
+
+def pick_locked(
+    session: Session,
+    *,
+    levels: Sequence[float],
+    max_mb: float,
+    slots: int,
+    node_id: str,
+    failed_since: datetime | None,
+    smallest: float,
+    skip: Sequence[str],
+    smallest_first: bool,
+) -> list[Any]:
+    """PostgreSQL: the assets to lease, in queue order, locked until commit (`PICK_FUNCTIONS`)."""
+    parameters = {
+        "levels": list(levels),
+        "max_mb": max_mb,
+        "slots": slots,
+        "node_id": node_id,
+        "failed_since": failed_since,
+        "smallest": smallest,
+        "skip": list(skip),
+    }
+    return _PICK[smallest_first].rows(session, parameters)
+
+
+def picks_in_database(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 _NEXT_RANK = DriverStatement(
     lambda _dialect: (
         select(assets.c.rank)
@@ -192,22 +355,6 @@ _NEXT_RANK = DriverStatement(
         .limit(1)
     )
 )
-
-
-_SMALLEST = DriverStatement(
-    lambda _dialect: (
-        select(assets.c.budget_mb)
-        .where(assets.c.rank.is_not(None))
-        .order_by(assets.c.budget_mb)
-        .limit(1)
-    )
-)
-
-
-def smallest_in_queue_mb(session: Session) -> float | None:
-    """What the smallest asset still in the queue counts for (an index seek); None when the
-    queue is empty. A budget below it can take nothing."""
-    return _SMALLEST.scalar(session, {})
 
 
 def next_rank(session: Session, *, below: float) -> float | None:
@@ -292,6 +439,92 @@ def open_leases(
         "reserved": [mb for _, mb in reserved],
     }
     return {row.asset_id: row.id for row in _INSERT_LEASES.rows(session, parameters)}
+
+
+@functools.cache
+def _claim_and_open(policy: QueuePolicy) -> DriverStatement:
+    """PostgreSQL: `claim` and `open_leases` as one statement (one round trip): the UPDATE
+    counting the leases feeds the INSERT opening them, in the order of the ids given."""
+
+    def build(dialect: str) -> Any:
+        claimed = (
+            update(assets)
+            .where(_claimable(dialect), assets.c.rank.is_not(None))
+            .values(leases=assets.c.leases + 1, rank=rank_after(policy, holders_delta=1))
+            .returning(*CLAIM_COLUMNS)
+            .cte("claimed")
+        )
+        rows = select(
+            claimed.c.id,
+            sql_cast(bindparam("node_id"), String(200)),
+            literal(ALLOCATED, String(20)),
+            claimed.c.budget_mb,
+            bindparam("now"),
+            bindparam("now"),
+            bindparam("expires_at"),
+            sql_cast(bindparam("unproven_address"), String(64)),
+        ).order_by(func.array_position(bindparam("ids"), claimed.c.id))
+        opened = (
+            insert(leases)
+            .from_select([name.strip() for name in _LEASE_COLUMNS.split(",")], rows)
+            .returning(leases.c.asset_id, leases.c.id)
+            .cte("opened")
+        )
+        return select(*claimed.c, opened.c.id.label("allocation_id")).join(
+            opened, opened.c.asset_id == claimed.c.id
+        )
+
+    return DriverStatement(build)
+
+
+def claim_leases(
+    session: Session,
+    *,
+    asset_ids: Sequence[str],
+    policy: QueuePolicy,
+    node_id: str,
+    now: datetime,
+    expires_at: datetime,
+    unproven_address: str | None,
+) -> dict[str, tuple[Any, int]]:
+    """`claim` the listed assets and open the node's leases on those won: asset id -> (the
+    claimed row, the lease id), in the order given."""
+    if not asset_ids:
+        return {}
+    if session.get_bind().dialect.name != "postgresql":
+        claimed = claim(session, asset_ids=asset_ids, policy=policy)
+        won = [claimed[asset_id] for asset_id in asset_ids if asset_id in claimed]
+        if not won:
+            return {}
+        ids = open_leases(
+            session,
+            node_id=node_id,
+            reserved=[(row.id, row.budget_mb) for row in won],
+            now=now,
+            expires_at=expires_at,
+            unproven_address=unproven_address,
+        )
+        return {row.id: (row, ids[row.id]) for row in won}
+    parameters = {
+        "ids": list(asset_ids),
+        "node_id": node_id,
+        "now": now,
+        "expires_at": expires_at,
+        "unproven_address": unproven_address,
+    }
+    rows = _claim_and_open(policy).rows(session, parameters)
+    found = {row.id: row for row in rows}
+    shape = _claim_row_type()
+    return {
+        asset_id: (shape._make(found[asset_id][:-1]), found[asset_id].allocation_id)
+        for asset_id in asset_ids
+        if asset_id in found
+    }
+
+
+@functools.cache
+def _claim_row_type() -> Any:
+    return collections.namedtuple("ClaimedRow", [column.name for column in CLAIM_COLUMNS])
 
 
 _UNPROVEN_OPEN = DriverStatement(

@@ -56,21 +56,26 @@ def allocate(
     seen = node_service.record_seen(
         session, node_id=node_id, free_space_mb=free_space_gb * policy.MB_PER_GB, now=now
     )
+    state = repo.request_state(session, node_id=node_id, now=now)
     # Leases past their expiry never block, whether or not maintenance runs: before picking,
-    # close all of this node's that are due (its budget and cap must not count them), and
-    # some of anyone's (their assets return to the queue). Seeks that find nothing, usually.
-    lifecycle.expire_due(session, queue=queue, now=now, limit=0, node_id=node_id)
-    lifecycle.expire_due(session, queue=queue, now=now, limit=lifecycle.EXPIRE_PER_REQUEST)
-    open_count, reserved_mb = repo.open_load(session, node_id=node_id)
-    max_assets = min(max_assets, limits.clamp(seen.lease_cap) - open_count)
+    # close all of this node's that are due (its budget and cap must not count them, and
+    # `state` does not), and some of anyone's (their assets return to the queue). The state
+    # says whether any are due: usually none, and then no statement is spent on them.
+    if state.node_due:
+        lifecycle.expire_due(session, queue=queue, now=now, limit=0, node_id=node_id)
+    if state.any_due and lifecycle.expire_due(
+        session, queue=queue, now=now, limit=lifecycle.EXPIRE_PER_REQUEST
+    ):
+        state = repo.request_state(session, node_id=node_id, now=now)  # assets came back
+    max_assets = min(max_assets, limits.clamp(seen.lease_cap) - state.open_count)
     unproven_address = client_address if seen.completions == 0 and unproven_address_cap else None
     if unproven_address is not None and max_assets > 0:
         repo.lock_address(session, address=unproven_address)
         held = repo.unproven_open(session, address=unproven_address, limit=unproven_address_cap)
         max_assets = min(max_assets, unproven_address_cap - held)
-    if max_assets <= 0:
+    if max_assets <= 0 or state.smallest_mb is None:
         return []
-    remaining = policy.node_budget_mb(free_space_gb, reserved_mb)
+    remaining = policy.node_budget_mb(free_space_gb, state.reserved_mb)
     expires_at = now + timedelta(seconds=lease_seconds)
     failed_since = _failed_since(seen, now - timedelta(seconds=failed_retry_seconds))
     leases: list[Lease] = []
@@ -81,26 +86,31 @@ def allocate(
             node_id=node_id,
             remaining=remaining,
             slots=max_assets - len(leases),
+            smallest=state.smallest_mb,
             queue=queue,
             failed_since=failed_since,
             skip=lost,
         )
         if not picked:
             break
-        won = _claim(session, picked, queue=queue)
-        leases += _open_leases(
+        won = repo.claim_leases(
             session,
-            won,
+            asset_ids=[row.id for row in picked],
+            policy=queue,
             node_id=node_id,
             now=now,
             expires_at=expires_at,
             unproven_address=unproven_address,
         )
-        remaining -= policy.total_mb(won)
+        leases += [
+            Lease(row._asdict(), lease_id, node_id, expires_at, row.budget_mb)
+            for row, lease_id in won.values()
+        ]
+        remaining -= sum(row.budget_mb for row, _ in won.values())
         if len(won) == len(picked):
             break
         # Another transaction changed some of these: pick again for what is left, past them.
-        lost.update({row.id for row in picked} - {row.id for row in won})
+        lost.update({row.id for row in picked} - won.keys())
     metrics.tally(session, "allocations", len(leases))
     add_sources(session, leases)
     return leases
@@ -132,15 +142,27 @@ def _pick(
     node_id: str,
     remaining: float,
     slots: int,
+    smallest: float,
     queue: QueuePolicy,
     failed_since: datetime | None,
     skip: set[str],
 ) -> list[Any]:
     """Choose, level by level, the assets that fit what is left of the budget in queue order,
-    passing over the ids in `skip`. Every round finishes a level or picks an asset."""
-    smallest = repo.smallest_in_queue_mb(session)
-    if smallest is None:
-        return []
+    passing over the ids in `skip`; none once it is below `smallest` (what the smallest asset
+    in the queue counts for). Every round finishes a level or picks an asset. On PostgreSQL
+    the database does this in one call, locking what it picks (`repo.pick_locked`)."""
+    if repo.picks_in_database(session):
+        return repo.pick_locked(
+            session,
+            levels=policy.rank_levels(queue),
+            max_mb=remaining,
+            slots=slots,
+            node_id=node_id,
+            failed_since=failed_since,
+            smallest=smallest,
+            skip=sorted(skip),
+            smallest_first=queue.smallest_first,
+        )
     levels = policy.rank_levels(queue)
     picked: list[Any] = []
     passed = set(skip)
@@ -176,35 +198,6 @@ def _pick(
             finished += 1
         levels = levels[finished:]
     return picked
-
-
-def _claim(session: Session, picked: Sequence[Any], *, queue: QueuePolicy) -> list[Any]:
-    """Count the new leases on the picked assets; the rows (with their details) we won."""
-    ids = [row.id for row in picked]
-    claimed = repo.claim(session, asset_ids=ids, policy=queue)
-    return [claimed[asset_id] for asset_id in ids if asset_id in claimed]
-
-
-def _open_leases(
-    session: Session,
-    rows: Sequence[Any],
-    *,
-    node_id: str,
-    now: datetime,
-    expires_at: datetime,
-    unproven_address: str | None,
-) -> list[Lease]:
-    if not rows:
-        return []
-    ids = repo.open_leases(
-        session,
-        node_id=node_id,
-        reserved=[(row.id, row.budget_mb) for row in rows],
-        now=now,
-        expires_at=expires_at,
-        unproven_address=unproven_address,
-    )
-    return [Lease(row._asdict(), ids[row.id], node_id, expires_at, row.budget_mb) for row in rows]
 
 
 def node_leases(session: Session, *, node_id: str) -> list[Lease]:
