@@ -505,8 +505,8 @@ def test_reinstate_only_unknown_ids_changes_nothing(api):
 def test_renewed_lease_outlives_an_unrenewed_one(service, clock):
     api = service(replication_target=1)
     api.add(asset(1, size_mb=1000), asset(2, size_mb=1000))
-    assert api.allocate("node-a", 1) == ["asset-2"]
-    assert api.allocate("node-b", 1) == ["asset-1"]
+    assert api.allocate("node-a", 1) == ["asset-1"]
+    assert api.allocate("node-b", 1) == ["asset-2"]
     clock.advance(hours=23)
 
     response = api.renew("node-a")
@@ -516,11 +516,11 @@ def test_renewed_lease_outlives_an_unrenewed_one(service, clock):
     assert response.json()["renewed"] == 1
     assert response.json()["not_renewed"] == []
     assert at(response.json()["expires_at"]) == clock() - timedelta(hours=2) + timedelta(hours=24)
-    # 25 h after allocation: node-b's lease expired and asset-1 moves on; node-a's does not.
-    assert api.allocate("node-c", 10) == ["asset-1"]
-    assert api.lease("asset-2", "node-a")["status"] == "allocated"
-    assert api.lease("asset-1", "node-b")["status"] == "expired"
-    assert api.asset("asset-2")["leases"] == 1
+    # 25 h after allocation: node-b's lease expired and asset-2 moves on; node-a's does not.
+    assert api.allocate("node-c", 10) == ["asset-2"]
+    assert api.lease("asset-1", "node-a")["status"] == "allocated"
+    assert api.lease("asset-2", "node-b")["status"] == "expired"
+    assert api.asset("asset-1")["leases"] == 1
 
 
 def test_renew_names_the_listed_assets_it_did_not_renew(api, clock):
