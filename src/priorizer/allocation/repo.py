@@ -46,8 +46,8 @@ from priorizer.allocation.models import (
     WITHDRAWN_NOTE,
     Allocation,
 )
-from priorizer.allocation.policy import QueuePolicy, counted_holders, rank_sql
-from priorizer.catalog.models import ASSET_ACTIVE, ASSET_WITHDRAWN, Asset
+from priorizer.allocation.policy import QueuePolicy, counted_holders, may_hand_out_sql, rank_sql
+from priorizer.catalog.models import ASSET_WITHDRAWN, Asset
 from priorizer.db import DriverStatement, driver_time
 
 assets = cast(Table, Asset.__table__)
@@ -83,7 +83,7 @@ def rank_after(policy: QueuePolicy, *, holders_delta: int = 0) -> Any:
     """The SQL that recomputes `rank` in an UPDATE of assets, after holders change by delta."""
     holders = counted_holders(assets.c.copies, assets.c.disputed_copies, assets.c.leases)
     holders += holders_delta
-    return rank_sql(assets.c.priority, holders, assets.c.state == ASSET_ACTIVE, policy)
+    return rank_sql(assets.c.priority, holders, may_hand_out_sql(assets.c), policy)
 
 
 # The hot path: statements compiled once and run on the driver's cursor (`DriverStatement`);

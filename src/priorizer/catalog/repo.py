@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from priorizer.allocation.policy import QueuePolicy, counted_holders, rank_sql
+from priorizer.allocation.policy import QueuePolicy, counted_holders, may_hand_out_sql, rank_sql
 from priorizer.catalog.models import (
     ASSET_ACTIVE,
     ASSET_UNREACHABLE,
@@ -77,7 +77,7 @@ def upsert(session: Session, *, rows: Sequence[dict[str, Any]], queue: QueuePoli
             "updated_at": new.updated_at,
             "budget_mb": new.budget_mb,
             "is_size_reported": false(),  # the row's size (or none) replaces nodes'
-            "rank": rank_sql(new.priority, holders, assets.c.state == ASSET_ACTIVE, queue),
+            "rank": rank_sql(new.priority, holders, may_hand_out_sql(assets.c), queue),
         },
     )
     session.execute(statement, list(rows))
@@ -141,7 +141,7 @@ def _upsert_harvested(queue: QueuePolicy) -> DriverStatement:
                 "base_priority": priority,
                 "priority": priority,
                 "updated_at": new.updated_at,
-                "rank": rank_sql(priority, _holders(), a.state == ASSET_ACTIVE, queue),
+                "rank": rank_sql(priority, _holders(), may_hand_out_sql(a), queue),
             },
         )
 
@@ -316,7 +316,7 @@ def set_base_priorities(
             base_priority=new,
             priority=new,
             updated_at=now,
-            rank=rank_sql(new, _holders(), a.state == ASSET_ACTIVE, queue),
+            rank=rank_sql(new, _holders(), may_hand_out_sql(a), queue),
         )
     )
     session.execute(statement, [{"asset_id": k, "new_priority": v} for k, v in priorities.items()])
@@ -342,7 +342,7 @@ def set_priority(
             priority=priority,
             manual_priority=priority,
             updated_at=now,
-            rank=rank_sql(priority, holders, assets.c.state == ASSET_ACTIVE, queue),
+            rank=rank_sql(priority, holders, may_hand_out_sql(assets.c), queue),
         )
     )
     return bool(cast(CursorResult[Any], session.execute(statement)).rowcount)
@@ -410,7 +410,7 @@ def redraw_priorities(
             .with_for_update(skip_locked=True, key_share=True)
             .subquery("drawn")
         )
-        new_rank = rank_sql(drawn.c.priority, holders, assets.c.state == ASSET_ACTIVE, queue)
+        new_rank = rank_sql(drawn.c.priority, holders, may_hand_out_sql(assets.c), queue)
         session.execute(
             update(assets)
             .where(assets.c.id == drawn.c.id, assets.c.priority != drawn.c.priority)
@@ -418,7 +418,7 @@ def redraw_priorities(
         )
     else:
         session.execute(update(assets).where(*in_range).values(priority=draw))
-        new_rank = rank_sql(assets.c.priority, holders, assets.c.state == ASSET_ACTIVE, queue)
+        new_rank = rank_sql(assets.c.priority, holders, may_hand_out_sql(assets.c), queue)
         session.execute(
             update(assets)
             .where(*in_range, assets.c.rank.is_distinct_from(new_rank))
