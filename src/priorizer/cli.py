@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from priorizer import cli_harvest
+from priorizer import cli_discovery, cli_harvest
 from priorizer.cli_support import (
     argument,
     check_reachable,
@@ -202,6 +202,7 @@ def withdraw(
 
 
 cli_harvest.register(cli)  # listed here, after the catalog's own commands
+cli_discovery.register(cli)
 
 
 def _set_states(asset_ids: list[str], *, withdraw: bool) -> None:

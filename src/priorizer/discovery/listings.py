@@ -82,8 +82,8 @@ def _asset_link(href: str, base: str, page_url: str, *, listing: bool) -> str | 
     target, page = urlsplit(url), urlsplit(page_url)
     if target.scheme not in ("http", "https", "ftp") or not same_site(url, page_url):
         return None
-    if url == page_url or target.path == page.path and target.query == page.query:
-        return None  # the page itself, or one of its sort orders
+    if (target.path, target.query) == (page.path, page.query):
+        return None  # the page itself
     if listing:
         # An entry lives below the listed folder: anything else (the parent, the site's
         # header, icons) is navigation; so is a link with a query (sort links).
