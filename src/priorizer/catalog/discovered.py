@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from priorizer.allocation.policy import QueuePolicy, counted_holders, may_hand_out, rank
@@ -298,3 +298,29 @@ def add_listed_urls(
     repo.upsert(session, rows=rows, queue=queue)
     repo.ensure_datasets(session, ids=sorted({i.dataset_id for i in items if i.dataset_id}))
     return len(rows), len(unique) - len(rows)
+
+
+def figures(session: Session) -> dict[str, Any]:
+    """Discovery at a glance: probed, unprobed, gone, expanded, and the bytes of the sizes
+    known (probed, listed or reported), in one pass; and the gone assets that have copies."""
+    a = Asset.__table__.c
+    query = select(
+        func.count().filter(a.probed_at.is_not(None)),
+        func.count().filter(a.probed_at.is_(None)),
+        func.count().filter(a.state == ASSET_GONE),
+        func.count().filter(a.state == ASSET_EXPANDED),
+        func.coalesce(func.sum(a.size_mb).filter(a.state != ASSET_EXPANDED), 0.0),
+    )
+    probed, unprobed, gone, expanded, known_mb = session.execute(query).one()
+    precious = gone_with_copies(session, limit=20)
+    return {
+        "probed": int(probed),
+        "unprobed": int(unprobed),
+        "gone": int(gone),
+        "expanded": int(expanded),
+        "bytes_known": round(float(known_mb) * MIB),
+        "gone_with_copies": [
+            {"id": g.id, "url": g.url, "copies": g.copies, "priority": g.priority}
+            for g in precious
+        ],
+    }

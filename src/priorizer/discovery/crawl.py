@@ -42,7 +42,9 @@ class Expansion:
 
     @property
     def is_expanded(self) -> bool:
-        return self.kind in (LISTING, LANDING) and bool(self.children)
+        """A listing always is (an empty folder holds no file); a landing page once it links
+        to files (a page that links to none may be the data itself)."""
+        return self.kind == LISTING or (self.kind == LANDING and bool(self.children))
 
 
 class Robots:

@@ -42,10 +42,12 @@ class Probe:
     last_modified: str | None = None
     etag: str | None = None
     error: str | None = None
+    # Redirects that loop or never end: the URL leads nowhere, as a 404 does.
+    is_redirect_trap: bool = False
 
     @property
     def is_gone(self) -> bool:
-        return self.status in GONE_STATUSES
+        return self.status in GONE_STATUSES or self.is_redirect_trap
 
     @property
     def is_ok(self) -> bool:
@@ -125,7 +127,7 @@ class Prober:
                 found = _read(url, final_url, response)
             return found
         except httpx.TooManyRedirects as error:
-            return Probe(url, error=str(error))
+            return Probe(url, error=str(error), is_redirect_trap=True)
         except (httpx.HTTPError, _Retry) as error:
             return Probe(url, error=f"{type(error).__name__}: {error}".rstrip(": "))
 

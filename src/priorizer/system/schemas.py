@@ -61,6 +61,11 @@ class StatusRead(BaseModel):
     harvest: HarvestRunRead | None = Field(
         None, description="The latest harvest run: its progress, or its result."
     )
+    discovery: dict[str, Any] | None = Field(
+        None,
+        description="Assets probed and not yet, gone (404/410) and expanded; bytes_known (the "
+        "sizes known); gone_with_copies: the most precious, only nodes hold them now.",
+    )
 
 
 class HealthRead(BaseModel):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from priorizer.allocation import service as allocation_service
 from priorizer.allocation.policy import QueuePolicy
+from priorizer.catalog import discovered
 from priorizer.catalog import service as catalog_service
 from priorizer.config import Settings
 from priorizer.harvest import service as harvest_service
@@ -91,6 +92,7 @@ def status(session: Session, *, replication_target: int) -> dict[str, Any]:
         "last_maintenance": maintenance_service.run_view(last),
         "last_snapshot": ok.stats if ok is not None else None,
         "harvest": harvest_service.latest_run(session),
+        "discovery": discovered.figures(session),
     }
 
 
