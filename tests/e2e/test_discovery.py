@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from tests.e2e.server import PriorizerServer, describe, run_cli
 from tests.e2e.test_harvest_cli import cli_env, last_json, rows
@@ -42,6 +43,15 @@ def expected_files(origin: Origin, ftp: FtpOrigin) -> dict[str, int]:
     files[origin.url + "/redirect/1"] = files.pop(origin.url + "/redirect/target.bin")
     files.update({f"{ftp.url}/{name}": size for name, size in FTP_FILES.items()})
     return files
+
+
+def execute(db_url: str, sql: str, **params: object) -> None:
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql), params)
+    finally:
+        engine.dispose()
 
 
 def ok(args: list[str], env: dict[str, str]) -> dict:
@@ -101,21 +111,24 @@ def test_probe_expands_listings_and_hands_out_exactly_the_real_files(origins, tm
     )
     assert loop.kind == "gone" and "loop" in loop.error and loop.state == "gone"
 
-    # Idempotent: probing every asset again adds nothing; a file removed from a listing is
-    # marked gone at the next probe of its parent.
-    count = len(rows(db_url, "SELECT id FROM assets"))
+    # Idempotent: probing every asset again adds nothing and changes no state.
+    states = {r.url: r.state for r in rows(db_url, "SELECT url, state FROM assets")}
+    again = ok(["probe", "--limit", "1000"], {**env, "PROBE_REFRESH_DAYS": "0.000001"})
+    assert again["probed"] == len(states) and again["children_added"] == 0, again
+    assert {r.url: r.state for r in rows(db_url, "SELECT url, state FROM assets")} == states
+
+    # A file removed from a listing is marked gone at the next probe of its parent (alone).
+    parent = origin.url + "/nginx/"
+    execute(db_url, "UPDATE assets SET probed_at = NULL WHERE url = :url", url=parent)
     origin.listings["/nginx/"] = ("nginx", ["../elsewhere/"])
-    del origin.files["/nginx/x.bin"]
     try:
-        env["PROBE_REFRESH_DAYS"] = "0.000001"
-        again = ok(["probe", "--limit", "1000"], env)
+        once = ok(["probe", "--limit", "1"], env)
     finally:
         origin.listings["/nginx/"] = ("nginx", ["x.bin", "../elsewhere/"])
-        origin.files["/nginx/x.bin"] = FILES["/nginx/x.bin"]
-    assert again["children_added"] == 0 and again["vanished"] == 1, again
-    assert len(rows(db_url, "SELECT id FROM assets")) == count
-    (x,) = rows(db_url, "SELECT state FROM assets WHERE url LIKE '%/nginx/x.bin'")
+    assert once["probed"] == 1 and once["vanished"] == 1, once
+    (x,) = rows(db_url, "SELECT state FROM assets WHERE url = :url", url=parent + "x.bin")
     assert x.state == "gone"
+    assert len(rows(db_url, "SELECT id FROM assets")) == len(states)  # never deleted
 
 
 def test_import_urls_of_a_truncated_json_array_keeps_every_complete_record(tmp_path, db_url):
