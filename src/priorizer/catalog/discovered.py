@@ -320,7 +320,11 @@ def figures(session: Session) -> dict[str, Any]:
         "expanded": int(expanded),
         "bytes_known": round(float(known_mb) * MIB),
         "gone_with_copies": [
-            {"id": g.id, "url": g.url, "copies": g.copies, "priority": g.priority}
-            for g in precious
+            {"id": g.id, "url": g.url, "copies": g.copies, "priority": g.priority} for g in precious
         ],
     }
+
+
+def count_children(session: Session, *, parent_id: str) -> int:
+    query = select(func.count()).select_from(Asset).where(Asset.parent_id == parent_id)
+    return session.execute(query).scalar_one()
