@@ -29,9 +29,9 @@ def probe(
         typer.Option(metavar="N", min=1, max=100, help="Overrides PROBE_HOST_CONCURRENCY."),
     ] = None,
 ) -> None:
-    """Probe the catalog's URLs not probed yet (or not for PROBE_REFRESH_DAYS).
+    """Probe what is behind the catalog's URLs.
 
-    Records each one's size, type and status; marks 404 and 410 gone; expands directory
+    Probes assets never probed, then those not probed for PROBE_REFRESH_DAYS. Records each one's size, type and status; marks 404 and 410 gone; expands directory
     listings, FTP folders and landing pages into their files. Prints what it did as JSON."""
     from priorizer.app import utcnow
     from priorizer.discovery.service import ProbeConfig, probe_catalog

@@ -115,6 +115,16 @@ def test_every_variable_at_once(monkeypatch):
         "RATE_LIMIT_PER_NODE": "10/second",
         "RATE_LIMIT_PER_ADDRESS": "100/second",
         "MAX_REQUEST_BYTES": "65536",
+        "PROBE_INTERVAL_MINUTES": "0",
+        "PROBE_BATCH": "500",
+        "PROBE_CONCURRENCY": "16",
+        "PROBE_HOST_CONCURRENCY": "1",
+        "PROBE_TIMEOUT_SECONDS": "5",
+        "PROBE_RETRIES": "0",
+        "PROBE_REFRESH_DAYS": "7",
+        "PROBE_CONTACT_URL": "mailto:rescue@example.org",
+        "EXPAND_MAX_DEPTH": "2",
+        "EXPAND_MAX_CHILDREN": "50",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -160,6 +170,16 @@ def test_every_variable_at_once(monkeypatch):
         "rate_limit_per_node": "10/second",
         "rate_limit_per_address": "100/second",
         "max_request_bytes": 65536,
+        "probe_interval_minutes": 0.0,
+        "probe_batch": 500,
+        "probe_concurrency": 16,
+        "probe_host_concurrency": 1,
+        "probe_timeout_seconds": 5.0,
+        "probe_retries": 0,
+        "probe_refresh_days": 7.0,
+        "probe_contact_url": "mailto:rescue@example.org",
+        "expand_max_depth": 2,
+        "expand_max_children": 50,
     }
     assert settings.sqlalchemy_url == "postgresql+psycopg://u:p@db:5432/priorizer"
 
