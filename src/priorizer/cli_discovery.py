@@ -31,8 +31,9 @@ def probe(
 ) -> None:
     """Probe what is behind the catalog's URLs.
 
-    Probes assets never probed, then those not probed for PROBE_REFRESH_DAYS. Records each one's size, type and status; marks 404 and 410 gone; expands directory
-    listings, FTP folders and landing pages into their files. Prints what it did as JSON."""
+    Probes assets never probed, then those not probed for PROBE_REFRESH_DAYS. Records each
+    one's size, type and status; marks 404 and 410 gone; expands directory listings, FTP
+    folders and landing pages into their files. Prints what it did as JSON."""
     from priorizer.app import utcnow
     from priorizer.discovery.service import ProbeConfig, probe_catalog
 

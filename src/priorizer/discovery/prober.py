@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 from tenacity import (
@@ -25,11 +25,15 @@ from tenacity import (
     wait_exponential,
 )
 
+from priorizer.discovery.pools import HostPools, host_key
+
 GONE_STATUSES = (404, 410)
 _HEAD_REFUSED = (400, 403, 405, 501)
 _RETRIED_STATUSES = (429, 500, 502, 503, 504)
 _RANGE = re.compile(r"bytes\s+\d+-\d+/(\d+)", re.I)
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+SHORT_BODY_BYTES = 64 * 1024
+IDLE_HOSTS_PER_SLOT = 4  # hosts whose connections are kept, per request allowed at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +79,10 @@ def user_agent(contact_url: str) -> str:
     return f"Priorizer/{ours} (+{contact_url})"
 
 
-def host_key(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{(parts.hostname or '').lower()}:{parts.port or parts.scheme}"
+def by_host(urls: list[str]) -> list[str]:
+    """The URLs grouped by host (in their order otherwise): a host's URLs come one after the
+    other, over the connections it just used."""
+    return sorted(urls, key=host_key)
 
 
 class Prober:
@@ -98,10 +103,15 @@ class Prober:
         self._backoff = backoff_seconds
         self._overall = asyncio.Semaphore(concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        # Requests at once are bounded by the semaphores; idle connections are kept for the
+        # hosts seen last, so a host's next URL reuses one rather than connecting again.
+        self._pools = HostPools(
+            per_host=host_concurrency, idle_hosts=IDLE_HOSTS_PER_SLOT * concurrency
+        )
         self._client = httpx.AsyncClient(
             headers={"User-Agent": user_agent(contact_url)},
             timeout=httpx.Timeout(timeout_seconds),
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            transport=self._pools,
             follow_redirects=False,
         )
 
@@ -114,9 +124,14 @@ class Prober:
     @asynccontextmanager
     async def slot(self, url: str) -> AsyncIterator[None]:
         """Held while one request to the URL's host runs: per host, then overall."""
-        host = self._hosts.setdefault(host_key(url), asyncio.Semaphore(self.host_concurrency))
-        async with host, self._overall:
-            yield
+        key = host_key(url)
+        host = self._hosts.setdefault(key, asyncio.Semaphore(self.host_concurrency))
+        self._pools.hold(key)  # waiting counts too: its pool is kept for it
+        try:
+            async with host, self._overall:
+                yield
+        finally:
+            await self._pools.release(key)
 
     async def probe(self, url: str) -> Probe:
         try:
@@ -174,8 +189,12 @@ class Prober:
                     try:
                         if max_bytes:
                             await _read_some(response, max_bytes)
+                        elif _is_short(response):
+                            # Read to its end, so the connection goes back to the pool (a
+                            # response closed unread closes its connection).
+                            await response.aread()
                     finally:
-                        await response.aclose()  # a probe reads no body: the connection is reused
+                        await response.aclose()
                 if response.status_code in _RETRIED_STATUSES:
                     raise _Retry(response)
         return response
@@ -188,6 +207,15 @@ async def _read_some(response: httpx.Response, max_bytes: int) -> None:
         if len(body) >= max_bytes:
             break
     response._content = bytes(body)  # what `.content` gives, cut at max_bytes
+
+
+def _is_short(response: httpx.Response) -> bool:
+    """A body worth reading to keep the connection: none (HEAD), a ranged byte, a redirect's
+    or an error's page; never a whole file."""
+    if response.request.method == "HEAD" or response.status_code == 206:
+        return True
+    length = response.headers.get("content-length", "")
+    return response.status_code != 200 and length.isdigit() and int(length) <= SHORT_BODY_BYTES
 
 
 def _says_no_size(found: Probe) -> bool:

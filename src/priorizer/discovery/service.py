@@ -22,7 +22,7 @@ from priorizer.db import Database
 from priorizer.discovery.crawl import Expansion, Limits, Robots, expand
 from priorizer.discovery.imports import UrlRecord
 from priorizer.discovery.listings import name_of
-from priorizer.discovery.prober import Probe, Prober
+from priorizer.discovery.prober import Probe, Prober, host_key
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,7 @@ async def _probe_all(
     ) as prober:
         robots = Robots(prober)
         writing: asyncio.Task[None] | None = None
+        targets = sorted(targets, key=lambda target: host_key(target[1]))
         for start in range(0, len(targets), batch):
             chunk = targets[start : start + batch]
             results = await asyncio.gather(
