@@ -76,13 +76,18 @@ def record_probe(
     is_expanded: bool,
     queue: QueuePolicy,
     now: datetime,
+    pending: list[tuple[str, Found, int]] | None = None,
 ) -> str | None:
     """Store one asset's probe and what it means for the asset; its state before, when the
-    probe changed it (None otherwise, or when the asset is gone from the catalog)."""
+    probe changed it (None otherwise, or when the asset is gone from the catalog). With
+    `pending`, the probe record is added to it, for `store_probes` to write with others."""
     asset = repo.get(session, asset_id=asset_id, for_update=True)
     if asset is None:
         return None
-    _store_probes(session, [(asset_id, found, children)], now)
+    if pending is None:
+        store_probes(session, [(asset_id, found, children)], now)
+    else:
+        pending.append((asset_id, found, children))
     asset.probed_at = now
     _take_size(asset, found.size_bytes)
     before = asset.state
@@ -138,7 +143,7 @@ def add_children(
         _rerank(asset, queue)
         probes.append((asset_id, child, 0))
     session.flush()
-    _store_probes(session, probes, now)
+    store_probes(session, probes, now)
     vanished = _mark_vanished(session, parent.id, seen, queue, now) if is_complete else 0
     return added, vanished
 
@@ -197,9 +202,11 @@ def _rerank(asset: Asset, queue: QueuePolicy) -> None:
     asset.rank = rank(asset.priority, holders, is_open, queue)
 
 
-def _store_probes(session: Session, rows: Sequence[tuple[str, Found, int]], now: datetime) -> None:
+def store_probes(session: Session, rows: Sequence[tuple[str, Found, int]], now: datetime) -> None:
     if not rows:
         return
+    # One row per asset (the last): PostgreSQL refuses to update a row twice in one statement.
+    rows = list({asset_id: (asset_id, found, n) for asset_id, found, n in rows}.values())
     values: list[dict[str, Any]] = [
         {
             "asset_id": asset_id,

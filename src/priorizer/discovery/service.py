@@ -140,6 +140,7 @@ def _write(
     report: ProbeReport,
 ) -> None:
     with database.write() as session:
+        pending: list[tuple[str, Found, int]] = []
         for asset_id, expansion in results:
             was = discovered.record_probe(
                 session,
@@ -149,6 +150,7 @@ def _write(
                 is_expanded=expansion.is_expanded,
                 queue=queue,
                 now=now,
+                pending=pending,
             )
             _count(report, expansion, was)
             if expansion.is_expanded:
@@ -166,6 +168,7 @@ def _write(
                 report.children_added += added
                 report.vanished += vanished
                 report.bytes_found += sum(c.size_bytes or 0 for c in children)
+        discovered.store_probes(session, pending, now)
 
 
 def _count(report: ProbeReport, expansion: Expansion, was: str | None) -> None:
