@@ -335,3 +335,12 @@ def figures(session: Session) -> dict[str, Any]:
 def count_children(session: Session, *, parent_id: str) -> int:
     query = select(func.count()).select_from(Asset).where(Asset.parent_id == parent_id)
     return session.execute(query).scalar_one()
+
+
+def lock_assets(session: Session, *, asset_ids: Sequence[str]) -> None:
+    """Load (and lock) a batch's assets in one query, in id order: each `record_probe` then
+    finds its asset in the session rather than asking the database again."""
+    ids = sorted(set(asset_ids))
+    for start in range(0, len(ids), 500):
+        query = select(Asset).where(Asset.id.in_(ids[start : start + 500])).order_by(Asset.id)
+        session.execute(query.with_for_update()).scalars().all()

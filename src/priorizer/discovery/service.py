@@ -141,6 +141,7 @@ def _write(
 ) -> None:
     with database.write() as session:
         pending: list[tuple[str, Found, int]] = []
+        discovered.lock_assets(session, asset_ids=[asset_id for asset_id, _e in results])
         for asset_id, expansion in results:
             was = discovered.record_probe(
                 session,
