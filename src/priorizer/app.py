@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -90,6 +91,36 @@ def queue_policy(settings: Settings) -> QueuePolicy:
     )
 
 
+def add_probe_job(
+    scheduler: BackgroundScheduler,
+    settings: Settings,
+    database: Database,
+    queue: QueuePolicy,
+    clock: Callable[[], datetime],
+) -> None:
+    """Discovery's background probe (docs/discovery.md), beside the maintenance cycle."""
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from priorizer.discovery.jobs import JOB_ID, scheduled_probe
+    from priorizer.discovery.service import ProbeConfig
+
+    scheduler.add_job(
+        scheduled_probe,
+        IntervalTrigger(minutes=settings.probe_interval_minutes, timezone="UTC"),
+        id=JOB_ID,
+        name=JOB_ID,
+        kwargs={
+            "database": database,
+            "config": ProbeConfig.from_settings(settings),
+            "queue": queue,
+            "limit": settings.probe_batch,
+            "clock": clock,
+        },
+        max_instances=1,
+        coalesce=True,
+    )
+
+
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
     """The app over an already migrated database (see `startup.prepare`)."""
 
@@ -111,6 +142,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
                     clock=clock,
                     sources=(check, settings.sources_check_seconds),
                 )
+                if settings.probe_interval_minutes > 0:
+                    add_probe_job(app.state.scheduler, settings, database, app.state.queue, clock)
                 app.state.scheduler.start()
             yield
         finally:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from priorizer import cli_harvest, cli_sources
+from priorizer import cli_discovery, cli_harvest, cli_sources
 from priorizer.cli_support import (
     argument,
     check_reachable,
@@ -203,6 +203,7 @@ def withdraw(
 
 cli_harvest.register(cli)  # listed here, after the catalog's own commands
 cli_sources.register(cli)
+cli_discovery.register(cli)
 
 
 def _set_states(asset_ids: list[str], *, withdraw: bool) -> None:

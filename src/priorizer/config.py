@@ -165,6 +165,32 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
+    # Discovery (docs/discovery.md): probing URLs and expanding listings into files.
+    probe_interval_minutes: float = Field(
+        60.0, ge=0, le=10_080, allow_inf_nan=False, validation_alias=_env("PROBE_INTERVAL_MINUTES")
+    )
+    probe_batch: int = Field(2_000, ge=1, le=1_000_000, validation_alias=_env("PROBE_BATCH"))
+    probe_concurrency: int = Field(64, ge=1, le=1_000, validation_alias=_env("PROBE_CONCURRENCY"))
+    probe_host_concurrency: int = Field(
+        2, ge=1, le=100, validation_alias=_env("PROBE_HOST_CONCURRENCY")
+    )
+    probe_timeout_seconds: float = Field(
+        20.0, gt=0, le=600, allow_inf_nan=False, validation_alias=_env("PROBE_TIMEOUT_SECONDS")
+    )
+    probe_retries: int = Field(2, ge=0, le=10, validation_alias=_env("PROBE_RETRIES"))
+    probe_refresh_days: float = Field(
+        30.0, gt=0, le=3650, allow_inf_nan=False, validation_alias=_env("PROBE_REFRESH_DAYS")
+    )
+    probe_contact_url: str = Field(
+        "https://github.com/priorizer/priorizer",
+        pattern=r"^(https?://|mailto:)\S+$",
+        validation_alias=_env("PROBE_CONTACT_URL"),
+    )
+    expand_max_depth: int = Field(3, ge=1, le=20, validation_alias=_env("EXPAND_MAX_DEPTH"))
+    expand_max_children: int = Field(
+        10_000, ge=1, le=1_000_000, validation_alias=_env("EXPAND_MAX_CHILDREN")
+    )
+
     @field_validator("admin_token", "enrollment_secret")
     @classmethod
     def _token_strong_enough(cls, value: SecretStr | None) -> SecretStr | None:

@@ -119,6 +119,16 @@ def test_every_variable_at_once(monkeypatch):
         "MAX_REQUEST_BYTES": "65536",
         "SOURCES_CHECK_SECONDS": "10",
         "REMOVAL_WEBHOOK_URL": "https://alerts.example.org/hook",
+        "PROBE_INTERVAL_MINUTES": "0",
+        "PROBE_BATCH": "500",
+        "PROBE_CONCURRENCY": "16",
+        "PROBE_HOST_CONCURRENCY": "1",
+        "PROBE_TIMEOUT_SECONDS": "5",
+        "PROBE_RETRIES": "0",
+        "PROBE_REFRESH_DAYS": "7",
+        "PROBE_CONTACT_URL": "mailto:rescue@example.org",
+        "EXPAND_MAX_DEPTH": "2",
+        "EXPAND_MAX_CHILDREN": "50",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -170,6 +180,16 @@ def test_every_variable_at_once(monkeypatch):
         "max_request_bytes": 65536,
         "sources_check_seconds": 10.0,
         "removal_webhook_url": "https://alerts.example.org/hook",
+        "probe_interval_minutes": 0.0,
+        "probe_batch": 500,
+        "probe_concurrency": 16,
+        "probe_host_concurrency": 1,
+        "probe_timeout_seconds": 5.0,
+        "probe_retries": 0,
+        "probe_refresh_days": 7.0,
+        "probe_contact_url": "mailto:rescue@example.org",
+        "expand_max_depth": 2,
+        "expand_max_children": 50,
     }
     assert settings.sqlalchemy_url == "postgresql+psycopg://u:p@db:5432/priorizer"
 

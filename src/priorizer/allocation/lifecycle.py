@@ -25,7 +25,7 @@ from priorizer.allocation.models import (
     WITHDRAWN_NOTE,
     Allocation,
 )
-from priorizer.allocation.policy import QueuePolicy, counted_holders, rank
+from priorizer.allocation.policy import QueuePolicy, counted_holders, may_hand_out, rank
 from priorizer.catalog import repo as catalog_repo
 from priorizer.catalog.models import ASSET_ACTIVE, ASSET_UNREACHABLE, Asset
 from priorizer.errors import Conflict, NotFound
@@ -91,7 +91,11 @@ def _locked_asset(session: Session, asset_id: str) -> Asset:
 def _rerank(asset: Asset, queue: QueuePolicy) -> None:
     holders = counted_holders(asset.copies, asset.disputed_copies, asset.leases)
     asset.rank = rank(
-        asset.priority, holders, asset.state == ASSET_ACTIVE, queue, budget_mb=asset.budget_mb
+        asset.priority,
+        holders,
+        may_hand_out(asset.state, asset.has_magnet_link),
+        queue,
+        budget_mb=asset.budget_mb,
     )
 
 
@@ -138,6 +142,8 @@ def complete(
     lease_was_expired = lease.status == EXPIRED
     lease.status, lease.closed_at = COMPLETED, now
     lease.checksum_sha256, lease.magnet_link = checksum_sha256, magnet_link
+    if magnet_link is not None:
+        asset.has_magnet_link = True
     if size_mb is None and size_bytes is not None:
         size_mb = max(size_bytes, 1) / MB
     lease.reported_size_mb = size_mb

@@ -7,7 +7,8 @@
   doubling past it, at most `size_penalty_max`. With the defaults (3; 2 per doubling past 1 GiB,
   at most 4), the second copy of a priority-10 asset competes with first copies of priority-7
   assets, and a 5 GB priority-10 file with priority-6 files.
-- An asset that reached the replication target, or is not active, has no rank: it is not handed out.
+- An asset that reached the replication target, or may not be handed out (`may_hand_out`: it is
+  active, or gone from its origin while a copy's magnet link can serve it), has no rank.
 - Within one rank, the smallest file goes first (`smallest_first`; the most files, so the most
   priority, per byte), or, with `smallest_first` off, the largest that still fits (first-fit
   decreasing: a node's disk fills in one request, with few leases); then by id.
@@ -22,7 +23,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, and_, case, literal, null
+from sqlalchemy import ColumnElement, and_, case, literal, null, or_
+
+from priorizer.catalog.models import ASSET_ACTIVE, ASSET_GONE
 
 MB_PER_GB = 1024.0
 PRIORITY_MIN, PRIORITY_MAX = 1, 10
@@ -65,6 +68,20 @@ class QueuePolicy:
 def effective_size_mb(size_mb: float | None, unknown_size_mb: float) -> float:
     """What an asset counts for in a budget: its size, or the assumed size when unknown."""
     return unknown_size_mb if size_mb is None else size_mb
+
+
+def may_hand_out(state: str, has_magnet_link: bool) -> bool:
+    """Active assets are handed out; so are gone ones (their origin answers 404 or 410) while
+    some copy was reported with a magnet link, since a node can fetch it from that peer."""
+    return state == ASSET_ACTIVE or (state == ASSET_GONE and has_magnet_link)
+
+
+def may_hand_out_sql(columns: Any) -> ColumnElement[bool]:
+    """`may_hand_out` over a table's columns (`assets.c`), for ranks the database computes."""
+    return or_(
+        columns.state == ASSET_ACTIVE,
+        and_(columns.state == ASSET_GONE, columns.has_magnet_link),
+    )
 
 
 def node_budget_mb(free_space_gb: float, reserved_mb: float) -> float:

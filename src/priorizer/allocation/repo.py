@@ -52,8 +52,8 @@ from priorizer.allocation.models import (
     WITHDRAWN_NOTE,
     Allocation,
 )
-from priorizer.allocation.policy import QueuePolicy, counted_holders, rank_sql
-from priorizer.catalog.models import ASSET_ACTIVE, ASSET_WITHDRAWN, IN_QUEUE_SQL, Asset
+from priorizer.allocation.policy import QueuePolicy, counted_holders, may_hand_out_sql, rank_sql
+from priorizer.catalog.models import ASSET_WITHDRAWN, IN_QUEUE_SQL, Asset
 from priorizer.db import DriverStatement, driver_time
 
 assets = cast(Table, Asset.__table__)
@@ -98,7 +98,7 @@ def rank_after(policy: QueuePolicy, *, holders_delta: int = 0, budget_mb: Any = 
     holders += holders_delta
     budget = assets.c.budget_mb if budget_mb is None else budget_mb
     return rank_sql(
-        assets.c.priority, holders, assets.c.state == ASSET_ACTIVE, policy, budget_mb=budget
+        assets.c.priority, holders, may_hand_out_sql(assets.c), policy, budget_mb=budget
     )
 
 

@@ -125,4 +125,5 @@ def get_asset(asset_id: AssetId, db: DbDep) -> AssetDetail:
             open_leases=[HoldingRead.model_validate(h) for h in holdings if h.status == ALLOCATED],
             holders=[HoldingRead.model_validate(h) for h in holdings if h.status == COMPLETED],
             history=[HoldingRead.model_validate(h) for h in history],
+            discovery=service.discovery_of(session, asset_id=asset_id, parent_id=asset.parent_id),
         )

@@ -16,7 +16,13 @@ ASSET_ACTIVE = "active"
 ASSET_UNREACHABLE = "unreachable"
 # Taken out of the catalog by an operator: kept (its copies matter), never handed out again.
 ASSET_WITHDRAWN = "withdrawn"
-ASSET_STATES = (ASSET_ACTIVE, ASSET_UNREACHABLE, ASSET_WITHDRAWN)
+# Its origin answered 404 or 410 at the last probe (discovery): handed out only while copies
+# with magnet links can serve it; a later probe that finds it back makes it active again.
+ASSET_GONE = "gone"
+# A directory listing or landing page, expanded into child assets (discovery): kept, never
+# handed out itself.
+ASSET_EXPANDED = "expanded"
+ASSET_STATES = (ASSET_ACTIVE, ASSET_UNREACHABLE, ASSET_WITHDRAWN, ASSET_GONE, ASSET_EXPANDED)
 IN_QUEUE_SQL = "rank IS NOT NULL"
 # Assets in trouble, for the dashboard's lists: few, and found without a scan.
 FAILING_SQL = "failed_nodes > 0"
@@ -103,6 +109,12 @@ class Asset(Base):
     # Why it is unreachable (failures, or copies that keep disagreeing); NULL when active.
     state_reason: Mapped[str | None] = mapped_column(Text)
 
+    # Some node reported a magnet link with its copy: a gone asset can still be handed out.
+    has_magnet_link: Mapped[bool] = mapped_column(Boolean, server_default="0")
+    # Discovery: the listing or landing page it was found in, and its last probe (asset_probes).
+    parent_id: Mapped[str | None] = mapped_column(String(200))
+    probed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
     copies: Mapped[int] = mapped_column(Integer, server_default="0")
     # Of `copies`, those disputed (`allocation.evidence.settle`): they do not count as holders.
     disputed_copies: Mapped[int] = mapped_column(Integer, server_default="0")
@@ -120,4 +132,26 @@ class Asset(Base):
         partial_index("ix_assets_conflicting", "id", where=CONFLICTING_SQL),
         Index("ix_assets_priority", "priority"),
         Index("ix_assets_state", "state"),
+        Index("ix_assets_parent", "parent_id"),
+        Index("ix_assets_probed_at", "probed_at"),
     )
+
+
+class AssetProbe(Base):
+    """What the last probe of an asset's URL answered (discovery)."""
+
+    __tablename__ = "asset_probes"
+
+    asset_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    final_url: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[int | None] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    etag: Mapped[str | None] = mapped_column(String(300))
+    # file, listing, landing, gone or error: what discovery made of it.
+    kind: Mapped[str] = mapped_column(String(20))
+    # Why a probe failed (timeouts, too many redirects…); NULL when the origin answered.
+    error: Mapped[str | None] = mapped_column(Text)
+    children: Mapped[int] = mapped_column(Integer, server_default="0")
+    probed_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from priorizer.allocation.policy import QueuePolicy, counted_holders, rank_sql
+from priorizer.allocation.policy import QueuePolicy, counted_holders, may_hand_out_sql, rank_sql
 from priorizer.catalog.models import (
     ASSET_ACTIVE,
     ASSET_UNREACHABLE,
@@ -54,7 +54,7 @@ def _rank(
     return rank_sql(
         priority,
         _holders(),
-        assets.c.state == ASSET_ACTIVE if is_active is None else is_active,
+        may_hand_out_sql(assets.c) if is_active is None else is_active,
         queue,
         budget_mb=assets.c.budget_mb if budget_mb is None else budget_mb,
     )

@@ -16,7 +16,7 @@ AssetId = Annotated[
 # Free text from imports: anything but NUL (which PostgreSQL cannot store).
 Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 Priority = Annotated[int, Field(ge=1, le=10, strict=True)]
-AssetState = Literal["active", "unreachable", "withdrawn"]
+AssetState = Literal["active", "unreachable", "withdrawn", "gone", "expanded"]
 assert set(AssetState.__args__) == set(ASSET_STATES)  # type: ignore[attr-defined]
 # What GET /assets filters on: an asset's state, or `removed_upstream` (its dataset's).
 AssetStateFilter = Literal[AssetState, "removed_upstream"]
@@ -63,7 +63,11 @@ class AssetRead(BaseModel):
     base_priority: int = Field(description="The priority set by import or operator.")
     format: str | None
     dataset_id: str | None
-    state: str = Field(description="active, unreachable (failed by too many nodes) or withdrawn.")
+    state: str = Field(
+        description="active, unreachable (failed by too many nodes), withdrawn, gone (its "
+        "origin answered 404 or 410) or expanded (a listing or landing page whose files are "
+        "its children)."
+    )
     copies: int = Field(description="Copies on nodes that are not lost.")
     disputed_copies: int = Field(
         0, description="Of `copies`, those disputed: they do not count toward the target."
@@ -79,6 +83,9 @@ class AssetRead(BaseModel):
     failed_nodes: int = Field(description="Distinct nodes that failed it since reinstated.")
     state_reason: str | None = Field(None, description="Why it is unreachable.")
     rank: float | None = Field(description="Queue position value; null when not handed out.")
+    parent_id: str | None = Field(None, description="The listing or page it was found in.")
+    probed_at: datetime | None = Field(None, description="When discovery last probed its URL.")
+    has_magnet_link: bool = Field(False, description="A copy was reported with a magnet link.")
     created_at: datetime
     updated_at: datetime
 
@@ -110,10 +117,46 @@ class HoldingRead(BaseModel):
     )
 
 
+class ProbeRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    final_url: str | None = Field(description="Where redirects led.")
+    status: int | None = Field(description="The HTTP status (FTP: 200 or 404); null on error.")
+    content_type: str | None
+    size_bytes: int | None
+    last_modified: str | None
+    etag: str | None
+    kind: str = Field(description="file, listing, landing, gone or error.")
+    error: str | None = Field(description="Why the probe failed, when it did.")
+    children: int = Field(description="Child assets found in it (listings and pages).")
+    probed_at: datetime
+
+
+class ChildRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    url: str
+    state: str
+    size_mb: float | None
+
+
+class AssetDiscovery(BaseModel):
+    probe: ProbeRead | None = Field(None, description="The last probe of its URL.")
+    parent: ChildRead | None = Field(None, description="The listing or page it was found in.")
+    children: list[ChildRead] = Field(
+        default_factory=list, description="Its first 1,000 child assets, by id."
+    )
+    children_total: int = 0
+
+
 class AssetDetail(AssetRead):
     open_leases: list[HoldingRead]
     holders: list[HoldingRead] = Field(description="Nodes holding a completed copy.")
     history: list[HoldingRead] = Field(description="Closed allocations, newest first.")
+    discovery: AssetDiscovery = Field(
+        default_factory=AssetDiscovery, description="Its probe record, parent and children."
+    )
 
 
 class AssetIdsRequest(BaseModel):

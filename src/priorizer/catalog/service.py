@@ -10,12 +10,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from priorizer.allocation.policy import QueuePolicy, effective_size_mb, rank
-from priorizer.catalog import repo
+from priorizer.catalog import discovered, repo
 from priorizer.catalog.models import ASSET_ACTIVE, ASSET_WITHDRAWN, Asset, url_key
+from priorizer.catalog.schemas import AssetDiscovery, ChildRead, ProbeRead
 from priorizer.errors import NotFound
 
 # Not an asset state: the assets of datasets a full harvest no longer found upstream.
 REMOVED_UPSTREAM = "removed_upstream"
+
+CHILDREN_SHOWN = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,21 @@ def set_states(
         else:
             report.unknown_ids.append(asset_id)
     return report
+
+
+def discovery_of(session: Session, *, asset_id: str, parent_id: str | None) -> AssetDiscovery:
+    """An asset's probe record, the listing it was found in, and its children."""
+    probe = discovered.probe_of(session, asset_id=asset_id)
+    parent = repo.get(session, asset_id=parent_id) if parent_id else None
+    children = discovered.children_of(session, parent_id=asset_id, limit=CHILDREN_SHOWN)
+    return AssetDiscovery(
+        probe=ProbeRead.model_validate(probe) if probe else None,
+        parent=ChildRead.model_validate(parent) if parent else None,
+        children=[ChildRead.model_validate(child) for child in children],
+        children_total=discovered.count_children(session, parent_id=asset_id)
+        if len(children) == CHILDREN_SHOWN
+        else len(children),
+    )
 
 
 def get_asset(session: Session, *, asset_id: str) -> Asset:

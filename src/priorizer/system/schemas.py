@@ -70,6 +70,11 @@ class StatusRead(BaseModel):
         description="Assets of datasets removed upstream that no node holds yet (see GET "
         "/assets?state=removed_upstream&copies=0).",
     )
+    discovery: dict[str, Any] | None = Field(
+        None,
+        description="Assets probed and not yet, gone (404/410) and expanded; bytes_known (the "
+        "sizes known); gone_with_copies: the most precious, only nodes hold them now.",
+    )
 
 
 class HealthRead(BaseModel):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from priorizer.allocation import service as allocation_service
 from priorizer.allocation.policy import QueuePolicy
+from priorizer.catalog import discovered
 from priorizer.catalog import service as catalog_service
 from priorizer.config import Settings
 from priorizer.harvest import service as harvest_service
@@ -94,6 +95,7 @@ def status(session: Session, *, replication_target: int) -> dict[str, Any]:
         "harvest": harvest_service.latest_run(session),
         "sources": sources_service.list_sources(session),
         "removed_without_copy": catalog_service.removed_without_copy(session, limit=0)[1],
+        "discovery": discovered.figures(session),
     }
 
 

@@ -1,7 +1,7 @@
 """watched sources; how a harvest paged; data.json pages to discover
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-05 12:00:00
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import priorizer.db
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

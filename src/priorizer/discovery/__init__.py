@@ -1,0 +1,1 @@
+"""Discovery: what is behind each URL of the catalog (probing, expansion, URL lists)."""
