@@ -182,7 +182,10 @@ def _pg(command: list[str], url: str | None, *, what: Path | None = None) -> Non
             env["PGPASSWORD"] = str(parsed.password)
         libpq = parsed.set(drivername="postgresql", password=None)
         command = [*command, f"--dbname={libpq.render_as_string(hide_password=False)}"]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    # pg_restore quotes bytes of a damaged file in its messages: they must not break ours.
+    done = subprocess.run(
+        command, capture_output=True, text=True, errors="replace", env=env, check=False
+    )
     if done.returncode != 0:
         about = f" {what}:" if what is not None else ""
         raise PriorizerError(f"{command[0]} failed on{about} {done.stderr.strip()[-1000:]}")
