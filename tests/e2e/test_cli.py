@@ -378,7 +378,7 @@ def test_maintain_expires_overdue_leases_and_prints_json(db_url: str, tmp_path: 
     assert counters == {
         "a-1": (0, 0, 9.0),
         "a-2": (0, 0, 3.0),
-        "a-3": (1, 0, 2.0),
+        "a-3": (1, 0, 0.0),  # priority 5, one holder (-3), 2 GiB (-2: docs/allocation.md)
         "a-4": (0, 1, -2.0),
     }
 
