@@ -240,7 +240,8 @@ def test_import_allocation_records(database, settings, clock):
     ]
     stored = assets_by_id(database)
     assert (stored["res-1"].copies, stored["res-1"].leases, stored["res-1"].rank) == (1, 1, None)
-    assert (stored["res-3"].copies, stored["res-3"].leases, stored["res-3"].rank) == (0, 1, 4)
+    # priority 7, one holder (-3), 2048 MiB (-2 for the doubling begun past 1 GiB)
+    assert (stored["res-3"].copies, stored["res-3"].leases, stored["res-3"].rank) == (0, 1, 2)
     reserved = {(a.asset_id, a.node_id): a.reserved_mb for a in allocations(database)}
     assert reserved[("res-3", "node-a")] == 2048
 
