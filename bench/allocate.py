@@ -43,9 +43,9 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from priorizer.allocation import repo as allocation_repo
-from priorizer.app import queue_policy
 from priorizer.config import Settings
 from priorizer.db import Database
+from priorizer.queue.policy import queue_policy
 from priorizer.startup import prepare, schema_head
 
 HERE = Path(__file__).resolve().parent

@@ -26,10 +26,10 @@ from sqlalchemy import create_engine, event, text
 
 from priorizer.allocation import repo as allocation_repo
 from priorizer.allocation import service as allocation_service
-from priorizer.app import queue_policy
 from priorizer.config import Settings
 from priorizer.db import Database, migrate
 from priorizer.maintenance.service import cap_limits
+from priorizer.queue.policy import queue_policy
 
 STATEMENTS = collections.Counter[str]()
 CLAIMS = collections.Counter[str]()

@@ -32,10 +32,10 @@ from allocate import (
 )
 
 from priorizer.allocation import service as allocation_service
-from priorizer.app import queue_policy
 from priorizer.config import Settings
 from priorizer.db import Database
 from priorizer.maintenance.service import cap_limits
+from priorizer.queue.policy import queue_policy
 
 
 def add_due_leases(url: str, nodes: int) -> int:

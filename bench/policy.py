@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from priorizer.allocation import service
-from priorizer.app import queue_policy
 from priorizer.config import Settings
 from priorizer.db import Database
 from priorizer.node.standing import CapLimits
+from priorizer.queue.policy import queue_policy
 from priorizer.startup import prepare
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -20,11 +20,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from priorizer.app import create_app
 from priorizer.config import Settings
 from priorizer.db import Database, migrate
 from priorizer.models import metadata
 from priorizer.startup import prepare
+from priorizer.web.app import create_app
 
 PG_ADMIN_URL = os.environ.get(
     "PRIORIZER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

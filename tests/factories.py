@@ -9,12 +9,12 @@ from sqlalchemy.orm import Session
 
 from priorizer.allocation import service as allocation_service
 from priorizer.allocation.service import Lease
-from priorizer.app import queue_policy
 from priorizer.catalog import service as catalog_service
 from priorizer.catalog.service import NewAsset
 from priorizer.config import Settings
 from priorizer.db import Database
 from priorizer.maintenance.service import cap_limits
+from priorizer.queue.policy import queue_policy
 
 
 def asset(n: int | str, **overrides: Any) -> NewAsset:

@@ -61,17 +61,12 @@ def serve(
     import uvicorn
 
     from priorizer import metrics
-    from priorizer.security import is_loopback
     from priorizer.startup import prepare
 
     settings = load_settings(host=host, port=port, workers=workers)
-    if not is_loopback(settings.host) and settings.admin_token is None and not settings.insecure:
-        typer.echo(
-            f"error: refusing to listen on {settings.host} with no PRIORIZER_ADMIN_TOKEN: anyone "
-            "who reaches it could run admin actions. Set PRIORIZER_ADMIN_TOKEN (16+ "
-            "characters), listen on 127.0.0.1, or set PRIORIZER_INSECURE=1 to accept the risk.",
-            err=True,
-        )
+    problem = settings.unsafe_to_serve()
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(2)
     try:
         prepare(settings, demo=demo)
@@ -94,7 +89,7 @@ def serve(
     )
     try:
         uvicorn.run(
-            "priorizer.app:app_from_environment",
+            "priorizer.web.app:app_from_environment",
             factory=True,
             host=settings.host,
             port=settings.port,
@@ -119,7 +114,7 @@ def import_json(
 
     CKAN_FILE is the seed's ckan_data.json. Both files are checked whole first: if one is not
     valid, nothing is written."""
-    from priorizer.app import utcnow
+    from priorizer.clock import utcnow
     from priorizer.startup import import_files
 
     settings = load_settings()
@@ -164,8 +159,9 @@ def maintain() -> None:
     """Run one maintenance cycle now and print what it did.
 
     Waits for no other: if another process is running a cycle, says so and exits 1."""
-    from priorizer.app import utcnow
-    from priorizer.maintenance.service import MaintenancePolicy, run_cycle
+    from priorizer.clock import utcnow
+    from priorizer.maintenance.jobs import run_cycle
+    from priorizer.maintenance.service import MaintenancePolicy
 
     settings = load_settings()
     database, queue = open_to_write(settings)
@@ -207,8 +203,8 @@ cli_discovery.register(cli)
 
 
 def _set_states(asset_ids: list[str], *, withdraw: bool) -> None:
-    from priorizer.app import utcnow
     from priorizer.catalog import service as catalog_service
+    from priorizer.clock import utcnow
 
     database, queue = open_to_write(load_settings())
     try:
@@ -299,14 +295,14 @@ def status(
             raise typer.Exit(1) from error
         figures = response.json()
     else:
-        from priorizer.app import utcnow
-        from priorizer.system import service as system_service
+        from priorizer.clock import utcnow
+        from priorizer.status import service as status_service
 
         settings = load_settings()
         database = open_to_read(settings)
         try:
             with database.read() as session:
-                figures = system_service.status_from_database(
+                figures = status_service.status_from_database(
                     session, settings=settings, now=utcnow()
                 )
         finally:

@@ -34,8 +34,9 @@ def probe(
     Probes assets never probed, then those not probed for PROBE_REFRESH_DAYS. Records each
     one's size, type and status; marks 404 and 410 gone; expands directory listings, FTP
     folders and landing pages into their files. Prints what it did as JSON."""
-    from priorizer.app import utcnow
-    from priorizer.discovery.service import ProbeConfig, probe_catalog
+    from priorizer.clock import utcnow
+    from priorizer.discovery.jobs import probe_catalog
+    from priorizer.discovery.service import ProbeConfig
 
     settings = load_settings()
     config = ProbeConfig.from_settings(
@@ -67,7 +68,7 @@ def import_urls(
     give `size_bytes`, `content_type`, `source_page`, `priority` and `dataset_id`. URLs the
     catalog holds keep what they have. A file cut short imports its complete records and says
     how many bytes at its end could not be read."""
-    from priorizer.app import utcnow
+    from priorizer.clock import utcnow
     from priorizer.discovery.imports import UrlListError, parse_url_list
     from priorizer.discovery.service import import_url_list
 

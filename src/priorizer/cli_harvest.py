@@ -23,7 +23,7 @@ def register(cli: typer.Typer) -> None:
 
 def _harvest_context(settings: Settings) -> Any:
     """The database, policies and clock harvest commands work with (see `harvest.service`)."""
-    from priorizer.app import utcnow
+    from priorizer.clock import utcnow
     from priorizer.harvest.service import Context
     from priorizer.scoring import policy as scoring_policy
 
@@ -175,8 +175,9 @@ def import_ckan(
 
     import orjson
 
+    from priorizer.harvest.jobs import import_packages
     from priorizer.harvest.mapping import packages_in
-    from priorizer.harvest.service import Source, import_packages
+    from priorizer.harvest.service import Source
 
     packages: list[Any] = []
     for path in files:
@@ -207,7 +208,7 @@ def rescore() -> None:
     The policy is SCORING_POLICY_FILE's, or the default one; manual priorities stay."""
     import dataclasses as dc
 
-    from priorizer.scoring.service import rescore as rescore_catalog
+    from priorizer.scoring.jobs import rescore as rescore_catalog
 
     settings = load_settings()
     context = _harvest_context(settings)

@@ -23,7 +23,7 @@ def register(cli: typer.Typer) -> None:
 
 
 def _write(work: Any) -> Any:
-    from priorizer.app import utcnow
+    from priorizer.clock import utcnow
 
     settings = load_settings()
     database, _queue = open_to_write(settings)

@@ -13,8 +13,8 @@ from priorizer.config import Settings, describe_settings_error
 from priorizer.errors import PriorizerError
 
 if TYPE_CHECKING:
-    from priorizer.allocation.policy import QueuePolicy
     from priorizer.db import Database
+    from priorizer.queue.policy import QueuePolicy
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -6,6 +6,7 @@ names the variable (see `describe_settings_error`) and never shows a secret.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -276,6 +277,27 @@ class Settings(BaseSettings):
     @property
     def node_lost_seconds(self) -> float:
         return self.node_lost_days * 86_400
+
+    def unsafe_to_serve(self) -> str | None:
+        """Why the server must not start with these settings, or None: listening beyond
+        loopback with no admin token would open admin actions to anyone who reaches it. Checked
+        however the app starts (`priorizer serve`, `uvicorn --factory`, a test's app)."""
+        if is_loopback(self.host) or self.admin_token is not None or self.insecure:
+            return None
+        return (
+            f"refusing to listen on {self.host} with no PRIORIZER_ADMIN_TOKEN: anyone "
+            "who reaches it could run admin actions. Set PRIORIZER_ADMIN_TOKEN (16+ "
+            "characters), listen on 127.0.0.1, or set PRIORIZER_INSECURE=1 to accept the risk."
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def describe_settings_error(error: ValidationError) -> str:

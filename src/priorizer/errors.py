@@ -23,3 +23,19 @@ class Revoked(PriorizerError):
     """An admin revoked the node: refused until an admin reinstates it."""
 
     status_code = 403
+
+
+class Unauthorized(PriorizerError):
+    status_code = 401
+
+
+class Forbidden(PriorizerError):
+    status_code = 403
+
+
+class TooManyRequests(PriorizerError):
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,4 +1,5 @@
-"""The maintenance scheduler: APScheduler fires a cycle at every slot, timed and logged.
+"""The server's background jobs, on APScheduler: the maintenance cycle at every slot (timed and
+logged), the watched sources' check, and discovery's probe.
 
 Slots are aligned on one origin (`maintenance.service.SLOT_ORIGIN`), so every process sharing
 a database fires at the same moments and the first to claim the slot runs it.
@@ -15,12 +16,16 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from priorizer.config import Settings
 from priorizer.db import Database
-from priorizer.maintenance.service import SLOT_ORIGIN, MaintenancePolicy, run_cycle
+from priorizer.discovery.jobs import JOB_ID as PROBE_JOB_ID
+from priorizer.discovery.jobs import scheduled_probe
+from priorizer.discovery.service import ProbeConfig
+from priorizer.maintenance.jobs import JOB_ID, run_cycle
+from priorizer.maintenance.service import SLOT_ORIGIN, MaintenancePolicy
+from priorizer.queue.policy import QueuePolicy
 
 log = logging.getLogger(__name__)
-
-JOB_ID = "maintenance"
 
 
 def build_scheduler(
@@ -78,3 +83,28 @@ def summary(outcome: dict[str, Any]) -> str:
     statistics snapshot, is kilobytes: it goes to DEBUG, /status and /maintenance/runs)."""
     done = [f"{step} {count}" for step, count in (outcome.get("steps") or {}).items() if count]
     return ", ".join(done) or "nothing to do"
+
+
+def add_probe_job(
+    scheduler: BackgroundScheduler,
+    settings: Settings,
+    database: Database,
+    queue: QueuePolicy,
+    clock: Callable[[], datetime],
+) -> None:
+    """Discovery's background probe (docs/discovery.md), beside the maintenance cycle."""
+    scheduler.add_job(
+        scheduled_probe,
+        IntervalTrigger(minutes=settings.probe_interval_minutes, timezone="UTC"),
+        id=PROBE_JOB_ID,
+        name=PROBE_JOB_ID,
+        kwargs={
+            "database": database,
+            "config": ProbeConfig.from_settings(settings),
+            "queue": queue,
+            "limit": settings.probe_batch,
+            "clock": clock,
+        },
+        max_instances=1,
+        coalesce=True,
+    )

@@ -14,15 +14,15 @@ from pathlib import Path
 from sqlalchemy import create_engine, pool
 from sqlalchemy.exc import DBAPIError
 
-from priorizer.allocation.policy import QueuePolicy
-from priorizer.app import queue_policy, utcnow
+from priorizer.allocation import service as allocation_service
 from priorizer.catalog import service as catalog_service
+from priorizer.clock import utcnow
 from priorizer.config import Settings, mask_password
 from priorizer.db import Database, alembic_config, migrate, sqlite_path
 from priorizer.errors import PriorizerError
+from priorizer.queue.policy import QueuePolicy, queue_policy
 from priorizer.seed import service as seed_service
 from priorizer.seed.service import ImportReport
-from priorizer.system import service as system_service
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +138,9 @@ def _open(
         with database.exclusive("startup", key=STARTUP_LOCK, wait=True):
             _migrate(settings, loudly=owner)
             with database.write() as session:
-                stored = None if owner else system_service.stored_queue_policy(session)
+                stored = None if owner else allocation_service.stored_queue_policy(session)
                 queue = stored or queue_policy(settings)
-                system_service.ensure_queue_policy(session, queue=queue, now=now)
+                allocation_service.ensure_queue_policy(session, queue=queue, now=now)
             if owner:
                 _first_start_import(database, settings, demo=demo, now=now)
     except BaseException:

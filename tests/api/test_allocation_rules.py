@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from priorizer.allocation.models import ALLOCATED, COMPLETED, HOLDING, Allocation
-from priorizer.app import create_app
 from priorizer.catalog.models import Asset, Dataset
 from priorizer.config import Settings
 from priorizer.db import Database
 from priorizer.node.models import Node
+from priorizer.web.app import create_app
 from tests.conftest import make_settings
 from tests.factories import add_assets, asset, table_snapshot
 
@@ -368,7 +368,7 @@ def test_never_more_holders_than_the_replication_target(service, clock, target):
 
 
 def test_target_counts_imported_copies(service, clock):
-    from priorizer.app import queue_policy
+    from priorizer.queue.policy import queue_policy
     from priorizer.seed import service as seed_service
 
     svc = service(replication_target=2)

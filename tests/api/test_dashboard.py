@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from priorizer.config import Settings
 from priorizer.dashboard.api import SECURITY_HEADERS
 from priorizer.db import Database
-from priorizer.maintenance.service import run_cycle
+from priorizer.maintenance.jobs import run_cycle
 from tests.conftest import FakeClock
 from tests.factories import add_assets, asset
 

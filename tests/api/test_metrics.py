@@ -20,13 +20,13 @@ from sqlalchemy.orm import Session
 from priorizer import metrics
 from priorizer.allocation import lifecycle
 from priorizer.allocation.models import Allocation
-from priorizer.app import queue_policy
 from priorizer.catalog.models import Asset
 from priorizer.config import Settings
 from priorizer.db import Database
-from priorizer.maintenance import service as maintenance_service
-from priorizer.maintenance.service import run_cycle
-from priorizer.system import service as system_service
+from priorizer.maintenance import jobs as maintenance_jobs
+from priorizer.maintenance.jobs import run_cycle
+from priorizer.queue.policy import queue_policy
+from priorizer.status import service as system_service
 from tests.conftest import FakeClock
 from tests.factories import add_assets, asset
 
@@ -630,7 +630,7 @@ def test_a_failed_cycle_sets_last_success_to_zero_and_is_counted_as_failed(
         raise RuntimeError("priority refresh exploded")
 
     with monkeypatch.context() as patch:
-        patch.setattr(maintenance_service, "refresh_priorities", broken)
+        patch.setattr(maintenance_jobs, "refresh_priorities", broken)
         with pytest.raises(RuntimeError, match="exploded"):
             run_cycle(
                 database=api.database,

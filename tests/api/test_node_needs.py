@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import event
 
 from priorizer.allocation import lifecycle
-from priorizer.app import queue_policy
 from priorizer.maintenance.service import cap_limits
+from priorizer.queue.policy import queue_policy
 from tests.api.test_lifecycle import MAGNET, SUM_A, SUM_B, Api
 from tests.api.test_node_auth import ADMIN, SECRET, bearer, enroll
 from tests.factories import add_assets, allocate_in, asset, table_snapshot

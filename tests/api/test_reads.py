@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from priorizer.app import queue_policy
+from priorizer.queue.policy import queue_policy
 from priorizer.seed import service as seed_service
 from tests.factories import add_assets, allocate_in, asset, table_snapshot
 

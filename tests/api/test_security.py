@@ -151,7 +151,7 @@ def test_every_error_has_one_shape(client):
 
 
 def test_an_unexpected_error_shows_no_trace_or_sql(settings, clock, database, monkeypatch, caplog):
-    from priorizer.app import create_app
+    from priorizer.web.app import create_app
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("SELECT secret FROM assets WHERE password = 'hunter2'")

@@ -97,9 +97,9 @@ def test_status_example_fields(client, database, settings, clock):
 def test_status_reports_next_auto_update_when_scheduler_runs(db_url, tmp_path, clock):
     from fastapi.testclient import TestClient
 
-    from priorizer.app import create_app
     from priorizer.maintenance.service import slot_of, slot_start
     from priorizer.startup import prepare
+    from priorizer.web.app import create_app
     from tests.conftest import make_settings
 
     settings = make_settings(db_url, tmp_path, run_scheduler=True, auto_update_interval_minutes=5)

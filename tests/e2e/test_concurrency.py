@@ -22,11 +22,11 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from priorizer.allocation import policy
-from priorizer.app import queue_policy
 from priorizer.catalog.service import NewAsset
 from priorizer.config import Settings
 from priorizer.db import Database
+from priorizer.queue import policy
+from priorizer.queue.policy import queue_policy
 from priorizer.startup import prepare
 from tests.conftest import create_pg_database, drop_pg_database, make_settings, pg_skip_reason
 from tests.e2e.server import PriorizerServer

@@ -360,7 +360,7 @@ def alive(pids: set[int]) -> set[int]:
 def test_serve_stopped_while_it_harvests_leaves_no_process_behind(
     tmp_path: Path, portal: CkanPortal
 ) -> None:
-    from priorizer.app import HARVEST_STOP_WAIT_SECONDS
+    from priorizer.web.app import HARVEST_STOP_WAIT_SECONDS
 
     stalled = threading.Event()
 

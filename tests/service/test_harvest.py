@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from priorizer.allocation.policy import QueuePolicy
 from priorizer.catalog import service as catalog_service
 from priorizer.catalog.models import Asset, Dataset
 from priorizer.db import Database
@@ -19,8 +18,9 @@ from priorizer.harvest import reader, service
 from priorizer.harvest.ckan import CkanClient, CkanError
 from priorizer.harvest.mapping import map_packages
 from priorizer.harvest.models import INTERRUPTED, OK
+from priorizer.queue.policy import QueuePolicy
 from priorizer.scoring import policy as scoring_policy
-from priorizer.scoring.service import rescore
+from priorizer.scoring.jobs import rescore
 from tests.ckan_data import hostile_catalog, package, resource
 from tests.ckan_portal import CkanPortal, solr_time
 from tests.conftest import FakeClock

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from priorizer.catalog.models import Dataset
 from priorizer.db import Database
+from priorizer.harvest import jobs as harvest_jobs
 from priorizer.harvest import service
 from priorizer.harvest.models import FAILED, OK
 from priorizer.harvest.paging import KEYSET, OFFSET, Stalled
@@ -57,7 +58,7 @@ def harvest(context: service.Context, portal: CkanPortal) -> dict[str, Any]:
     def work() -> None:
         try:
             with client_for(portal) as client:
-                outcome["run"] = service.harvest(
+                outcome["run"] = harvest_jobs.harvest(
                     context, client=client, source=service.Source(portal.base_url), rows=ROWS
                 )
         except Exception as error:

@@ -18,21 +18,21 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, select, text, update
 
 from priorizer.allocation.models import Allocation
-from priorizer.app import create_app, queue_policy
 from priorizer.catalog.models import Asset
 from priorizer.config import Settings
 from priorizer.db import Database, migrate
-from priorizer.maintenance import service as maintenance_service
-from priorizer.maintenance.models import MaintenanceRun
-from priorizer.maintenance.service import (
+from priorizer.maintenance import jobs as maintenance_jobs
+from priorizer.maintenance.jobs import (
     REFRESH_CURSOR_KEY,
     RUNNER_LOCK,
-    MaintenancePolicy,
     refresh_priorities,
     run_cycle,
-    slot_of,
 )
+from priorizer.maintenance.models import MaintenanceRun
+from priorizer.maintenance.service import MaintenancePolicy, slot_of
+from priorizer.queue.policy import queue_policy
 from priorizer.system import repo as system_repo
+from priorizer.web.app import create_app
 from tests.conftest import (
     PG_ADMIN_URL,
     FakeClock,
@@ -360,7 +360,7 @@ def test_a_catalog_smaller_than_the_limit_is_redrawn_whole_once_per_call(env, mo
         assert _cursor(s.database) == "asset-07"  # round once: back where it began
 
     # In several batches, across the end of the catalog, still each asset once.
-    monkeypatch.setattr(maintenance_service, "PRIORITIES_PER_BATCH", 3)
+    monkeypatch.setattr(maintenance_jobs, "PRIORITIES_PER_BATCH", 3)
     _mark_all(s.database, 1)
     assert refresh_priorities(s.database, policy=whole, now=s.clock()) == 20
     assert len(_redrawn(s.database)) == 20
@@ -630,7 +630,7 @@ def test_health_follows_maintenance(env, monkeypatch):
         raise RuntimeError("priority refresh exploded")
 
     with monkeypatch.context() as patch:
-        patch.setattr(maintenance_service, "refresh_priorities", broken)
+        patch.setattr(maintenance_jobs, "refresh_priorities", broken)
         with pytest.raises(RuntimeError, match="exploded"):
             s.cycle()
     failed = s.runs()[-1]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from priorizer.app import queue_policy
 from priorizer.maintenance.service import MaintenancePolicy
+from priorizer.queue.policy import queue_policy
 from priorizer.scheduler import _scheduled_cycle, summary
 from tests.factories import add_assets, allocate_in, asset
 

@@ -15,14 +15,14 @@ from sqlalchemy import select
 
 from priorizer.allocation import service as allocation_service
 from priorizer.allocation.models import Allocation
-from priorizer.app import queue_policy
 from priorizer.catalog.models import Asset, Dataset
 from priorizer.db import Database, migrate
 from priorizer.errors import Invalid
 from priorizer.models import metadata
+from priorizer.queue.policy import queue_policy
 from priorizer.seed import service as seed_service
 from priorizer.startup import import_files, prepare
-from priorizer.system import service as system_service
+from priorizer.status import service as system_service
 from tests.conftest import create_pg_database, drop_pg_database, make_settings
 from tests.factories import add_assets, allocate_in, asset, table_snapshot
 

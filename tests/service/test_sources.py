@@ -1,4 +1,4 @@
-"""Watched sources harvested by `sources.service.harvest_due` (what the scheduler runs) from a
+"""Watched sources harvested by `sources.jobs.harvest_due` (what the scheduler runs) from a
 real local CKAN portal and a real data.json origin, into real databases; time is a FakeClock."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from priorizer.db import Database
 from priorizer.errors import Conflict, Invalid
 from priorizer.harvest import service as harvest_service
 from priorizer.scoring import policy as scoring_policy
+from priorizer.sources import jobs as sources_jobs
 from priorizer.sources import service
 from priorizer.sources.models import WatchedSource
 from tests.ckan_data import package, resource
@@ -72,15 +73,15 @@ def sources(database: Database) -> dict[int, dict]:
 def test_a_source_is_harvested_when_due_then_once_per_period(context, portal, database, clock):
     source_id = watch(database, clock, portal.base_url, every=3600.0, full_every=86_400.0)
 
-    first = service.harvest_due(context, options=FAST)
+    first = sources_jobs.harvest_due(context, options=FAST)
     assert [o["state"] for o in first] == ["ok"]
-    assert service.harvest_due(context, options=FAST) == []  # not due again yet
+    assert sources_jobs.harvest_due(context, options=FAST) == []  # not due again yet
     shown = sources(database)[source_id]
     assert shown["datasets"] == 6 and shown["last_state"] == "ok" and shown["failures"] == 0
     assert shown["next_run_at"] == clock() + timedelta(hours=1)
 
     clock.advance(hours=1)
-    second = service.harvest_due(context, options=FAST)
+    second = sources_jobs.harvest_due(context, options=FAST)
     assert [o["state"] for o in second] == ["ok"]
     assert second[0]["since"] is not None  # incremental between full runs
     assert second[0]["removed_upstream"] is None
@@ -88,7 +89,7 @@ def test_a_source_is_harvested_when_due_then_once_per_period(context, portal, da
     portal.remove("ds-5")
     try:
         clock.advance(days=1)
-        third = service.harvest_due(context, options=FAST)
+        third = sources_jobs.harvest_due(context, options=FAST)
     finally:
         portal.add(package("ds-5", resources=[resource(url="https://x.org/5.csv")]))
     assert third[0]["since"] is None and third[0]["removed_upstream"] == 1  # a full run
@@ -99,23 +100,23 @@ def test_a_failing_source_backs_off_and_shows_its_error(context, origin, databas
     url = origin.add("/broken/data.json", Route("status", status=503))
     source_id = watch(database, clock, url, every=60.0)
 
-    outcome = service.harvest_due(context, options=FAST)
+    outcome = sources_jobs.harvest_due(context, options=FAST)
 
     assert outcome[0]["state"] == "failed" and "503" in outcome[0]["error"]
     shown = sources(database)[source_id]
     assert shown["failures"] == 1 and "HTTP 503" in shown["last_error"]
     assert shown["next_run_at"] == clock() + timedelta(seconds=120)
     clock.advance(seconds=60)
-    assert service.harvest_due(context, options=FAST) == []  # backing off: not yet
+    assert sources_jobs.harvest_due(context, options=FAST) == []  # backing off: not yet
     clock.advance(seconds=60)
-    service.harvest_due(context, options=FAST)
+    sources_jobs.harvest_due(context, options=FAST)
     shown = sources(database)[source_id]
     assert shown["failures"] == 2
     assert shown["next_run_at"] == clock() + timedelta(seconds=240)
 
     origin.add("/broken/data.json", Route("file", body=catalog_bytes("usaid_2025-02-01")))
     clock.advance(seconds=240)
-    assert service.harvest_due(context, options=FAST)[0]["state"] == "ok"
+    assert sources_jobs.harvest_due(context, options=FAST)[0]["state"] == "ok"
     shown = sources(database)[source_id]
     assert shown["failures"] == 0 and shown["last_error"] is None and shown["datasets"] == 316
 
@@ -133,7 +134,7 @@ def test_two_processes_take_each_due_run_once(context, origin, database, setting
                 database=own, policy=context.policy, queue=QUEUE, clock=clock
             )
             start.wait()
-            outcomes[runner] = service.harvest_due(mine, runner=runner, options=FAST)
+            outcomes[runner] = sources_jobs.harvest_due(mine, runner=runner, options=FAST)
         finally:
             own.dispose()
 

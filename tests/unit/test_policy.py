@@ -9,18 +9,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Boolean, Float, Integer, create_engine, literal, select
 
-from priorizer.allocation.policy import (
+from priorizer.config import Settings
+from priorizer.queue.policy import (
     QueuePolicy,
     effective_size_mb,
     fit,
     node_budget_mb,
+    queue_policy,
     rank,
     rank_levels,
-    rank_sql,
     size_penalty,
 )
-from priorizer.app import queue_policy
-from priorizer.config import Settings
+from priorizer.queue.sql import rank_sql
 
 DEFAULT = QueuePolicy(
     replication_target=2,

@@ -30,9 +30,10 @@ from priorizer.allocation.schemas import (
     RenewResponse,
 )
 from priorizer.catalog.schemas import AssetId
-from priorizer.deps import DbDep, MaintenanceDep, NowDep, QueueDep, SettingsDep
 from priorizer.node.schemas import NodeId
-from priorizer.security import NODE_AUTH_ERRORS, NodeIdentity, acting_node, limit_node_call
+from priorizer.web.auth import NODE_AUTH_ERRORS, NodeIdentity, acting_node
+from priorizer.web.deps import DbDep, MaintenanceDep, NowDep, QueueDep, SettingsDep
+from priorizer.web.limits import limit_node_call
 
 router = APIRouter(tags=["allocation"])
 

@@ -25,7 +25,6 @@ from priorizer.allocation.models import (
     WITHDRAWN_NOTE,
     Allocation,
 )
-from priorizer.allocation.policy import QueuePolicy, counted_holders, may_hand_out, rank
 from priorizer.catalog import repo as catalog_repo
 from priorizer.catalog.models import ASSET_ACTIVE, ASSET_UNREACHABLE, Asset
 from priorizer.errors import Conflict, NotFound
@@ -34,6 +33,7 @@ from priorizer.node import service as node_service
 from priorizer.node import standing
 from priorizer.node.models import Node
 from priorizer.node.standing import CapLimits, Standing
+from priorizer.queue.policy import QueuePolicy, counted_holders, may_hand_out, rank
 
 # Due leases closed by one allocation request before it picks (see `expire_due`).
 EXPIRE_PER_REQUEST = 200

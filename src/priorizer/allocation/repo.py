@@ -52,21 +52,13 @@ from priorizer.allocation.models import (
     WITHDRAWN_NOTE,
     Allocation,
 )
-from priorizer.allocation.policy import QueuePolicy, counted_holders, may_hand_out_sql, rank_sql
 from priorizer.catalog.models import ASSET_WITHDRAWN, IN_QUEUE_SQL, Asset
 from priorizer.db import DriverStatement, driver_time
+from priorizer.queue.policy import QueuePolicy
+from priorizer.queue.sql import queue_order, rank_of
 
 assets = cast(Table, Asset.__table__)
 leases = cast(Table, Allocation.__table__)
-
-
-def queue_order(columns: Any, *, smallest_first: bool) -> tuple[Any, ...]:
-    """The queue order (docs/allocation.md): rank, highest first; then the smallest file first
-    and id ascending (or, not `smallest_first`, the largest file and id descending), so that
-    one walk of `ix_assets_queue (rank, budget_mb, id)` serves each level, forwards or back."""
-    if smallest_first:
-        return (columns.rank.desc(), columns.budget_mb.asc(), columns.id.asc())
-    return (columns.rank.desc(), columns.budget_mb.desc(), columns.id.desc())
 
 
 CANDIDATE_COLUMNS = (
@@ -89,17 +81,6 @@ CLAIM_COLUMNS = (
     assets.c.conflicting_copies,
     assets.c.copies,
 )
-
-
-def rank_after(policy: QueuePolicy, *, holders_delta: int = 0, budget_mb: Any = None) -> Any:
-    """The SQL that recomputes `rank` in an UPDATE of assets, after holders change by delta
-    (and, when given, with the budget size the same UPDATE sets)."""
-    holders = counted_holders(assets.c.copies, assets.c.disputed_copies, assets.c.leases)
-    holders += holders_delta
-    budget = assets.c.budget_mb if budget_mb is None else budget_mb
-    return rank_sql(
-        assets.c.priority, holders, may_hand_out_sql(assets.c), policy, budget_mb=budget
-    )
 
 
 # The hot path: statements compiled once and run on the driver's cursor (`DriverStatement`);
@@ -383,7 +364,7 @@ def _claim(policy: QueuePolicy) -> DriverStatement:
         lambda dialect: (
             update(assets)
             .where(_claimable(dialect), assets.c.rank.is_not(None))
-            .values(leases=assets.c.leases + 1, rank=rank_after(policy, holders_delta=1))
+            .values(leases=assets.c.leases + 1, rank=rank_of(assets.c, policy, holders_delta=1))
             .returning(*CLAIM_COLUMNS)
         )
     )
@@ -450,7 +431,7 @@ def _claim_and_open(policy: QueuePolicy) -> DriverStatement:
         claimed = (
             update(assets)
             .where(_claimable(dialect), assets.c.rank.is_not(None))
-            .values(leases=assets.c.leases + 1, rank=rank_after(policy, holders_delta=1))
+            .values(leases=assets.c.leases + 1, rank=rank_of(assets.c, policy, holders_delta=1))
             .returning(*CLAIM_COLUMNS)
             .cte("claimed")
         )
@@ -626,7 +607,7 @@ def drop_leases(session: Session, *, counts: dict[str, int], policy: QueuePolicy
         session.execute(
             update(assets)
             .where(assets.c.id == asset_id)
-            .values(leases=assets.c.leases - n, rank=rank_after(policy, holders_delta=-n))
+            .values(leases=assets.c.leases - n, rank=rank_of(assets.c, policy, holders_delta=-n))
         )
 
 
@@ -782,7 +763,7 @@ def change_copies(
                 .values(
                     copies=assets.c.copies + n,
                     disputed_copies=assets.c.disputed_copies + d,
-                    rank=rank_after(policy, holders_delta=n - d),
+                    rank=rank_of(assets.c, policy, holders_delta=n - d),
                 )
             )
 
@@ -842,7 +823,9 @@ def last_allocation_id(session: Session) -> int:
 def recompute_ranks(session: Session, *, policy: QueuePolicy, unknown_size_mb: float) -> int:
     """Rewrite every asset's rank and budget size (after the queue policy changed)."""
     budget = func.coalesce(assets.c.size_mb, unknown_size_mb)
-    statement = update(assets).values(rank=rank_after(policy, budget_mb=budget), budget_mb=budget)
+    statement = update(assets).values(
+        rank=rank_of(assets.c, policy, budget_mb=budget), budget_mb=budget
+    )
     return cast(CursorResult[Any], session.execute(statement)).rowcount or 0
 
 
@@ -998,7 +981,7 @@ def add_holders(
         .values(
             leases=assets.c.leases + new_leases,
             copies=assets.c.copies + new_copies,
-            rank=rank_after(policy, holders_delta=new_leases + new_copies),
+            rank=rank_of(assets.c, policy, holders_delta=new_leases + new_copies),
         )
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -11,13 +13,17 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from priorizer import metrics
-from priorizer.allocation import lifecycle, policy, repo
+from priorizer.allocation import lifecycle, repo
 from priorizer.allocation.models import ALLOCATED, COMPLETED, RELEASED, Allocation
-from priorizer.allocation.policy import QueuePolicy
 from priorizer.errors import Invalid, NotFound
 from priorizer.node import service as node_service
 from priorizer.node.service import Seen
 from priorizer.node.standing import CapLimits
+from priorizer.queue import policy
+from priorizer.queue.policy import QueuePolicy
+from priorizer.system import repo as system_repo
+
+log = logging.getLogger(__name__)
 
 # Rank levels read per statement (the default policy has 13 in all): few, since the top levels
 # usually fill a request and every level read costs rows fetched.
@@ -373,3 +379,23 @@ def iterate_holdings(session: Session) -> Iterator[dict[str, Any]]:
             "allocated_at": row.allocated_at.isoformat(),
             "expires_at": row.expires_at.isoformat(),
         }
+
+
+QUEUE_POLICY_KEY = "queue_policy"
+
+
+def ensure_queue_policy(session: Session, *, queue: QueuePolicy, now: datetime) -> bool:
+    """Recompute ranks when the queue settings differ from those the ranks were computed with."""
+    wanted = dataclasses.asdict(queue)
+    if system_repo.get(session, key=QUEUE_POLICY_KEY) == wanted:
+        return False
+    count = apply_queue_policy(session, queue=queue)
+    system_repo.put(session, key=QUEUE_POLICY_KEY, value=wanted, now=now)
+    log.info("queue policy %s applied to %d assets", wanted, count)
+    return True
+
+
+def stored_queue_policy(session: Session) -> QueuePolicy | None:
+    """The queue policy the stored ranks were computed with, if any."""
+    value = system_repo.get(session, key=QUEUE_POLICY_KEY)
+    return None if value is None else QueuePolicy(**value)

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query
 
 from priorizer.allocation import service as allocation_service
 from priorizer.allocation.models import ALLOCATED, COMPLETED
-from priorizer.allocation.policy import QueuePolicy
 from priorizer.catalog import service
 from priorizer.catalog.schemas import (
     AssetDetail,
@@ -24,8 +23,9 @@ from priorizer.catalog.schemas import (
     UpdateCkanResponse,
 )
 from priorizer.db import Database
-from priorizer.deps import DbDep, NowDep, QueueDep
-from priorizer.security import ADMIN, ADMIN_ERRORS
+from priorizer.queue.policy import QueuePolicy
+from priorizer.web.auth import ADMIN, ADMIN_ERRORS
+from priorizer.web.deps import DbDep, NowDep, QueueDep
 
 router = APIRouter(tags=["catalog"])
 

@@ -16,13 +16,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from priorizer.allocation.policy import (
-    QueuePolicy,
-    counted_holders,
-    effective_size_mb,
-    may_hand_out,
-    rank,
-)
 from priorizer.catalog import repo
 from priorizer.catalog.models import (
     ASSET_ACTIVE,
@@ -33,6 +26,13 @@ from priorizer.catalog.models import (
     url_key,
 )
 from priorizer.db import dialect_insert
+from priorizer.queue.policy import (
+    QueuePolicy,
+    counted_holders,
+    effective_size_mb,
+    may_hand_out,
+    rank,
+)
 
 MIB = 1024 * 1024
 # States a probe may move an asset between; unreachable and withdrawn are people's business.

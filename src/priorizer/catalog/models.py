@@ -10,19 +10,15 @@ from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from priorizer.db import Base, UtcDateTime, partial_index
+from priorizer.queue.states import (  # noqa: F401  (the catalog's names for them)
+    ASSET_ACTIVE,
+    ASSET_EXPANDED,
+    ASSET_GONE,
+    ASSET_STATES,
+    ASSET_UNREACHABLE,
+    ASSET_WITHDRAWN,
+)
 
-ASSET_ACTIVE = "active"
-# Failed by FAILURE_THRESHOLD distinct nodes: not handed out until an operator reinstates it.
-ASSET_UNREACHABLE = "unreachable"
-# Taken out of the catalog by an operator: kept (its copies matter), never handed out again.
-ASSET_WITHDRAWN = "withdrawn"
-# Its origin answered 404 or 410 at the last probe (discovery): handed out only while copies
-# with magnet links can serve it; a later probe that finds it back makes it active again.
-ASSET_GONE = "gone"
-# A directory listing or landing page, expanded into child assets (discovery): kept, never
-# handed out itself.
-ASSET_EXPANDED = "expanded"
-ASSET_STATES = (ASSET_ACTIVE, ASSET_UNREACHABLE, ASSET_WITHDRAWN, ASSET_GONE, ASSET_EXPANDED)
 IN_QUEUE_SQL = "rank IS NOT NULL"
 # Assets in trouble, for the dashboard's lists: few, and found without a scan.
 FAILING_SQL = "failed_nodes > 0"
@@ -68,7 +64,7 @@ class Asset(Base):
     written only by `allocation.repo`: `copies` (completed copies, `disputed_copies` of them
     disputed), `leases` (open leases),
     `budget_mb` (what the asset counts for in a node's budget) and `rank` (its place in the queue,
-    NULL when it is not to be handed out). See `allocation.policy` for the rules. `copies` counts
+    NULL when it is not to be handed out). See `queue.policy` for the rules. `copies` counts
     copies on nodes that are not lost (see `maintenance`).
     """
 

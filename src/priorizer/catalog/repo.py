@@ -23,7 +23,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from priorizer.allocation.policy import QueuePolicy, counted_holders, may_hand_out_sql, rank_sql
 from priorizer.catalog.models import (
     ASSET_ACTIVE,
     ASSET_UNREACHABLE,
@@ -34,30 +33,13 @@ from priorizer.catalog.models import (
     Dataset,
 )
 from priorizer.db import DriverStatement, dialect_insert, driver_json, driver_time, upsert_insert
+from priorizer.queue.policy import QueuePolicy
+from priorizer.queue.sql import rank_of
 
 assets = cast(Table, Asset.__table__)
 datasets = cast(Table, Dataset.__table__)
 CHUNK = 500
 ANALYZE_AFTER_ROWS = 5_000
-
-
-def _holders() -> Any:
-    """The holders every rank counts (`allocation.policy.counted_holders`)."""
-    return counted_holders(assets.c.copies, assets.c.disputed_copies, assets.c.leases)
-
-
-def _rank(
-    priority: Any, queue: QueuePolicy, *, is_active: Any = None, budget_mb: Any = None
-) -> Any:
-    """The rank an UPDATE of assets sets, from the row's holders, and its state and budget size
-    unless the same UPDATE sets others."""
-    return rank_sql(
-        priority,
-        _holders(),
-        may_hand_out_sql(assets.c) if is_active is None else is_active,
-        queue,
-        budget_mb=assets.c.budget_mb if budget_mb is None else budget_mb,
-    )
 
 
 def existing_ids(session: Session, *, ids: Sequence[str]) -> set[str]:
@@ -90,7 +72,7 @@ def upsert(session: Session, *, rows: Sequence[dict[str, Any]], queue: QueuePoli
             "updated_at": new.updated_at,
             "budget_mb": new.budget_mb,
             "is_size_reported": false(),  # the row's size (or none) replaces nodes'
-            "rank": _rank(new.priority, queue, budget_mb=new.budget_mb),
+            "rank": rank_of(assets.c, queue, priority=new.priority, budget_mb=new.budget_mb),
         },
     )
     session.execute(statement, list(rows))
@@ -155,7 +137,7 @@ def _upsert_harvested(queue: QueuePolicy) -> DriverStatement:
                 "base_priority": priority,
                 "priority": priority,
                 "updated_at": new.updated_at,
-                "rank": _rank(priority, queue, budget_mb=budget),
+                "rank": rank_of(assets.c, queue, priority=priority, budget_mb=budget),
             },
         )
 
@@ -330,7 +312,7 @@ def set_base_priorities(
             base_priority=new,
             priority=new,
             updated_at=now,
-            rank=_rank(new, queue),
+            rank=rank_of(assets.c, queue, priority=new),
         )
     )
     session.execute(statement, [{"asset_id": k, "new_priority": v} for k, v in priorities.items()])
@@ -355,7 +337,7 @@ def set_priority(
             priority=priority,
             manual_priority=priority,
             updated_at=now,
-            rank=_rank(priority, queue),
+            rank=rank_of(assets.c, queue, priority=priority),
         )
     )
     return bool(cast(CursorResult[Any], session.execute(statement)).rowcount)
@@ -374,7 +356,7 @@ def set_state(
         "state": state,
         "state_reason": None,
         "updated_at": now,
-        "rank": _rank(assets.c.priority, queue, is_active=literal(state == ASSET_ACTIVE)),
+        "rank": rank_of(assets.c, queue, handed_out=literal(state == ASSET_ACTIVE)),
     }
     if state == ASSET_ACTIVE:
         changes.update(failed_nodes=0, failures_reset_at=now)
@@ -421,7 +403,7 @@ def redraw_priorities(
             .with_for_update(skip_locked=True, key_share=True)
             .subquery("drawn")
         )
-        new_rank = _rank(drawn.c.priority, queue)
+        new_rank = rank_of(assets.c, queue, priority=drawn.c.priority)
         session.execute(
             update(assets)
             .where(assets.c.id == drawn.c.id, assets.c.priority != drawn.c.priority)
@@ -429,7 +411,7 @@ def redraw_priorities(
         )
     else:
         session.execute(update(assets).where(*in_range).values(priority=draw))
-        new_rank = _rank(assets.c.priority, queue)
+        new_rank = rank_of(assets.c, queue)
         session.execute(
             update(assets)
             .where(*in_range, assets.c.rank.is_distinct_from(new_rank))

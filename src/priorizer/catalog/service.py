@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from priorizer.allocation.policy import QueuePolicy, effective_size_mb, rank
 from priorizer.catalog import discovered, repo
 from priorizer.catalog.models import ASSET_ACTIVE, ASSET_WITHDRAWN, Asset, url_key
 from priorizer.catalog.schemas import AssetDiscovery, ChildRead, ProbeRead
 from priorizer.errors import NotFound
+from priorizer.queue.policy import QueuePolicy, effective_size_mb, rank
 
 # Not an asset state: the assets of datasets a full harvest no longer found upstream.
 REMOVED_UPSTREAM = "removed_upstream"

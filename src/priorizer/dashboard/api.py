@@ -13,8 +13,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from priorizer.config import Settings
 from priorizer.dashboard import formats, service
 from priorizer.db import Database
-from priorizer.deps import DbDep, NowDep, SettingsDep
-from priorizer.system.api import current_status
+from priorizer.status.api import current_status
+from priorizer.web.deps import DbDep, NowDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
 

@@ -12,7 +12,7 @@ from priorizer.catalog import service as catalog_service
 from priorizer.dashboard import charts
 from priorizer.maintenance import repo as maintenance_repo
 from priorizer.node import service as node_service
-from priorizer.system import service as system_service
+from priorizer.status import service as status_service
 
 NODES_SHOWN = 50
 LEASES_SHOWN = 15
@@ -30,7 +30,7 @@ OUTCOMES = (
 def overview(session: Session, *, replication_target: int) -> dict[str, Any]:
     """The status figures, the rescue's progress overall and per priority, the assets in
     trouble, the nodes seen last, the newest leases and the latest maintenance cycles."""
-    figures = system_service.figures(session, replication_target=replication_target)
+    figures = status_service.figures(session, replication_target=replication_target)
     nodes = node_service.recently_seen(session, limit=NODES_SHOWN)
     holdings = allocation_service.node_summaries(session, node_ids=[n.id for n in nodes])
     runs = maintenance_repo.recent(session, limit=RUNS_SHOWN)

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-from concurrent.futures import Future
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
-from priorizer.deps import DbDep
-from priorizer.errors import Conflict
-from priorizer.harvest import alerts, dispatch, service
+from priorizer.harvest import dispatch, service
 from priorizer.harvest.schemas import HarvestRequest, HarvestRunRead, HarvestStarted
-from priorizer.security import ADMIN, ADMIN_ERRORS
+from priorizer.web.auth import ADMIN, ADMIN_ERRORS
+from priorizer.web.deps import DbDep, HarvestContextDep
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["harvest"])
 
 
@@ -33,60 +28,22 @@ router = APIRouter(tags=["harvest"])
     },
     dependencies=ADMIN,
 )
-def start_harvest(body: HarvestRequest, request: Request) -> HarvestStarted:
+def start_harvest(
+    body: HarvestRequest, request: Request, context: HarvestContextDep
+) -> HarvestStarted:
     state = request.app.state
     source = dispatch.source_for(
         body.url, kind=body.kind, organization=body.organization, query=body.query
     )
-    started: Future[int] = Future()
-    with state.harvest_lock:
-        running = state.harvests.get(source.key)
-        if running is not None and running.is_alive():
-            raise Conflict(f"a harvest of {source.key} is running already")
-        context = harvest_context(state)
-        worker = threading.Thread(
-            target=_harvest_in_background,
-            args=(context, source, body, started),
-            name=f"harvest {source.key}",
-            daemon=True,
-        )
-        state.harvests[source.key] = worker
-        worker.start()
-    # The run's id, or what kept it from starting (another process's harvest: 409).
-    return HarvestStarted(source=source.key, run_id=started.result())
-
-
-def _harvest_in_background(
-    context: service.Context, source: service.Source, body: HarvestRequest, started: Future[int]
-) -> None:
-    try:
-        dispatch.harvest(
-            context,
-            source,
-            since=body.since,
-            incremental=body.incremental,
-            on_start=started.set_result,
-        )
-    except Exception as error:
-        if not started.done():  # not started: the request answers with it
-            started.set_exception(error)
-        else:  # recorded on the run (interrupted, with its error) for /status
-            log.exception("harvest of %s stopped", source.key)
-    finally:  # whatever happened, the request waiting for the start gets an answer
-        if not started.done():
-            started.set_exception(RuntimeError(f"the harvest of {source.key} did not start"))
-
-
-def harvest_context(state: Any) -> service.Context:
-    """What a harvest in this server works with: its database, policies, clock, and the
-    removal alerts (`alerts`) when REMOVAL_WEBHOOK_URL is set."""
-    return service.Context(
-        database=state.database,
-        policy=state.scoring,
-        queue=state.queue,
-        clock=state.clock,
-        on_removed=alerts.sender(state.settings, state.database),
+    run_id = dispatch.start_in_background(
+        state.harvests,
+        state.harvest_lock,
+        context,
+        source,
+        since=body.since,
+        incremental=body.incremental,
     )
+    return HarvestStarted(source=source.key, run_id=run_id)
 
 
 @router.get(

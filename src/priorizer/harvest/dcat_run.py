@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from priorizer.allocation.policy import QueuePolicy
 from priorizer.errors import Conflict
-from priorizer.harvest import service
+from priorizer.harvest import jobs, service
 from priorizer.harvest.datajson import DataJsonError, DataJsonOptions, open_catalog
 from priorizer.harvest.dcat import DcatMapped, map_datasets
 from priorizer.harvest.reader import Prepared, prepare, worker_context
+from priorizer.queue.policy import QueuePolicy
 from priorizer.scoring.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def harvest_datajson(
     with database.exclusive(service.LOCK_NAME, key=service.lock_key(source.key)) as mine:
         if not mine:
             raise Conflict(f"a harvest of {source.key} is running already")
-        run_id, started_at = service.start_run(
+        run_id, started_at = jobs.start_run(
             context, source=source, since=None, incremental=False
         )
         try:
@@ -78,9 +78,9 @@ def harvest_datajson(
                 first = False
                 if on_page is not None:
                     on_page(view)
-            return service.finish_run(context, source=source, run_id=run_id, listing=True)
+            return jobs.finish_run(context, source=source, run_id=run_id, listing=True)
         except BaseException as error:
-            service.stop_run(database, run_id, error, clock=context.clock)
+            jobs.stop_run(database, run_id, error, clock=context.clock)
             raise
 
 

@@ -1,22 +1,28 @@
 """One entry to harvest any source: a CKAN portal or a DCAT-US `data.json` catalog.
 
-`priorizer harvest URL`, `POST /harvest` and the scheduler's watched sources all come here.
+`priorizer harvest URL`, `POST /harvest` (in a thread of its own: `start_in_background`) and
+the scheduler's watched sources all come here.
 A URL whose path ends in `.json` is a data.json catalog (`data.json`, `catalog.json`, …);
 anything else is a CKAN portal (its site or its API). `kind` overrides the guess.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from priorizer.errors import Invalid
-from priorizer.harvest import service
+from priorizer.errors import Conflict, Invalid
+from priorizer.harvest import jobs, service
 from priorizer.harvest.ckan import MAX_ROWS, CkanClient
 from priorizer.harvest.datajson import DataJsonOptions
 from priorizer.harvest.dcat_run import harvest_datajson
+
+log = logging.getLogger(__name__)
 
 CKAN = "ckan"
 DCAT = "dcat"
@@ -79,7 +85,7 @@ def harvest(
         backoff_seconds=backoff_seconds,
         max_backoff_seconds=max(backoff_seconds, 60.0),
     ) as client:
-        return service.harvest(
+        return jobs.harvest(
             context,
             client=client,
             source=source,
@@ -89,3 +95,52 @@ def harvest(
             on_page=on_page,
             on_start=on_start,
         )
+
+
+def start_in_background(
+    harvests: dict[str, threading.Thread],
+    lock: threading.Lock,
+    context: service.Context,
+    source: service.Source,
+    *,
+    since: datetime | None,
+    incremental: bool,
+) -> int:
+    """Harvest `source` in a thread of its own (recorded in `harvests`, by source key, under
+    `lock`); the run's id once it is recorded, or what kept it from starting (`Conflict` when
+    this process or another one harvests that source already)."""
+    started: Future[int] = Future()
+    with lock:
+        running = harvests.get(source.key)
+        if running is not None and running.is_alive():
+            raise Conflict(f"a harvest of {source.key} is running already")
+        worker = threading.Thread(
+            target=run_in_background,
+            args=(context, source, started),
+            kwargs={"since": since, "incremental": incremental},
+            name=f"harvest {source.key}",
+            daemon=True,
+        )
+        harvests[source.key] = worker
+        worker.start()
+    return started.result()
+
+
+def run_in_background(
+    context: service.Context,
+    source: service.Source,
+    started: Future[int],
+    *,
+    since: datetime | None,
+    incremental: bool,
+) -> None:
+    try:
+        harvest(context, source, since=since, incremental=incremental, on_start=started.set_result)
+    except Exception as error:
+        if not started.done():  # not started: the request answers with it
+            started.set_exception(error)
+        else:  # recorded on the run (interrupted, with its error) for /status
+            log.exception("harvest of %s stopped", source.key)
+    finally:  # whatever happened, the request waiting for the start gets an answer
+        if not started.done():
+            started.set_exception(RuntimeError(f"the harvest of {source.key} did not start"))

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from priorizer.allocation.policy import QueuePolicy, effective_size_mb, rank
 from priorizer.catalog.models import ASSET_ACTIVE
 from priorizer.harvest.ckan import CkanClient, ClientOptions
 from priorizer.harvest.mapping import AssetRecord, Mapped, map_packages, parse_time
+from priorizer.queue.policy import QueuePolicy, effective_size_mb, rank
 from priorizer.scoring.policy import Facts, Policy, dataset_factors, quick_result
 
 _clients: dict[ClientOptions, CkanClient] = {}  # one per portal in each worker, kept alive

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from priorizer.allocation import lifecycle
 from priorizer.allocation import service as allocation_service
-from priorizer.deps import DbDep, MaintenanceDep, NowDep
+from priorizer.errors import Forbidden
 from priorizer.node import service
 from priorizer.node.schemas import (
     EnrollRequest,
@@ -21,7 +21,8 @@ from priorizer.node.schemas import (
     ReinstateResponse,
     RevokeResponse,
 )
-from priorizer.security import ADMIN, ADMIN_ERRORS, Forbidden, enrollment_allowed
+from priorizer.web.auth import ADMIN, ADMIN_ERRORS, enrollment_allowed
+from priorizer.web.deps import DbDep, MaintenanceDep, NowDep
 
 router = APIRouter(tags=["nodes"])
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from priorizer.catalog.schemas import AssetId
-from priorizer.deps import DbDep, NowDep
 from priorizer.scoring import service
 from priorizer.scoring.schemas import PriorityExplanation
+from priorizer.web.deps import DbDep, NowDep
 
 router = APIRouter(tags=["scoring"])
 

@@ -1,17 +1,16 @@
-"""Scoring use cases: score what a harvest brought, rescore the catalog, explain a priority."""
+"""Scoring use cases: score a batch of the catalog, explain a priority (the rescoring of the
+catalog in batches is `scoring.jobs`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from priorizer.allocation.policy import QueuePolicy
 from priorizer.catalog import service as catalog_service
-from priorizer.db import Database
+from priorizer.queue.policy import QueuePolicy
 from priorizer.scoring.policy import Facts, Policy, Score, as_dict, score
 
 
@@ -36,35 +35,7 @@ class RescoreReport:
     manual: int = 0  # assets whose manual priority wins
 
 
-def rescore(
-    database: Database,
-    *,
-    policy: Policy,
-    queue: QueuePolicy,
-    now: datetime,
-    dataset_ids: Iterable[str] | None = None,
-) -> RescoreReport:
-    """Apply the policy to the whole catalog (or to the assets of `dataset_ids`), in batches of
-    short transactions; manual priorities are left as they are."""
-    report = RescoreReport()
-    if dataset_ids is not None:
-        ids = sorted(set(dataset_ids))
-        for start in range(0, len(ids), 500):
-            with database.background_write() as session:
-                rows = catalog_service.scoring_rows(session, dataset_ids=ids[start : start + 500])
-                _apply(session, rows, policy=policy, queue=queue, now=now, report=report)
-        return report
-    after = ""
-    while True:
-        with database.background_write() as session:
-            rows = catalog_service.scoring_rows(session, after=after)
-            if not rows:
-                return report
-            _apply(session, rows, policy=policy, queue=queue, now=now, report=report)
-        after = rows[-1].id
-
-
-def _apply(
+def apply_policy(
     session: Session,
     rows: list[Any],
     *,

@@ -19,11 +19,11 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from priorizer.allocation import service as allocation_service
-from priorizer.allocation.policy import QueuePolicy
 from priorizer.allocation.service import Holding
 from priorizer.catalog import service as catalog_service
 from priorizer.catalog.service import NewAsset
 from priorizer.errors import Invalid
+from priorizer.queue.policy import QueuePolicy
 from priorizer.seed.schemas import SeedAllocation, SeedAsset, naive_to_utc
 
 MAX_REPORTED_PROBLEMS = 5

@@ -12,9 +12,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from priorizer.allocation.policy import PRIORITY_MAX, PRIORITY_MIN
 from priorizer.catalog.service import NewAsset
 from priorizer.errors import Invalid
+from priorizer.queue.policy import PRIORITY_MAX, PRIORITY_MIN
 from priorizer.seed import service as seed_service
 from priorizer.simulate.measures import Item
 from priorizer.simulate.scenario import CatalogSpec

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from priorizer.allocation.policy import MB_PER_GB
+from priorizer.queue.policy import MB_PER_GB
 from priorizer.simulate.scenario import FleetSpec
 
 

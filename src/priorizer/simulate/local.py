@@ -18,13 +18,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from priorizer.allocation import lifecycle
 from priorizer.allocation import service as allocation_service
-from priorizer.app import queue_policy
 from priorizer.catalog import service as catalog_service
 from priorizer.catalog.service import NewAsset
 from priorizer.config import Settings
 from priorizer.db import Database
-from priorizer.maintenance import service as maintenance_service
+from priorizer.maintenance import jobs as maintenance_jobs
 from priorizer.maintenance.service import MaintenancePolicy
+from priorizer.queue.policy import queue_policy
 from priorizer.simulate.fleet import Download, Grant
 from priorizer.simulate.scenario import SimulationError
 from priorizer.startup import prepare
@@ -111,7 +111,7 @@ class LocalDriver:
             )
 
     def maintain(self, *, now: float) -> dict[str, Any] | None:
-        record = maintenance_service.run_cycle(
+        record = maintenance_jobs.run_cycle(
             database=self.database, policy=self.maintenance, clock=lambda: moment(now)
         )
         return None if record is None else record.get("steps")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from priorizer.deps import DbDep, NowDep
-from priorizer.security import ADMIN, ADMIN_ERRORS
 from priorizer.sources import service
 from priorizer.sources.schemas import SourceCreate, SourceRead, SourceRemoved
+from priorizer.web.auth import ADMIN, ADMIN_ERRORS
+from priorizer.web.deps import DbDep, NowDep
 
 router = APIRouter(tags=["sources"])
 

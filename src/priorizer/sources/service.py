@@ -1,4 +1,4 @@
-"""Watched sources: add, list, remove, and harvest each one when it is due.
+"""Watched sources: add, list, remove (harvesting each when it is due is `sources.jobs`).
 
 Each source is harvested every `every_seconds`: incrementally where the source can say what
 changed (a CKAN portal), with a full run (which notices datasets removed upstream) at least every
@@ -11,11 +11,8 @@ try (up to a day), and shows its error until a harvest succeeds.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import socket
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -23,18 +20,14 @@ from sqlalchemy.orm import Session
 
 from priorizer.errors import Conflict, Invalid, NotFound
 from priorizer.harvest import dispatch
-from priorizer.harvest import service as harvest_service
 from priorizer.sources import repo
 from priorizer.sources.models import WatchedSource
 
 log = logging.getLogger(__name__)
 
-RUNNER = f"{socket.gethostname()}:{os.getpid()}"
 DEFAULT_EVERY_SECONDS = 6 * 3600.0
 DEFAULT_FULL_EVERY_SECONDS = 86_400.0
 MIN_EVERY_SECONDS = 1.0
-MAX_BACKOFF_SECONDS = 86_400.0
-LEASE_SECONDS = 600.0  # renewed by every page stored; a dead process's lease runs out
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
 
@@ -132,119 +125,3 @@ def view(source: WatchedSource) -> dict[str, Any]:
         "datasets": source.datasets or 0,
         "removed_upstream": source.removed_upstream or 0,
     }
-
-
-def harvest_due(
-    context: harvest_service.Context,
-    *,
-    runner: str = RUNNER,
-    limit: int = 100,
-    options: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    """Harvest the sources due, one after another (up to `limit`); what each run gave."""
-    outcomes = []
-    for _ in range(limit):
-        now = context.clock()
-        with context.database.write() as session:
-            source = repo.claim_due(session, now=now, runner=runner, lease_seconds=LEASE_SECONDS)
-            taken = None if source is None else view(source)
-        if taken is None:
-            break
-        outcomes.append(_harvest_one(context, taken, runner=runner, options=options or {}))
-    return outcomes
-
-
-def _harvest_one(
-    context: harvest_service.Context,
-    source: dict[str, Any],
-    *,
-    runner: str,
-    options: dict[str, Any],
-) -> dict[str, Any]:
-    now = context.clock()
-    last_full = source["last_full_at"]
-    full = (
-        source["kind"] == dispatch.DCAT
-        or last_full is None
-        or (now - last_full).total_seconds() >= source["full_every_seconds"]
-    )
-    target = dispatch.source_for(
-        source["url"],
-        kind=source["kind"],
-        organization=source["organization"],
-        query=source["query"],
-    )
-    log.info("harvesting watched source %s (%s)", source["key"], "full" if full else "incremental")
-    try:
-        run = dispatch.harvest(
-            context,
-            target,
-            incremental=not full,
-            on_page=_renewer(context, source["id"], runner),
-            **options,
-        )
-    except Conflict as error:  # another process is harvesting it (by hand, say): not a failure
-        _release(context, source["id"], runner, {"last_error": str(error)})
-        return {"source": source["key"], "state": "skipped", "error": str(error)}
-    except Exception as error:
-        failures = source["failures"] + 1
-        wait = min(
-            source["every_seconds"] * 2**failures, max(MAX_BACKOFF_SECONDS, source["every_seconds"])
-        )
-        message = f"{type(error).__name__}: {error}"[:1000]
-        log.warning("watched source %s failed (%d in a row): %s", source["key"], failures, message)
-        _release(
-            context,
-            source["id"],
-            runner,
-            {
-                "failures": failures,
-                "last_state": "failed",
-                "last_error": message,
-                "last_run_at": now,
-                "last_run_id": _latest_run_id(context, target.key),
-                "next_run_at": now + timedelta(seconds=wait),
-            },
-        )
-        return {"source": source["key"], "state": "failed", "error": message}
-    values: dict[str, Any] = {
-        "failures": 0,
-        "last_state": run["state"],
-        "last_error": None,
-        "last_run_at": now,
-        "last_run_id": run["id"],
-    }
-    if full:
-        values["last_full_at"] = now
-    _release(context, source["id"], runner, values)
-    return {"source": source["key"], **run}
-
-
-def _renewer(
-    context: harvest_service.Context, source_id: int, runner: str
-) -> Callable[[dict[str, Any]], None]:
-    def renew(_view: dict[str, Any]) -> None:
-        until = context.clock() + timedelta(seconds=LEASE_SECONDS)
-        with context.database.write() as session:
-            repo.renew(session, source_id=source_id, runner=runner, until=until)
-
-    return renew
-
-
-def _release(
-    context: harvest_service.Context, source_id: int, runner: str, values: dict[str, Any]
-) -> None:
-    """Let the source go with how its run went, and its datasets counted anew."""
-    with context.database.write() as session:
-        source = repo.get(session, source_id=source_id)
-        if source is not None:
-            total, removed = repo.dataset_counts(session, keys=[source.key]).get(source.key, (0, 0))
-            values = {**values, "datasets": total, "removed_upstream": removed}
-        if not repo.release(session, source_id=source_id, runner=runner, values=values):
-            log.warning("watched source %d was no longer held by %s", source_id, runner)
-
-
-def _latest_run_id(context: harvest_service.Context, key: str) -> int | None:
-    with context.database.read() as session:
-        runs = harvest_service.runs_of(session, source=key, limit=1)
-    return runs[0]["id"] if runs else None

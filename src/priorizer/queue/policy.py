@@ -1,4 +1,5 @@
-"""The allocation rules, as pure functions (no I/O). Documented in docs/allocation.md.
+"""The queue core: the rules that place an asset in the queue, as pure functions (no I/O).
+Every domain may import this package; it imports none. Documented in docs/allocation.md.
 
 - Budget: a node's budget is the free space it reports minus what its open leases reserve.
 - Rank: an asset's place in the queue is its effective priority minus `copy_penalty` for every
@@ -21,11 +22,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, and_, case, literal, null, or_
+from priorizer.queue.states import ASSET_ACTIVE, ASSET_GONE
 
-from priorizer.catalog.models import ASSET_ACTIVE, ASSET_GONE
+if TYPE_CHECKING:
+    from priorizer.config import Settings
 
 MB_PER_GB = 1024.0
 PRIORITY_MIN, PRIORITY_MAX = 1, 10
@@ -46,6 +48,18 @@ class QueuePolicy:
     size_penalty_from_mb: float = 1024.0
     size_penalty_max: float = 0.0
     smallest_first: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QueuePolicy:
+        return cls(
+            replication_target=settings.replication_target,
+            copy_penalty=settings.copy_penalty,
+            unknown_size_mb=settings.unknown_size_mb,
+            size_penalty=settings.size_penalty,
+            size_penalty_from_mb=settings.size_penalty_from_mb,
+            size_penalty_max=settings.size_penalty_max,
+            smallest_first=settings.fill_order == "smallest",
+        )
 
     def size_classes(self) -> int:
         """How many doublings past the threshold still add to the penalty (0: no size rule)."""
@@ -74,14 +88,6 @@ def may_hand_out(state: str, has_magnet_link: bool) -> bool:
     """Active assets are handed out; so are gone ones (their origin answers 404 or 410) while
     some copy was reported with a magnet link, since a node can fetch it from that peer."""
     return state == ASSET_ACTIVE or (state == ASSET_GONE and has_magnet_link)
-
-
-def may_hand_out_sql(columns: Any) -> ColumnElement[bool]:
-    """`may_hand_out` over a table's columns (`assets.c`), for ranks the database computes."""
-    return or_(
-        columns.state == ASSET_ACTIVE,
-        and_(columns.state == ASSET_GONE, columns.has_magnet_link),
-    )
 
 
 def node_budget_mb(free_space_gb: float, reserved_mb: float) -> float:
@@ -128,31 +134,6 @@ def rank_levels(policy: QueuePolicy) -> list[float]:
     return sorted(levels, reverse=True)
 
 
-def size_penalty_sql(budget_mb: Any, policy: QueuePolicy) -> Any:
-    """`size_penalty` as a SQL expression over the budget column."""
-    penalties = policy.size_penalties()
-    if not penalties:
-        return literal(0.0)
-    return case(
-        *((budget_mb > larger_than, penalty) for larger_than, penalty in penalties), else_=0.0
-    )
-
-
-def rank_sql(
-    priority: Any,
-    holders: Any,
-    is_active: ColumnElement[bool],
-    policy: QueuePolicy,
-    *,
-    budget_mb: Any,
-) -> ColumnElement[Any]:
-    """`rank` as a SQL expression over columns, so the database can recompute it in place."""
-    value = priority - policy.copy_penalty * holders
-    if policy.size_classes():
-        value = value - size_penalty_sql(budget_mb, policy)
-    return case((and_(is_active, holders < policy.replication_target), value), else_=null())
-
-
 class Candidate(Protocol):
     @property
     def budget_mb(self) -> float: ...
@@ -175,3 +156,8 @@ def fit(candidates: Iterable[C], remaining_mb: float, slots: int) -> list[C]:
 
 def total_mb(candidates: Sequence[Candidate]) -> float:
     return sum(c.budget_mb for c in candidates)
+
+
+def queue_policy(settings: Settings) -> QueuePolicy:
+    """The queue policy the settings give (`QueuePolicy.from_settings`)."""
+    return QueuePolicy.from_settings(settings)

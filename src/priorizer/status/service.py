@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from datetime import datetime
 from typing import Any
@@ -10,38 +9,50 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from priorizer.allocation import service as allocation_service
-from priorizer.allocation.policy import QueuePolicy
 from priorizer.catalog import discovered
 from priorizer.catalog import service as catalog_service
 from priorizer.config import Settings
+from priorizer.db import Database
 from priorizer.harvest import service as harvest_service
 from priorizer.maintenance import repo as maintenance_repo
 from priorizer.maintenance import service as maintenance_service
 from priorizer.maintenance.models import FAILED
 from priorizer.node import service as node_service
 from priorizer.sources import service as sources_service
-from priorizer.system import repo
 
 log = logging.getLogger(__name__)
 
-QUEUE_POLICY_KEY = "queue_policy"
 
-
-def ensure_queue_policy(session: Session, *, queue: QueuePolicy, now: datetime) -> bool:
-    """Recompute ranks when the queue settings differ from those the ranks were computed with."""
-    wanted = dataclasses.asdict(queue)
-    if repo.get(session, key=QUEUE_POLICY_KEY) == wanted:
-        return False
-    count = allocation_service.apply_queue_policy(session, queue=queue)
-    repo.put(session, key=QUEUE_POLICY_KEY, value=wanted, now=now)
-    log.info("queue policy %s applied to %d assets", wanted, count)
-    return True
-
-
-def stored_queue_policy(session: Session) -> QueuePolicy | None:
-    """The queue policy the stored ranks were computed with, if any."""
-    value = repo.get(session, key=QUEUE_POLICY_KEY)
-    return None if value is None else QueuePolicy(**value)
+def health(
+    database: Database,
+    *,
+    now: datetime,
+    interval_seconds: float,
+    started_at: datetime,
+    scheduler_expected: bool,
+    scheduler_running: bool,
+) -> tuple[dict[str, bool], str | None]:
+    """GET /health's checks and the reasons for any that failed: the database answers, this
+    process's scheduler runs (when it should), and the last maintenance cycle (run by any
+    process) succeeded on time."""
+    checks = {"database": True, "scheduler": True, "maintenance": True}
+    reasons = []
+    try:
+        database.ping()
+        with database.read() as session:
+            problem = maintenance_problem(
+                session, now=now, interval_seconds=interval_seconds, started_at=started_at
+            )
+        if problem is not None:
+            checks["maintenance"] = False
+            reasons.append(problem)
+    except Exception as error:  # any failure to answer is "unavailable", whatever the driver says
+        checks["database"] = checks["maintenance"] = False
+        reasons.append(f"database does not answer ({type(error).__name__})")
+    if scheduler_expected and not scheduler_running:
+        checks["scheduler"] = False
+        reasons.append("maintenance scheduler is not running")
+    return checks, "; ".join(reasons) or None
 
 
 def maintenance_problem(

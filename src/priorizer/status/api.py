@@ -8,44 +8,28 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from priorizer import metrics
-from priorizer.deps import DbDep, SettingsDep
 from priorizer.maintenance import repo as maintenance_repo
-from priorizer.scheduler import JOB_ID
-from priorizer.system import service
-from priorizer.system.schemas import HealthRead, MaintenanceRunRead, StatusRead
+from priorizer.maintenance.jobs import JOB_ID
+from priorizer.status import service
+from priorizer.status.schemas import HealthRead, MaintenanceRunRead, StatusRead
+from priorizer.web.deps import DbDep, SettingsDep
 
 router = APIRouter(tags=["system"])
 
 
 def _health(request: Request) -> HealthRead:
-    """The database answers, this process's scheduler runs (when it should), and the last
-    maintenance cycle (run by any process) succeeded on time."""
     state = request.app.state
-    checks = {"database": True, "scheduler": True, "maintenance": True}
-    reasons = []
-    try:
-        state.database.ping()
-        with state.database.read() as session:
-            problem = service.maintenance_problem(
-                session,
-                now=state.clock(),
-                interval_seconds=state.settings.auto_update_interval_seconds,
-                started_at=state.started_at,
-            )
-        if problem is not None:
-            checks["maintenance"] = False
-            reasons.append(problem)
-    except Exception as error:  # any failure to answer is "unavailable", whatever the driver says
-        checks["database"] = checks["maintenance"] = False
-        reasons.append(f"database does not answer ({type(error).__name__})")
-    if state.settings.run_scheduler and (state.scheduler is None or not state.scheduler.running):
-        checks["scheduler"] = False
-        reasons.append("maintenance scheduler is not running")
-    return HealthRead(
-        status="ok" if all(checks.values()) else "unavailable",
-        **checks,
-        reason="; ".join(reasons) or None,
+    scheduler = state.scheduler
+    checks, reason = service.health(
+        state.database,
+        now=state.clock(),
+        interval_seconds=state.settings.auto_update_interval_seconds,
+        started_at=state.started_at,
+        scheduler_expected=state.settings.run_scheduler,
+        scheduler_running=scheduler is not None and scheduler.running,
     )
+    status = "ok" if all(checks.values()) else "unavailable"
+    return HealthRead(status=status, **checks, reason=reason)
 
 
 @router.get(
