@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
-from priorizer.allocation import repo as allocation_repo
+from priorizer.allocation import claims as allocation_claims
 from priorizer.config import Settings
 from priorizer.db import Database
 from priorizer.queue.policy import queue_policy
@@ -106,7 +106,7 @@ def build_catalog(url: str, n: int) -> float:
             bounds = {"start": start, "stop": min(n, start + BATCH), "now": stamp}
             session.execute(text(_GENERATE[dialect]), bounds)
     with database.write() as session:
-        allocation_repo.recompute_ranks(
+        allocation_claims.recompute_ranks(
             session, policy=queue, unknown_size_mb=queue.unknown_size_mb
         )
     database.dispose()

@@ -24,7 +24,7 @@ from typing import Any
 from allocate import postgresql_catalog, sqlite_catalog
 from sqlalchemy import create_engine, event, text
 
-from priorizer.allocation import repo as allocation_repo
+from priorizer.allocation import claims as allocation_claims
 from priorizer.allocation import service as allocation_service
 from priorizer.config import Settings
 from priorizer.db import Database, migrate
@@ -55,7 +55,7 @@ def count_driver_calls() -> None:
             CALLS[key] += 1
 
     psycopg.Cursor.execute = execute  # type: ignore[method-assign]
-    original_claim = allocation_repo.claim_leases
+    original_claim = allocation_claims.claim_leases
 
     def claim(session: Any, *, asset_ids: Any, **kwargs: Any) -> Any:
         won = original_claim(session, asset_ids=asset_ids, **kwargs)
@@ -64,7 +64,7 @@ def count_driver_calls() -> None:
         CLAIMS["won"] += len(won)
         return won
 
-    allocation_repo.claim_leases = claim  # type: ignore[assignment]
+    allocation_claims.claim_leases = claim  # type: ignore[assignment]
 
 
 def allocate_one(database: Database, settings: Settings, node_id: str) -> int:

@@ -81,7 +81,8 @@ class Settings(BaseSettings):
     )
     workers: int = Field(1, ge=1, le=64, validation_alias=_env("PRIORIZER_WORKERS"))
     run_scheduler: bool = Field(True, validation_alias=_env("PRIORIZER_RUN_SCHEDULER"))
-    # SQLite: concurrent /allocate calls of one process share one transaction (`db.GroupCommit`).
+    # SQLite: concurrent /allocate calls of one process share one transaction
+    # (`db.writers.GroupCommit`).
     group_commit: bool = Field(True, validation_alias=_env("PRIORIZER_GROUP_COMMIT"))
     # PostgreSQL: connections each server process keeps (as many more at peaks).
     database_pool_size: int = Field(20, ge=1, le=500, validation_alias=_env("DATABASE_POOL_SIZE"))

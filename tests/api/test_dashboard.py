@@ -177,7 +177,7 @@ class Api:
 
 @pytest.fixture(autouse=True)
 def no_background_pause(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("priorizer.db.BACKGROUND_PAUSE_MAX_SECONDS", 0.0)
+    monkeypatch.setattr("priorizer.db.database.BACKGROUND_PAUSE_MAX_SECONDS", 0.0)
 
 
 @pytest.fixture

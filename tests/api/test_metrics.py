@@ -140,7 +140,7 @@ class Api:
 def no_background_pause(monkeypatch: pytest.MonkeyPatch) -> None:
     """Maintenance pauses between its SQLite transactions (`Database.background_write`); no
     request waits here, so no test sleeps."""
-    monkeypatch.setattr("priorizer.db.BACKGROUND_PAUSE_MAX_SECONDS", 0.0)
+    monkeypatch.setattr("priorizer.db.database.BACKGROUND_PAUSE_MAX_SECONDS", 0.0)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""SQLite group commit (`db.GroupCommit`): /allocate calls made together share one
+"""SQLite group commit (`db.writers.GroupCommit`): /allocate calls made together share one
 transaction, and each gets exactly what it would have got alone, in that order."""
 
 from __future__ import annotations

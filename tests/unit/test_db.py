@@ -11,7 +11,8 @@ import anyio
 import pytest
 from sqlalchemy import select, text
 
-from priorizer.db import Database, DriverStatement, WriterTurn, driver_time
+from priorizer.db import Database, DriverStatement, driver_time
+from priorizer.db.writers import WriterTurn
 from priorizer.node.models import Node
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from priorizer import metrics
-from priorizer.allocation import copies, evidence, repo
+from priorizer.allocation import claims, copies, evidence, expiries, repo
 from priorizer.allocation.models import (
     ALLOCATED,
     COMPLETED,
@@ -328,7 +328,7 @@ def renew(
     their new expiry. A lease already past its expiry is not renewed: it has expired."""
     _known_node(session, node_id, now)
     expires_at = now + timedelta(seconds=lease_seconds)
-    renewed = repo.renew(
+    renewed = claims.renew(
         session, node_id=node_id, asset_ids=asset_ids, now=now, expires_at=expires_at
     )
     metrics.tally(session, "renewals", len(renewed))
@@ -341,9 +341,9 @@ def expire_due(
     """Expire leases past their expiry (all of `node_id`'s, or up to `limit` of any node's);
     their assets return to the queue. The nodes' standing catches up at the next maintenance
     cycle (`account_expirations`), so this takes no node locks and may run in any request."""
-    closed = repo.expire_due(session, now=now, limit=limit, node_id=node_id)
+    closed = expiries.expire_due(session, now=now, limit=limit, node_id=node_id)
     if closed:
-        repo.drop_leases(session, counts=Counter(a for a, _ in closed), policy=queue)
+        claims.drop_leases(session, counts=Counter(a for a, _ in closed), policy=queue)
         metrics.tally(session, "expirations", len(closed))
     return len(closed)
 
@@ -351,9 +351,9 @@ def expire_due(
 def close_orphans(session: Session, *, queue: QueuePolicy, now: datetime, limit: int) -> int:
     """Close the open leases on up to `limit` assets withdrawn from the catalog; the leases
     closed (at least `limit` when more assets may be left)."""
-    closed = repo.close_orphans(session, now=now, limit=limit)
+    closed = expiries.close_orphans(session, now=now, limit=limit)
     if closed:
-        repo.drop_leases(session, counts=Counter(a for a, _ in closed), policy=queue)
+        claims.drop_leases(session, counts=Counter(a for a, _ in closed), policy=queue)
     return len(closed)
 
 
@@ -415,7 +415,7 @@ def mark_lost_nodes(
         if node_repo.mark_lost(session, node_id=node_id, seen_before=seen_before, now=now):
             lost += 1
             freed += repo.copies_on(session, node_id=node_id)
-    repo.change_copies(session, counts=_copy_counts(freed, sign=-1), policy=queue)
+    claims.change_copies(session, counts=_copy_counts(freed, sign=-1), policy=queue)
     return lost, len(freed)
 
 
@@ -434,5 +434,5 @@ def restore_returned_nodes(session: Session, *, queue: QueuePolicy) -> tuple[int
     for node_id in back:
         node_repo.clear_lost(session, node_id=node_id)
         restored += repo.copies_on(session, node_id=node_id)
-    repo.change_copies(session, counts=_copy_counts(restored, sign=1), policy=queue)
+    claims.change_copies(session, counts=_copy_counts(restored, sign=1), policy=queue)
     return len(back), len(restored)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from priorizer import metrics
-from priorizer.allocation import lifecycle, repo
+from priorizer.allocation import claims, lifecycle, picks, repo
 from priorizer.allocation.models import ALLOCATED, COMPLETED, RELEASED, Allocation
 from priorizer.errors import Invalid, NotFound
 from priorizer.node import service as node_service
@@ -62,7 +62,7 @@ def allocate(
     seen = node_service.record_seen(
         session, node_id=node_id, free_space_mb=free_space_gb * policy.MB_PER_GB, now=now
     )
-    state = repo.request_state(session, node_id=node_id, now=now)
+    state = picks.request_state(session, node_id=node_id, now=now)
     # Leases past their expiry never block, whether or not maintenance runs: before picking,
     # close all of this node's that are due (its budget and cap must not count them, and
     # `state` does not), and some of anyone's (their assets return to the queue). The state
@@ -72,12 +72,12 @@ def allocate(
     if state.any_due and lifecycle.expire_due(
         session, queue=queue, now=now, limit=lifecycle.EXPIRE_PER_REQUEST
     ):
-        state = repo.request_state(session, node_id=node_id, now=now)  # assets came back
+        state = picks.request_state(session, node_id=node_id, now=now)  # assets came back
     max_assets = min(max_assets, limits.clamp(seen.lease_cap) - state.open_count)
     unproven_address = client_address if seen.completions == 0 and unproven_address_cap else None
     if unproven_address is not None and max_assets > 0:
-        repo.lock_address(session, address=unproven_address)
-        held = repo.unproven_open(session, address=unproven_address, limit=unproven_address_cap)
+        claims.lock_address(session, address=unproven_address)
+        held = claims.unproven_open(session, address=unproven_address, limit=unproven_address_cap)
         max_assets = min(max_assets, unproven_address_cap - held)
     if max_assets <= 0 or state.smallest_mb is None:
         return []
@@ -99,7 +99,7 @@ def allocate(
         )
         if not picked:
             break
-        won = repo.claim_leases(
+        won = claims.claim_leases(
             session,
             asset_ids=[row.id for row in picked],
             policy=queue,
@@ -156,9 +156,9 @@ def _pick(
     """Choose, level by level, the assets that fit what is left of the budget in queue order,
     passing over the ids in `skip`; none once it is below `smallest` (what the smallest asset
     in the queue counts for). Every round finishes a level or picks an asset. On PostgreSQL
-    the database does this in one call, locking what it picks (`repo.pick_locked`)."""
-    if repo.picks_in_database(session):
-        return repo.pick_locked(
+    the database does this in one call, locking what it picks (`picks.pick_locked`)."""
+    if picks.picks_in_database(session):
+        return picks.pick_locked(
             session,
             levels=policy.rank_levels(queue),
             max_mb=remaining,
@@ -178,7 +178,7 @@ def _pick(
         batch = levels[:LEVELS_PER_QUERY]
         # Read past the rows passed over: taken by this request, or lost to another.
         limit = slots - len(picked) + len(passed)
-        rows = repo.candidates(
+        rows = picks.candidates(
             session,
             levels=batch,
             max_mb=remaining,
@@ -188,7 +188,7 @@ def _pick(
             smallest_first=queue.smallest_first,
         )
         if not rows:
-            below = repo.next_rank(session, below=batch[-1])
+            below = picks.next_rank(session, below=batch[-1])
             levels = [] if below is None else [below, *(x for x in levels if x < below)]
             continue
         finished = 0
@@ -225,11 +225,11 @@ def release_lease(
     node = node_service.lock_node(session, node_id=node_id)  # first: see lifecycle's lock order
     if (
         node is None
-        or repo.close_lease(session, asset_id=asset_id, node_id=node_id, status=RELEASED, now=now)
+        or claims.close_lease(session, asset_id=asset_id, node_id=node_id, status=RELEASED, now=now)
         is None
     ):
         raise NotFound(f"node {node_id!r} holds no open lease on asset {asset_id!r}")
-    repo.drop_leases(session, counts={asset_id: 1}, policy=queue)
+    claims.drop_leases(session, counts={asset_id: 1}, policy=queue)
     node.last_seen_at = now
     metrics.tally(session, "releases")
     node.releases += 1
@@ -238,7 +238,7 @@ def release_lease(
 def apply_queue_policy(session: Session, *, queue: QueuePolicy) -> int:
     """Recompute every rank and budget size, after REPLICATION_TARGET, COPY_PENALTY or
     UNKNOWN_SIZE_MB changed. Run at start-up only when the stored policy differs."""
-    return repo.recompute_ranks(session, policy=queue, unknown_size_mb=queue.unknown_size_mb)
+    return claims.recompute_ranks(session, policy=queue, unknown_size_mb=queue.unknown_size_mb)
 
 
 def ranking(session: Session, *, limit: int, queue: QueuePolicy) -> list[dict[str, Any]]:
@@ -333,16 +333,18 @@ def import_holdings(
     for (asset_id, node_id), record in wanted.items():  # file order: ids follow it
         held = repo.holding_status(session, asset_id=asset_id, node_id=node_id)
         if held == ALLOCATED and record.status == COMPLETED:
-            repo.close_lease(session, asset_id=asset_id, node_id=node_id, status=COMPLETED, now=now)
+            claims.close_lease(
+                session, asset_id=asset_id, node_id=node_id, status=COMPLETED, now=now
+            )
             new_leases[asset_id] -= 1
             new_copies[asset_id] += 1
         elif held is None:
             added.append(_imported_row(record, budgets[asset_id], lease_seconds, now))
             (new_copies if record.status == COMPLETED else new_leases)[asset_id] += 1
     if added:
-        repo.insert_leases(session, added)
+        claims.insert_leases(session, added)
     for asset_id in sorted(new_leases.keys() | new_copies.keys()):
-        repo.add_holders(
+        claims.add_holders(
             session,
             asset_id=asset_id,
             new_leases=new_leases[asset_id],

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from priorizer.catalog import repo
+from priorizer.catalog import bulk, repo
 from priorizer.catalog.models import (
     ASSET_ACTIVE,
     ASSET_EXPANDED,
@@ -126,7 +126,7 @@ def add_children(
     if parent is None:
         return 0, 0
     keys = [url_key(child.url) for child in children]
-    known = repo.by_url_keys(session, keys=keys)
+    known = bulk.by_url_keys(session, keys=keys)
     seen: set[str] = set()
     added = 0
     probes: list[tuple[str, Found, int]] = []
@@ -279,7 +279,7 @@ def add_listed_urls(
     """Add the URLs the catalog does not hold yet (those it holds keep what they have): their
     id is their URL key, as a harvest's. Answers (added, already known)."""
     unique = {url_key(item.url): item for item in items}
-    known = repo.by_url_keys(session, keys=list(unique))
+    known = bulk.by_url_keys(session, keys=list(unique))
     rows = []
     for key, item in sorted(unique.items()):
         if key in known:
@@ -309,8 +309,8 @@ def add_listed_urls(
                 "rank": rank(priority, 0, True, queue, budget_mb=budget),
             }
         )
-    repo.upsert(session, rows=rows, queue=queue)
-    repo.ensure_datasets(session, ids=sorted({i.dataset_id for i in items if i.dataset_id}))
+    bulk.upsert(session, rows=rows, queue=queue)
+    bulk.ensure_datasets(session, ids=sorted({i.dataset_id for i in items if i.dataset_id}))
     return len(rows), len(unique) - len(rows)
 
 

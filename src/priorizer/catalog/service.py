@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from priorizer.catalog import discovered, repo
+from priorizer.catalog import bulk, discovered, repo, stats
 from priorizer.catalog.models import ASSET_ACTIVE, ASSET_WITHDRAWN, Asset, url_key
 from priorizer.catalog.schemas import AssetDiscovery, ChildRead, ProbeRead
 from priorizer.errors import NotFound
@@ -51,9 +51,9 @@ def upsert_assets(
 ) -> UpsertReport:
     """Add assets or update them in place by id; copies and leases are kept."""
     ids = [item.id for item in items]
-    known = repo.existing_ids(session, ids=ids)
+    known = bulk.existing_ids(session, ids=ids)
     rows = [_row(item, queue=queue, now=now) for item in sorted(items, key=lambda i: i.id)]
-    repo.upsert(session, rows=rows, queue=queue)
+    bulk.upsert(session, rows=rows, queue=queue)
     return UpsertReport(created=len(set(ids) - known), updated=len(known))
 
 
@@ -86,7 +86,7 @@ def update_priorities(
 ) -> PriorityReport:
     """Set base priorities (the seed's /update-ckan). Callers validate the whole batch first."""
     report = PriorityReport()
-    known = repo.existing_ids(session, ids=[asset_id for asset_id, _ in updates])
+    known = bulk.existing_ids(session, ids=[asset_id for asset_id, _ in updates])
     # Rows in id order, like every multi-row write: two transactions never deadlock.
     for asset_id, priority in sorted(dict(updates).items()):
         if asset_id not in known:
@@ -173,7 +173,7 @@ def removed_without_copy(
 ) -> tuple[list[Any], int]:
     """The emergency of a rescue: assets of datasets removed upstream that no node holds yet
     (of `dataset_ids`, or all), highest priority first, and their number."""
-    return repo.removed_without_copy(session, dataset_ids=dataset_ids, limit=limit)
+    return stats.removed_without_copy(session, dataset_ids=dataset_ids, limit=limit)
 
 
 def iterate_assets(session: Session) -> Iterator[Asset]:
@@ -181,28 +181,28 @@ def iterate_assets(session: Session) -> Iterator[Asset]:
 
 
 def catalog_progress(session: Session, *, replication_target: int) -> list[dict[str, Any]]:
-    """How far the rescue got, per base priority and state (see `repo.progress`)."""
-    return repo.progress(session, replication_target=replication_target)
+    """How far the rescue got, per base priority and state (see `stats.progress`)."""
+    return stats.progress(session, replication_target=replication_target)
 
 
 def catalog_stats(session: Session, *, replication_target: int) -> dict[str, Any]:
-    stats = repo.stats(session, replication_target=replication_target)
-    stats["datasets"] = repo.count_datasets(session)
-    return stats
+    figures = stats.stats(session, replication_target=replication_target)
+    figures["datasets"] = stats.count_datasets(session)
+    return figures
 
 
 def failing_assets(session: Session, *, limit: int) -> tuple[Sequence[Asset], int]:
     """Assets nodes failed to download, most failed first (up to `limit`), and their number."""
-    return repo.failing(session, limit=limit)
+    return stats.failing(session, limit=limit)
 
 
 def conflicting_assets(session: Session, *, limit: int) -> Sequence[Asset]:
     """Assets whose copies disagree on their checksum (up to `limit`)."""
-    return repo.conflicting(session, limit=limit)
+    return stats.conflicting(session, limit=limit)
 
 
 def count_assets(session: Session) -> int:
-    return repo.count(session)
+    return stats.count(session)
 
 
 def scoring_rows(
@@ -227,36 +227,36 @@ def assets_by_url_keys(
     session: Session, *, keys: Sequence[str]
 ) -> dict[str, tuple[str, float | None]]:
     """(id, size) of the asset of each URL key known."""
-    return repo.by_url_keys(session, keys=keys)
+    return bulk.by_url_keys(session, keys=keys)
 
 
 def upsert_harvested_assets(
     session: Session, *, rows: Sequence[dict[str, Any]], queue: QueuePolicy
 ) -> None:
     """Add harvested assets or update them, keeping manual priorities and reported sizes."""
-    repo.upsert_harvested(session, rows=rows, queue=queue)
+    bulk.upsert_harvested(session, rows=rows, queue=queue)
 
 
 def upsert_datasets(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
-    repo.upsert_datasets(session, rows=rows)
+    bulk.upsert_datasets(session, rows=rows)
 
 
 def ensure_datasets(session: Session, *, ids: Sequence[str]) -> None:
     """Record the datasets that imported assets name, so they count (a harvest's keep theirs)."""
-    repo.ensure_datasets(session, ids=sorted(set(ids)))
+    bulk.ensure_datasets(session, ids=sorted(set(ids)))
 
 
 def removed_dataset_ids(session: Session, *, ids: Sequence[str]) -> list[str]:
-    return repo.removed_dataset_ids(session, ids=ids)
+    return bulk.removed_dataset_ids(session, ids=ids)
 
 
 def mark_unlisted_removed(
     session: Session, *, source: str, listed_since: datetime, now: datetime
 ) -> list[str]:
     """Datasets of `source` no listing met since `listed_since`: marked removed upstream."""
-    return repo.mark_unlisted_removed(session, source=source, listed_since=listed_since, now=now)
+    return bulk.mark_unlisted_removed(session, source=source, listed_since=listed_since, now=now)
 
 
 def refresh_statistics(session: Session) -> None:
     """Fresh planner statistics after large writes (PostgreSQL; nothing on SQLite)."""
-    repo.refresh_statistics(session)
+    bulk.refresh_statistics(session)

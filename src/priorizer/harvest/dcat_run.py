@@ -54,9 +54,7 @@ def harvest_datajson(
     with database.exclusive(service.LOCK_NAME, key=service.lock_key(source.key)) as mine:
         if not mine:
             raise Conflict(f"a harvest of {source.key} is running already")
-        run_id, started_at = jobs.start_run(
-            context, source=source, since=None, incremental=False
-        )
+        run_id, started_at = jobs.start_run(context, source=source, since=None, incremental=False)
         try:
             if on_start is not None:
                 on_start(run_id)

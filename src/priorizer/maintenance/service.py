@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from priorizer.allocation import repo as allocation_repo
-from priorizer.catalog import repo as catalog_repo
+from priorizer.catalog import stats as catalog_stats
 from priorizer.config import Settings
 from priorizer.maintenance.models import MaintenanceRun
 from priorizer.node import repo as node_repo
@@ -63,7 +63,7 @@ def snapshot(
 ) -> dict[str, Any]:
     """Where the rescue stands: catalog, copies, fleet, and lease events since last cycle."""
     target = policy.queue.replication_target
-    catalog = catalog_repo.stats(session, replication_target=target)
+    catalog = catalog_stats.stats(session, replication_target=target)
     open_leases, reserved_mb = allocation_repo.open_totals(session)
     active_since = now - timedelta(seconds=policy.node_lost_seconds)
     fleet = node_repo.totals(session, active_since=active_since)
@@ -80,10 +80,10 @@ def snapshot(
         "at": now.isoformat(),
         "catalog": catalog,
         "replication_target": target,
-        "progress": catalog_repo.progress(session, replication_target=target),
-        "priority_distribution": catalog_repo.distribution(session, "priority"),
-        "copies_distribution": catalog_repo.distribution(session, "copies"),
-        "states": catalog_repo.distribution(session, "state"),
+        "progress": catalog_stats.progress(session, replication_target=target),
+        "priority_distribution": catalog_stats.distribution(session, "priority"),
+        "copies_distribution": catalog_stats.distribution(session, "copies"),
+        "states": catalog_stats.distribution(session, "state"),
         "open_leases": open_leases,
         "reserved_mb": reserved_mb,
         "fleet": fleet,

@@ -1,8 +1,11 @@
-"""Alembic environment: the URL comes from the caller (`priorizer.db.migrate`)."""
+"""Alembic environment: the URL comes from the caller (`priorizer.db.migrate`). After the
+migrations, PostgreSQL's server-side functions are brought to this code's version, in the same
+transaction (`allocation.picks.install_functions`)."""
 
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from priorizer.allocation.picks import install_functions
 from priorizer.models import metadata
 
 config = context.config
@@ -21,6 +24,7 @@ def run() -> None:
         )
         with context.begin_transaction():
             context.run_migrations()
+            install_functions(connection)
     engine.dispose()
 
 
