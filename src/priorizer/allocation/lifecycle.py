@@ -6,7 +6,6 @@ first, then allocation rows, then asset rows in id order.
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from priorizer.allocation.models import (
 from priorizer.catalog import repo as catalog_repo
 from priorizer.catalog.models import ASSET_ACTIVE, ASSET_UNREACHABLE, Asset
 from priorizer.errors import Conflict, NotFound
-from priorizer.node import repo as node_repo
 from priorizer.node import service as node_service
 from priorizer.node import standing
 from priorizer.node.models import Node
@@ -37,10 +35,15 @@ from priorizer.queue.policy import QueuePolicy, counted_holders, may_hand_out, r
 
 # Due leases closed by one allocation request before it picks (see `expire_due`).
 EXPIRE_PER_REQUEST = 200
+
+
 # The note on copies their node reported damaged or gone (POST /discard).
 DISCARDED_NOTE = "copy discarded by its node"
+
+
 # Median turnaround over a node's latest completions.
-TURNAROUND_SAMPLE = 200
+
+
 MB = 1 << 20
 
 
@@ -151,7 +154,7 @@ def complete(
         asset.leases -= 1
     if node.lost_at is None:  # a lost node's copies count again once maintenance sees it back
         asset.copies += 1
-    _apply(node, standing.after_completion(_standing(node), limits))
+    set_standing(node, standing.after_completion(standing_of(node), limits))
     node.completions += 1
     if late and lease_was_expired:
         # Its expired leases are one fewer: keep the count `account_expirations` compares with
@@ -254,7 +257,7 @@ def fail(
     weight = _weigh_failures(session, asset, threshold=failure_threshold)
     _rerank(asset, queue)
     if evidence.costs_node_standing(code):
-        _apply(node, standing.after_failure(_standing(node), limits))
+        set_standing(node, standing.after_failure(standing_of(node), limits))
     node.failures += 1
     node.last_failed_at = now
     metrics.tally(session, "failures")
@@ -357,82 +360,9 @@ def close_orphans(session: Session, *, queue: QueuePolicy, now: datetime, limit:
     return len(closed)
 
 
-def account_expirations(
-    session: Session, *, node_ids: Sequence[str], limits: CapLimits
-) -> dict[str, int]:
-    """Bring these nodes' standing up to date with their expired leases: each node with
-    expirations it was not yet charged for has its cap halved, once, and its run of successes
-    ended. Idempotent: a node's stored count is compared with its expired leases."""
-    # Lock the nodes first (in id order), then count: a late completion cannot slip between.
-    locked = [node_service.lock_node(session, node_id=node_id) for node_id in sorted(node_ids)]
-    found = [node for node in locked if node is not None]
-    counts = repo.expired_counts(session, node_ids=[node.id for node in found])
-    charged: dict[str, int] = {}
-    for node in found:
-        node_id = node.id
-        new = counts.get(node_id, 0) - node.expirations
-        if new <= 0:
-            continue
-        _apply(node, standing.after_expirations(_standing(node), limits))
-        node.expirations += new
-        charged[node_id] = new
-    return charged
-
-
-def _standing(node: Node) -> Standing:
+def standing_of(node: Node) -> Standing:
     return Standing(node.lease_cap, node.consecutive_successes)
 
 
-def _apply(node: Node, new: Standing) -> None:
+def set_standing(node: Node, new: Standing) -> None:
     node.lease_cap, node.consecutive_successes = new.cap, new.run
-
-
-def node_standing(session: Session, *, node: Node, limits: CapLimits) -> dict[str, object]:
-    """What a node did and may do: counters, lease cap, median turnaround."""
-    times = repo.turnarounds(session, node_id=node.id, limit=TURNAROUND_SAMPLE)
-    return {
-        "completions": node.completions,
-        "failures": node.failures,
-        "expirations": node.expirations,
-        "releases": node.releases,
-        "consecutive_successes": node.consecutive_successes,
-        "lease_cap": limits.clamp(node.lease_cap),
-        "median_turnaround_seconds": statistics.median(times) if times else None,
-        "lost": node.lost_at is not None,
-        "lost_at": node.lost_at,
-    }
-
-
-def mark_lost_nodes(
-    session: Session, *, queue: QueuePolicy, seen_before: datetime, now: datetime
-) -> tuple[int, int]:
-    """Nodes unseen since `seen_before` are lost: their copies stop counting toward the
-    target, so those assets are handed out again. (nodes, copies) affected."""
-    freed: list[tuple[str, bool]] = []
-    lost = 0
-    for node_id in node_repo.newly_lost(session, seen_before=seen_before):
-        # Checked again as it is written: a request from the node may have come in since.
-        if node_repo.mark_lost(session, node_id=node_id, seen_before=seen_before, now=now):
-            lost += 1
-            freed += repo.copies_on(session, node_id=node_id)
-    claims.change_copies(session, counts=_copy_counts(freed, sign=-1), policy=queue)
-    return lost, len(freed)
-
-
-def _copy_counts(held: Sequence[tuple[str, bool]], *, sign: int) -> dict[str, tuple[int, int]]:
-    """(copies, disputed copies) per asset, times `sign`: the counters' change."""
-    copies_of: Counter[str] = Counter(asset_id for asset_id, _ in held)
-    disputed: Counter[str] = Counter(asset_id for asset_id, is_disputed in held if is_disputed)
-    return {a: (sign * n, sign * disputed[a]) for a, n in copies_of.items()}
-
-
-def restore_returned_nodes(session: Session, *, queue: QueuePolicy) -> tuple[int, int]:
-    """Lost nodes seen again count their copies again (a lost node's new copies were not
-    counted meanwhile: see `complete`)."""
-    restored: list[tuple[str, bool]] = []
-    back = node_repo.returned(session)
-    for node_id in back:
-        node_repo.clear_lost(session, node_id=node_id)
-        restored += repo.copies_on(session, node_id=node_id)
-    claims.change_copies(session, counts=_copy_counts(restored, sign=1), policy=queue)
-    return len(back), len(restored)

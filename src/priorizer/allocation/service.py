@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,20 +13,24 @@ from sqlalchemy.orm import Session
 
 from priorizer import metrics
 from priorizer.allocation import claims, lifecycle, picks, repo
-from priorizer.allocation.models import ALLOCATED, COMPLETED, RELEASED, Allocation
-from priorizer.errors import Invalid, NotFound
+from priorizer.allocation.models import RELEASED, Allocation
+from priorizer.errors import NotFound
 from priorizer.node import service as node_service
 from priorizer.node.service import Seen
 from priorizer.node.standing import CapLimits
 from priorizer.queue import policy
 from priorizer.queue.policy import QueuePolicy
+from priorizer.queue.walk import walk
 from priorizer.system import repo as system_repo
 
 log = logging.getLogger(__name__)
 
+
 # Rank levels read per statement (the default policy has 13 in all): few, since the top levels
 # usually fill a request and every level read costs rows fetched.
 LEVELS_PER_QUERY = 2
+
+
 # Picking again, past the assets lost to concurrent claims (PostgreSQL), at most this often.
 MAX_ATTEMPTS = 20
 
@@ -155,8 +158,9 @@ def _pick(
 ) -> list[Any]:
     """Choose, level by level, the assets that fit what is left of the budget in queue order,
     passing over the ids in `skip`; none once it is below `smallest` (what the smallest asset
-    in the queue counts for). Every round finishes a level or picks an asset. On PostgreSQL
-    the database does this in one call, locking what it picks (`picks.pick_locked`)."""
+    in the queue counts for): the level walk (`queue.walk`) over this database's reads. On
+    PostgreSQL the database walks the levels in one call, locking what it picks
+    (`picks.pick_locked`)."""
     if picks.picks_in_database(session):
         return picks.pick_locked(
             session,
@@ -169,41 +173,24 @@ def _pick(
             skip=sorted(skip),
             smallest_first=queue.smallest_first,
         )
-    levels = policy.rank_levels(queue)
-    picked: list[Any] = []
-    passed = set(skip)
-    for _ in range(len(levels) + slots + 1):
-        if not levels or len(picked) >= slots or remaining < smallest:
-            break
-        batch = levels[:LEVELS_PER_QUERY]
-        # Read past the rows passed over: taken by this request, or lost to another.
-        limit = slots - len(picked) + len(passed)
-        rows = picks.candidates(
+    return walk(
+        policy.rank_levels(queue),
+        remaining=remaining,
+        slots=slots,
+        smallest=smallest,
+        skip=skip,
+        read=lambda levels, max_mb, limit: picks.candidates(
             session,
-            levels=batch,
-            max_mb=remaining,
+            levels=levels,
+            max_mb=max_mb,
             node_id=node_id,
             failed_since=failed_since,
             limit=limit,
             smallest_first=queue.smallest_first,
-        )
-        if not rows:
-            below = picks.next_rank(session, below=batch[-1])
-            levels = [] if below is None else [below, *(x for x in levels if x < below)]
-            continue
-        finished = 0
-        for level in batch:
-            level_rows = [row for row in rows if row.rank == level]
-            fresh = [row for row in level_rows if row.id not in passed]
-            chosen = policy.fit(fresh, remaining, slots - len(picked))
-            picked += chosen
-            passed.update(row.id for row in chosen)
-            remaining -= policy.total_mb(chosen)
-            if len(level_rows) == limit:
-                break  # the level may hold more that fit what is left: read it again
-            finished += 1
-        levels = levels[finished:]
-    return picked
+        ),
+        next_below=lambda rank: picks.next_rank(session, below=rank),
+        per_query=LEVELS_PER_QUERY,
+    )
 
 
 def node_leases(session: Session, *, node_id: str) -> list[Lease]:
@@ -291,96 +278,6 @@ def node_summaries(session: Session, *, node_ids: Sequence[str]) -> dict[str, di
 
 def count_open(session: Session) -> int:
     return repo.open_totals(session)[0]
-
-
-@dataclass(frozen=True, slots=True)
-class Holding:
-    """A lease or copy from another deployment's records."""
-
-    asset_id: str
-    node_id: str
-    status: str  # ALLOCATED or COMPLETED
-    allocated_at: datetime | None = None
-    expires_at: datetime | None = None
-
-
-def import_holdings(
-    session: Session,
-    *,
-    records: Sequence[Holding],
-    queue: QueuePolicy,
-    lease_seconds: float,
-    now: datetime,
-) -> tuple[int, int]:
-    """Load leases and copies of another deployment: (recorded, already known).
-
-    A copy beats a lease of the same asset on the same node, in the records as in the
-    database (the lease then becomes that copy). Every asset must already be in the catalog;
-    otherwise nothing is written."""
-    wanted: dict[tuple[str, str], Holding] = {}
-    for record in records:
-        key = (record.asset_id, record.node_id)
-        if key not in wanted or record.status == COMPLETED:
-            wanted[key] = record
-    budgets = repo.asset_budgets(session, asset_ids=sorted({key[0] for key in wanted}))
-    unknown = sorted({key[0] for key in wanted} - budgets.keys())
-    if unknown:
-        raise Invalid(f"allocations name assets not in the catalog: {', '.join(unknown[:10])}")
-    node_service.ensure_nodes(session, node_ids=sorted({key[1] for key in wanted}), now=now)
-    added: list[dict[str, Any]] = []
-    new_leases: Counter[str] = Counter()
-    new_copies: Counter[str] = Counter()
-    for (asset_id, node_id), record in wanted.items():  # file order: ids follow it
-        held = repo.holding_status(session, asset_id=asset_id, node_id=node_id)
-        if held == ALLOCATED and record.status == COMPLETED:
-            claims.close_lease(
-                session, asset_id=asset_id, node_id=node_id, status=COMPLETED, now=now
-            )
-            new_leases[asset_id] -= 1
-            new_copies[asset_id] += 1
-        elif held is None:
-            added.append(_imported_row(record, budgets[asset_id], lease_seconds, now))
-            (new_copies if record.status == COMPLETED else new_leases)[asset_id] += 1
-    if added:
-        claims.insert_leases(session, added)
-    for asset_id in sorted(new_leases.keys() | new_copies.keys()):
-        claims.add_holders(
-            session,
-            asset_id=asset_id,
-            new_leases=new_leases[asset_id],
-            new_copies=new_copies[asset_id],
-            policy=queue,
-        )
-    recorded = sum(new_copies.values()) + sum(n for n in new_leases.values() if n > 0)
-    return recorded, len(records) - recorded
-
-
-def _imported_row(
-    record: Holding, reserved_mb: float, lease_seconds: float, now: datetime
-) -> dict[str, Any]:
-    start = record.allocated_at or now
-    return {
-        "asset_id": record.asset_id,
-        "node_id": record.node_id,
-        "status": record.status,
-        "reserved_mb": reserved_mb,
-        "allocated_at": start,
-        "renewed_at": start,
-        "expires_at": record.expires_at or start + timedelta(seconds=lease_seconds),
-        "closed_at": now if record.status == COMPLETED else None,
-    }
-
-
-def iterate_holdings(session: Session) -> Iterator[dict[str, Any]]:
-    """Open leases and copies in the seed's `allocations.json` record shape."""
-    for row in repo.iterate_holdings(session):
-        yield {
-            "asset_id": row.asset_id,
-            "node_id": row.node_id,
-            "status": row.status,
-            "allocated_at": row.allocated_at.isoformat(),
-            "expires_at": row.expires_at.isoformat(),
-        }
 
 
 QUEUE_POLICY_KEY = "queue_policy"

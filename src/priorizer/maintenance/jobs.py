@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from priorizer import metrics
-from priorizer.allocation import lifecycle
+from priorizer.allocation import fleet, lifecycle
 from priorizer.allocation import repo as allocation_repo
 from priorizer.catalog import repo as catalog_repo
 from priorizer.db import Database
@@ -94,16 +94,16 @@ def _steps(
     )
     with database.background_write() as session:
         seen_before = now - timedelta(seconds=policy.node_lost_seconds)
-        lost_nodes, copies_freed = lifecycle.mark_lost_nodes(
+        lost_nodes, copies_freed = fleet.mark_lost_nodes(
             session, queue=queue, seen_before=seen_before, now=now
         )
-        returned_nodes, copies_restored = lifecycle.restore_returned_nodes(session, queue=queue)
+        returned_nodes, copies_restored = fleet.restore_returned_nodes(session, queue=queue)
     with database.read() as session:
         expiring = allocation_repo.nodes_with_expiries(session, since=since or SLOT_ORIGIN)
     charged: dict[str, int] = {}
     for start in range(0, len(expiring), NODES_PER_BATCH):
         with database.background_write() as session:
-            charged |= lifecycle.account_expirations(
+            charged |= fleet.account_expirations(
                 session, node_ids=expiring[start : start + NODES_PER_BATCH], limits=policy.caps
             )
     redrawn = refresh_priorities(database, policy=policy, now=now)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from priorizer.allocation import lifecycle
+from priorizer.allocation import fleet
 from priorizer.allocation import service as allocation_service
 from priorizer.errors import Forbidden
 from priorizer.node import service
@@ -52,7 +52,7 @@ def get_node(node_id: NodeId, db: DbDep, maintenance: MaintenanceDep) -> NodeDet
     with db.read() as session:
         node = service.get_node(session, node_id=node_id)
         summary = allocation_service.node_summaries(session, node_ids=[node.id])[node.id]
-        standing = lifecycle.node_standing(session, node=node, limits=maintenance.caps)
+        standing = fleet.node_standing(session, node=node, limits=maintenance.caps)
         base = NodeRead.model_validate(node).model_dump()
         return NodeDetail(**{**base, **summary, **standing})
 

@@ -18,8 +18,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from priorizer.allocation import service as allocation_service
-from priorizer.allocation.service import Holding
+from priorizer.allocation import holdings
+from priorizer.allocation.holdings import Holding
 from priorizer.catalog import service as catalog_service
 from priorizer.catalog.service import NewAsset
 from priorizer.errors import Invalid
@@ -146,7 +146,7 @@ def import_seed(
     )
     report = ImportReport(assets_created=upserted.created, assets_updated=upserted.updated)
     if allocations:
-        added, skipped = allocation_service.import_holdings(
+        added, skipped = holdings.import_holdings(
             session,
             records=[
                 Holding(a.asset_id, a.node_id, a.status, a.allocated_at, a.expires_at)
@@ -182,7 +182,7 @@ def export_seed(
             }
 
     def allocation_rows() -> Iterator[dict[str, Any]]:
-        for row in allocation_service.iterate_holdings(session):
+        for row in holdings.iterate_holdings(session):
             counts["allocations"] += 1
             yield row
 

@@ -1,0 +1,131 @@
+"""The level walk (`queue.walk`) against a plain model of the rules: take the queued assets in
+queue order (rank, highest first; smallest file first; id), each one that still fits the budget
+and the slots, never one passed over. In-memory reads stand in for the database's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from priorizer.queue.policy import QueuePolicy, rank_levels
+from priorizer.queue.walk import walk
+
+POLICY = QueuePolicy(
+    replication_target=2,
+    copy_penalty=3.0,
+    unknown_size_mb=1024.0,
+    size_penalty=2.0,
+    size_penalty_from_mb=1024.0,
+    size_penalty_max=4.0,
+    smallest_first=True,
+)
+LEVELS = rank_levels(POLICY)
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    rank: float
+    budget_mb: float
+
+
+def queue_order(rows: list[Row]) -> list[Row]:
+    return sorted(rows, key=lambda row: (-row.rank, row.budget_mb, row.id))
+
+
+class Catalog:
+    """The reads the walk makes, over a list of rows, counted."""
+
+    def __init__(self, rows: list[Row]) -> None:
+        self.rows = queue_order(rows)
+        self.reads = 0
+
+    def read(self, levels: list[float], max_mb: float, limit: int) -> list[Row]:
+        self.reads += 1
+        wanted = set(levels)
+        return [r for r in self.rows if r.rank in wanted and r.budget_mb <= max_mb][:limit]
+
+    def next_below(self, rank: float) -> float | None:
+        return max((r.rank for r in self.rows if r.rank < rank), default=None)
+
+
+def model(rows: list[Row], *, remaining: float, slots: int, skip: set[str]) -> list[Row]:
+    picked = []
+    for row in queue_order(rows):
+        if len(picked) < slots and row.id not in skip and row.budget_mb <= remaining:
+            picked.append(row)
+            remaining -= row.budget_mb
+    return picked
+
+
+rows_strategy = st.lists(
+    st.builds(
+        Row,
+        id=st.uuids().map(lambda u: u.hex[:8]),
+        rank=st.sampled_from(LEVELS),
+        budget_mb=st.sampled_from([1.0, 5.0, 50.0, 300.0, 1024.0, 3000.0]),
+    ),
+    max_size=60,
+    unique_by=lambda row: row.id,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=rows_strategy,
+    remaining=st.floats(min_value=0, max_value=10_000),
+    slots=st.integers(min_value=1, max_value=30),
+    skip_share=st.floats(min_value=0, max_value=0.5),
+    per_query=st.integers(min_value=1, max_value=4),
+)
+def test_the_walk_takes_what_the_rules_take(rows, remaining, slots, skip_share, per_query):
+    skip = {row.id for row in rows[: int(len(rows) * skip_share)]}
+    catalog = Catalog(rows)
+    smallest = min((row.budget_mb for row in rows), default=float("inf"))
+    picked = walk(
+        LEVELS,
+        remaining=remaining,
+        slots=slots,
+        smallest=smallest,
+        skip=set(skip),
+        read=catalog.read,
+        next_below=catalog.next_below,
+        per_query=per_query,
+    )
+    assert picked == model(rows, remaining=remaining, slots=slots, skip=skip)
+    assert catalog.reads <= len(LEVELS) + slots + 1
+
+
+def test_a_level_fuller_than_a_read_is_read_again_past_what_was_taken():
+    rows = [Row(f"a{i:02}", 10.0, 1.0) for i in range(12)]
+    catalog = Catalog(rows)
+    picked = walk(
+        LEVELS,
+        remaining=100.0,
+        slots=10,
+        smallest=1.0,
+        skip={"a00", "a01"},  # lost to another request: read past them
+        read=catalog.read,
+        next_below=catalog.next_below,
+        per_query=2,
+    )
+    assert [row.id for row in picked] == [f"a{i:02}" for i in range(2, 12)]
+
+
+def test_empty_levels_are_jumped_over_not_read_one_by_one():
+    rows = [Row("low", LEVELS[-1], 1.0)]
+    catalog = Catalog(rows)
+    picked = walk(
+        LEVELS,
+        remaining=10.0,
+        slots=5,
+        smallest=1.0,
+        skip=set(),
+        read=catalog.read,
+        next_below=catalog.next_below,
+        per_query=2,
+    )
+    assert picked == rows
+    assert catalog.reads == 2  # the top two levels, then straight to the lowest
