@@ -10,7 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from priorizer.allocation import lifecycle, service
+from priorizer.allocation import fleet, lifecycle, service
+from priorizer.allocation.models import ALLOCATED, COMPLETED
 from priorizer.allocation.schemas import (
     AllocatedAsset,
     AllocateRequest,
@@ -29,8 +30,10 @@ from priorizer.allocation.schemas import (
     RenewRequest,
     RenewResponse,
 )
-from priorizer.catalog.schemas import AssetId
-from priorizer.node.schemas import NodeId
+from priorizer.catalog import service as catalog_service
+from priorizer.catalog.schemas import AssetDetail, AssetId, AssetRead, HoldingRead
+from priorizer.node import service as node_service
+from priorizer.node.schemas import NodeDetail, NodeId, NodePage, NodeRead
 from priorizer.web.auth import NODE_AUTH_ERRORS, NodeIdentity, acting_node
 from priorizer.web.deps import DbDep, MaintenanceDep, NowDep, QueueDep, SettingsDep
 from priorizer.web.limits import limit_node_call
@@ -308,3 +311,68 @@ def ranking(
     with db.read() as session:
         rows = service.ranking(session, limit=limit, queue=queue)
         return [RankingEntry(**row) for row in rows]
+
+
+# The views of one asset and of the nodes, with their leases and copies: allocation's, since it
+# knows who holds what. Mounted after the scoring router, whose /assets/{id}/priority the
+# catalog-wide /assets/{asset_id:path} would otherwise take.
+views = APIRouter()
+
+
+@views.get(
+    "/nodes",
+    tags=["nodes"],
+    response_model=NodePage,
+    summary="Known nodes, by id, a page at a time",
+)
+def list_nodes(
+    db: DbDep,
+    cursor: NodeId | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> NodePage:
+    with db.read() as session:
+        nodes = node_service.list_nodes(session, after=cursor, limit=limit)
+        summaries = service.node_summaries(session, node_ids=[n.id for n in nodes])
+        items = [
+            NodeRead.model_validate(node).model_copy(update=summaries[node.id]) for node in nodes
+        ]
+    return NodePage(items=items, next_cursor=items[-1].id if len(items) == limit else None)
+
+
+@views.get(
+    "/nodes/{node_id}",
+    tags=["nodes"],
+    response_model=NodeDetail,
+    summary="One node and its standing",
+    responses={404: {"description": "No such node."}},
+)
+def get_node(node_id: NodeId, db: DbDep, maintenance: MaintenanceDep) -> NodeDetail:
+    with db.read() as session:
+        node = node_service.get_node(session, node_id=node_id)
+        summary = service.node_summaries(session, node_ids=[node.id])[node.id]
+        standing = fleet.node_standing(session, node=node, limits=maintenance.caps)
+        base = NodeRead.model_validate(node).model_dump()
+        return NodeDetail(**{**base, **summary, **standing})
+
+
+@views.get(
+    "/assets/{asset_id:path}",
+    tags=["catalog"],
+    response_model=AssetDetail,
+    summary="One asset, its open leases, its copies and its last 100 closed allocations",
+    responses={404: {"description": "No such asset."}},
+)
+def get_asset(asset_id: AssetId, db: DbDep) -> AssetDetail:
+    with db.read() as session:
+        asset = AssetRead.model_validate(catalog_service.get_asset(session, asset_id=asset_id))
+        holdings = service.asset_holdings(session, asset_id=asset_id)
+        history = service.asset_history(session, asset_id=asset_id)
+        return AssetDetail(
+            **asset.model_dump(),
+            open_leases=[HoldingRead.model_validate(h) for h in holdings if h.status == ALLOCATED],
+            holders=[HoldingRead.model_validate(h) for h in holdings if h.status == COMPLETED],
+            history=[HoldingRead.model_validate(h) for h in history],
+            discovery=catalog_service.discovery_of(
+                session, asset_id=asset_id, parent_id=asset.parent_id
+            ),
+        )

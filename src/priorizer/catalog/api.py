@@ -1,4 +1,5 @@
-"""Catalog routes: the seed's /update-ckan and the asset views."""
+"""Catalog routes: the seed's /update-ckan, asset states, the asset list (one asset's view,
+with its holdings, is allocation's: `allocation.api.views`)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from priorizer.allocation import service as allocation_service
-from priorizer.allocation.models import ALLOCATED, COMPLETED
 from priorizer.catalog import service
 from priorizer.catalog.schemas import (
-    AssetDetail,
     AssetId,
     AssetIdsRequest,
     AssetPage,
     AssetRead,
     AssetStateFilter,
     AssetStateResponse,
-    HoldingRead,
     UpdateCkanRequest,
     UpdateCkanResponse,
 )
@@ -107,23 +104,3 @@ def list_assets(
         )
         items = [AssetRead.model_validate(row) for row in rows]
     return AssetPage(items=items, next_cursor=items[-1].id if len(items) == limit else None)
-
-
-@router.get(
-    "/assets/{asset_id:path}",
-    response_model=AssetDetail,
-    summary="One asset, its open leases, its copies and its last 100 closed allocations",
-    responses={404: {"description": "No such asset."}},
-)
-def get_asset(asset_id: AssetId, db: DbDep) -> AssetDetail:
-    with db.read() as session:
-        asset = AssetRead.model_validate(service.get_asset(session, asset_id=asset_id))
-        holdings = allocation_service.asset_holdings(session, asset_id=asset_id)
-        history = allocation_service.asset_history(session, asset_id=asset_id)
-        return AssetDetail(
-            **asset.model_dump(),
-            open_leases=[HoldingRead.model_validate(h) for h in holdings if h.status == ALLOCATED],
-            holders=[HoldingRead.model_validate(h) for h in holdings if h.status == COMPLETED],
-            history=[HoldingRead.model_validate(h) for h in history],
-            discovery=service.discovery_of(session, asset_id=asset_id, parent_id=asset.parent_id),
-        )

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from priorizer import logs
 from priorizer.allocation.api import router as allocation_router
+from priorizer.allocation.api import views as allocation_views
 from priorizer.catalog.api import router as catalog_router
 from priorizer.clock import utcnow
 from priorizer.config import Settings, describe_settings_error
@@ -104,8 +105,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app.state.harvest_lock = threading.Lock()
     for router in (
         allocation_router,
-        scoring_router,  # before the catalog's /assets/{asset_id:path}, which would take it
+        scoring_router,  # before /assets/{asset_id:path} (allocation's views), which would take it
         catalog_router,
+        allocation_views,
         node_router,
         harvest_router,
         sources_router,

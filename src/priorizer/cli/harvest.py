@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from priorizer.cli_support import argument, fail, load_settings, open_to_write
+from priorizer.cli.support import argument, fail, load_settings, open_to_write
 from priorizer.config import Settings
 from priorizer.errors import PriorizerError
 

@@ -1,5 +1,5 @@
 """The `priorizer` command: serving, the seed's files, maintenance, backups and status (the
-CKAN commands are in `cli_harvest`, the steps every command shares in `cli_support`)."""
+CKAN commands are in `cli.harvest`, the steps every command shares in `cli.support`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from typing import Annotated
 
 import typer
 
-from priorizer import cli_discovery, cli_harvest, cli_sources
-from priorizer.cli_support import (
+from priorizer.cli import discovery as cli_discovery
+from priorizer.cli import harvest as cli_harvest
+from priorizer.cli import sources as cli_sources
+from priorizer.cli.support import (
     argument,
     check_reachable,
     fail,

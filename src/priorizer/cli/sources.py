@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from priorizer.cli_support import argument, fail, load_settings, open_to_write
+from priorizer.cli.support import argument, fail, load_settings, open_to_write
 from priorizer.errors import PriorizerError
 
 sources = typer.Typer(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from priorizer.cli_support import argument, fail, load_settings, open_to_write
+from priorizer.cli.support import argument, fail, load_settings, open_to_write
 
 
 def register(cli: typer.Typer) -> None:
