@@ -44,9 +44,9 @@ from priorizer.allocation.picks import (
 )
 from priorizer.allocation.repo import (
     CLAIM_COLUMNS,
+    allocations,
     assets,
     id_parameter,
-    leases,
 )
 from priorizer.db import DriverStatement, driver_time
 from priorizer.queue.policy import QueuePolicy
@@ -158,9 +158,9 @@ def _claim_and_open(policy: QueuePolicy) -> DriverStatement:
             sql_cast(bindparam("unproven_address"), String(64)),
         ).order_by(func.array_position(bindparam("ids"), claimed.c.id))
         opened = (
-            insert(leases)
+            insert(allocations)
             .from_select([name.strip() for name in _LEASE_COLUMNS.split(",")], rows)
-            .returning(leases.c.asset_id, leases.c.id)
+            .returning(allocations.c.asset_id, allocations.c.id)
             .cte("opened")
         )
         return select(*claimed.c, opened.c.id.label("allocation_id")).join(
@@ -250,7 +250,9 @@ def lock_address(session: Session, *, address: str) -> None:
         _LOCK_ADDRESS.execute(session, {"class_id": ADDRESS_LOCK_CLASS, "address": address})
 
 
-_INSERT_LEASE_ROWS = leases.insert().returning(leases.c.asset_id, leases.c.node_id, leases.c.id)
+_INSERT_LEASE_ROWS = allocations.insert().returning(
+    allocations.c.asset_id, allocations.c.node_id, allocations.c.id
+)
 
 
 def insert_leases(session: Session, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int]:
@@ -264,14 +266,14 @@ def close_lease(
 ) -> int | None:
     """Close this node's open lease on this asset; None when it holds none (someone else won)."""
     statement = (
-        update(leases)
+        update(allocations)
         .where(
-            leases.c.asset_id == asset_id,
-            leases.c.node_id == node_id,
-            leases.c.status == ALLOCATED,
+            allocations.c.asset_id == asset_id,
+            allocations.c.node_id == node_id,
+            allocations.c.status == ALLOCATED,
         )
         .values(status=status, closed_at=now)
-        .returning(leases.c.id)
+        .returning(allocations.c.id)
     )
     return session.execute(statement).scalar_one_or_none()
 
@@ -296,17 +298,17 @@ def renew(
 ) -> list[str]:
     """Extend the node's open, unexpired leases (those on `asset_ids`, or all); their assets."""
     statement = (
-        update(leases)
+        update(allocations)
         .where(
-            leases.c.node_id == node_id,
-            leases.c.status == ALLOCATED,
-            leases.c.expires_at > now,
+            allocations.c.node_id == node_id,
+            allocations.c.status == ALLOCATED,
+            allocations.c.expires_at > now,
         )
         .values(renewed_at=now, expires_at=expires_at)
-        .returning(leases.c.asset_id)
+        .returning(allocations.c.asset_id)
     )
     if asset_ids is not None:
-        statement = statement.where(leases.c.asset_id.in_(asset_ids))
+        statement = statement.where(allocations.c.asset_id.in_(asset_ids))
     return list(session.execute(statement).scalars())
 
 

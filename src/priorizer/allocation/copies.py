@@ -13,16 +13,16 @@ from sqlalchemy.orm import Session
 from priorizer.allocation.evidence import NODE_SIDE_CODES
 from priorizer.allocation.models import COMPLETED, FAILED, Allocation
 
-leases = cast(Table, Allocation.__table__)
+allocations = cast(Table, Allocation.__table__)
 
 
 def lock_copies(session: Session, *, asset_id: str) -> None:
     """Lock the asset's copies, in id order, before the asset (the documented lock order):
     settling the asset may rewrite their `dispute`."""
     query = (
-        select(leases.c.id)
-        .where(leases.c.asset_id == asset_id, leases.c.status == COMPLETED)
-        .order_by(leases.c.id)
+        select(allocations.c.id)
+        .where(allocations.c.asset_id == asset_id, allocations.c.status == COMPLETED)
+        .order_by(allocations.c.id)
         .with_for_update()
     )
     session.execute(query).all()
@@ -32,15 +32,15 @@ def copies_of(session: Session, *, asset_id: str) -> Sequence[Any]:
     """The asset's completed copies, in the order they were reported."""
     query = (
         select(
-            leases.c.id,
-            leases.c.node_id,
-            leases.c.checksum_sha256,
-            leases.c.reported_size_mb,
-            leases.c.dispute,
-            leases.c.closed_at,
+            allocations.c.id,
+            allocations.c.node_id,
+            allocations.c.checksum_sha256,
+            allocations.c.reported_size_mb,
+            allocations.c.dispute,
+            allocations.c.closed_at,
         )
-        .where(leases.c.asset_id == asset_id, leases.c.status == COMPLETED)
-        .order_by(leases.c.closed_at, leases.c.id)
+        .where(allocations.c.asset_id == asset_id, allocations.c.status == COMPLETED)
+        .order_by(allocations.c.closed_at, allocations.c.id)
     )
     return session.execute(query).all()
 
@@ -48,21 +48,23 @@ def copies_of(session: Session, *, asset_id: str) -> Sequence[Any]:
 def set_disputes(session: Session, *, disputes: dict[int, str | None]) -> None:
     """Mark copies disputed (with why) or agreeing (None)."""
     for allocation_id, dispute in sorted(disputes.items()):
-        session.execute(update(leases).where(leases.c.id == allocation_id).values(dispute=dispute))
+        session.execute(
+            update(allocations).where(allocations.c.id == allocation_id).values(dispute=dispute)
+        )
 
 
 def failing_nodes(session: Session, *, asset_id: str, since: datetime | None) -> list[str]:
     """Nodes that reported a failure on the asset that counts against it (not a node-side
     one), since `since` when given."""
     query = (
-        select(leases.c.node_id)
+        select(allocations.c.node_id)
         .where(
-            leases.c.asset_id == asset_id,
-            leases.c.status == FAILED,
-            leases.c.reason_code.not_in(NODE_SIDE_CODES),
+            allocations.c.asset_id == asset_id,
+            allocations.c.status == FAILED,
+            allocations.c.reason_code.not_in(NODE_SIDE_CODES),
         )
         .distinct()
     )
     if since is not None:
-        query = query.where(leases.c.closed_at >= since)
+        query = query.where(allocations.c.closed_at >= since)
     return sorted(session.execute(query).scalars())

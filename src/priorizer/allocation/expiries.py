@@ -22,8 +22,8 @@ from priorizer.allocation.models import (
     WITHDRAWN_NOTE,
 )
 from priorizer.allocation.repo import (
+    allocations,
     assets,
-    leases,
 )
 from priorizer.catalog.models import ASSET_WITHDRAWN
 from priorizer.db import DriverStatement, driver_time
@@ -33,7 +33,7 @@ def _lockable_ids(where: Any, *, limit: Any, order: Any) -> Any:
     """Ids of allocations matching `where`, at most `limit` in `order`, passing over rows
     another transaction has locked (PostgreSQL; SQLite has one writer at a time anyway)."""
     return (
-        select(leases.c.id)
+        select(allocations.c.id)
         .where(where)
         .order_by(order)
         .limit(limit)
@@ -44,32 +44,35 @@ def _lockable_ids(where: Any, *, limit: Any, order: Any) -> Any:
 
 _EXPIRE_DUE = DriverStatement(
     lambda _dialect: (
-        update(leases)
+        update(allocations)
         .where(
-            leases.c.id.in_(
+            allocations.c.id.in_(
                 _lockable_ids(
-                    and_(leases.c.status == ALLOCATED, leases.c.expires_at <= bindparam("now")),
+                    and_(
+                        allocations.c.status == ALLOCATED,
+                        allocations.c.expires_at <= bindparam("now"),
+                    ),
                     limit=bindparam("limit"),
-                    order=leases.c.expires_at,  # the index's order: no sort
+                    order=allocations.c.expires_at,  # the index's order: no sort
                 )
             )
         )
         .values(status=EXPIRED, closed_at=bindparam("now"))
-        .returning(leases.c.asset_id, leases.c.node_id)
+        .returning(allocations.c.asset_id, allocations.c.node_id)
     )
 )
 
 
 _EXPIRE_NODE_DUE = DriverStatement(
     lambda _dialect: (
-        update(leases)
+        update(allocations)
         .where(
-            leases.c.node_id == bindparam("node_id"),
-            leases.c.status == ALLOCATED,
-            leases.c.expires_at <= bindparam("now"),
+            allocations.c.node_id == bindparam("node_id"),
+            allocations.c.status == ALLOCATED,
+            allocations.c.expires_at <= bindparam("now"),
         )
         .values(status=EXPIRED, closed_at=bindparam("now"))
-        .returning(leases.c.asset_id, leases.c.node_id)
+        .returning(allocations.c.asset_id, allocations.c.node_id)
     )
 )
 
@@ -101,9 +104,9 @@ def close_orphans(session: Session, *, now: datetime, limit: int) -> list[tuple[
     if not asset_ids:
         return []
     statement = (
-        update(leases)
-        .where(leases.c.asset_id.in_(asset_ids), leases.c.status == ALLOCATED)
+        update(allocations)
+        .where(allocations.c.asset_id.in_(asset_ids), allocations.c.status == ALLOCATED)
         .values(status=RELEASED, closed_at=now, note=WITHDRAWN_NOTE)
-        .returning(leases.c.asset_id, leases.c.node_id)
+        .returning(allocations.c.asset_id, allocations.c.node_id)
     )
     return [(row.asset_id, row.node_id) for row in session.execute(statement)]

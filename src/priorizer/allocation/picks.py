@@ -29,8 +29,8 @@ from priorizer.allocation.models import (
     HOLDING_SQL,
 )
 from priorizer.allocation.repo import (
+    allocations,
     assets,
-    leases,
 )
 from priorizer.catalog.models import IN_QUEUE_SQL
 from priorizer.db import DriverStatement, driver_time
@@ -93,15 +93,15 @@ def _candidates_query(levels: int, skip_failed: bool, smallest_first: bool) -> A
     of them. Only index columns are read (SQLite; PostgreSQL picks with
     `PICK_FUNCTIONS`)."""
     held = exists().where(
-        leases.c.node_id == bindparam("node_id"),
-        leases.c.asset_id == assets.c.id,
+        allocations.c.node_id == bindparam("node_id"),
+        allocations.c.asset_id == assets.c.id,
         text(f"allocations.{HOLDING_SQL}"),
     )
     failed = exists().where(
-        leases.c.node_id == bindparam("node_id"),
-        leases.c.asset_id == assets.c.id,
+        allocations.c.node_id == bindparam("node_id"),
+        allocations.c.asset_id == assets.c.id,
         text(f"allocations.{FAILED_SQL} AND allocations.status = '{FAILED}'"),
-        leases.c.closed_at > bindparam("failed_since"),
+        allocations.c.closed_at > bindparam("failed_since"),
     )
     parts = [
         select(assets.c.id, assets.c.budget_mb, assets.c.rank)

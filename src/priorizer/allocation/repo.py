@@ -30,7 +30,7 @@ from priorizer.queue.sql import queue_order
 assets = cast(Table, Asset.__table__)
 
 
-leases = cast(Table, Allocation.__table__)
+allocations = cast(Table, Allocation.__table__)
 
 
 CANDIDATE_COLUMNS = (
@@ -68,13 +68,13 @@ def node_open_leases(session: Session, *, node_id: str) -> Sequence[Any]:
     query = (
         select(
             *CLAIM_COLUMNS,
-            leases.c.id.label("allocation_id"),
-            leases.c.expires_at,
-            leases.c.reserved_mb,
+            allocations.c.id.label("allocation_id"),
+            allocations.c.expires_at,
+            allocations.c.reserved_mb,
         )
-        .join(assets, assets.c.id == leases.c.asset_id)
-        .where(leases.c.node_id == node_id, leases.c.status == ALLOCATED)
-        .order_by(leases.c.id)
+        .join(assets, assets.c.id == allocations.c.asset_id)
+        .where(allocations.c.node_id == node_id, allocations.c.status == ALLOCATED)
+        .order_by(allocations.c.id)
     )
     return session.execute(query).all()
 
@@ -82,13 +82,13 @@ def node_open_leases(session: Session, *, node_id: str) -> Sequence[Any]:
 def magnet_links(session: Session, *, asset_ids: Sequence[str]) -> dict[str, list[str]]:
     """The magnet links nodes reported with their copies of these assets, newest first."""
     query = (
-        select(leases.c.asset_id, leases.c.magnet_link)
+        select(allocations.c.asset_id, allocations.c.magnet_link)
         .where(
-            leases.c.asset_id.in_(asset_ids),
-            leases.c.status == COMPLETED,
-            leases.c.magnet_link.is_not(None),
+            allocations.c.asset_id.in_(asset_ids),
+            allocations.c.status == COMPLETED,
+            allocations.c.magnet_link.is_not(None),
         )
-        .order_by(leases.c.id.desc())
+        .order_by(allocations.c.id.desc())
     )
     found: dict[str, list[str]] = {}
     for asset_id, link in session.execute(query):
@@ -127,8 +127,8 @@ def lease_of(
 
 def copies_on(session: Session, *, node_id: str) -> list[tuple[str, bool]]:
     """Assets the node holds a copy of, each with whether that copy is disputed."""
-    query = select(leases.c.asset_id, leases.c.dispute.is_not(None)).where(
-        leases.c.node_id == node_id, leases.c.status == COMPLETED
+    query = select(allocations.c.asset_id, allocations.c.dispute.is_not(None)).where(
+        allocations.c.node_id == node_id, allocations.c.status == COMPLETED
     )
     return [(asset_id, bool(disputed)) for asset_id, disputed in session.execute(query)]
 
@@ -136,8 +136,8 @@ def copies_on(session: Session, *, node_id: str) -> list[tuple[str, bool]]:
 def nodes_with_expiries(session: Session, *, since: datetime) -> list[str]:
     """Nodes with a lease that was due to expire after `since` and did."""
     query = (
-        select(leases.c.node_id)
-        .where(leases.c.status == EXPIRED, leases.c.expires_at > since)
+        select(allocations.c.node_id)
+        .where(allocations.c.status == EXPIRED, allocations.c.expires_at > since)
         .distinct()
     )
     return sorted(session.execute(query).scalars())
@@ -149,9 +149,9 @@ def expired_counts(session: Session, *, node_ids: Sequence[str]) -> dict[str, in
     for start in range(0, len(node_ids), 500):
         chunk = node_ids[start : start + 500]
         query = (
-            select(leases.c.node_id, func.count())
-            .where(leases.c.node_id.in_(chunk), leases.c.status == EXPIRED)
-            .group_by(leases.c.node_id)
+            select(allocations.c.node_id, func.count())
+            .where(allocations.c.node_id.in_(chunk), allocations.c.status == EXPIRED)
+            .group_by(allocations.c.node_id)
         )
         counts.update({node_id: n for node_id, n in session.execute(query)})
     return counts
@@ -160,9 +160,9 @@ def expired_counts(session: Session, *, node_ids: Sequence[str]) -> dict[str, in
 def turnarounds(session: Session, *, node_id: str, limit: int) -> list[float]:
     """Seconds from lease to copy, for the node's latest completions."""
     query = (
-        select(leases.c.allocated_at, leases.c.closed_at)
-        .where(leases.c.node_id == node_id, leases.c.status == COMPLETED)
-        .order_by(leases.c.id.desc())
+        select(allocations.c.allocated_at, allocations.c.closed_at)
+        .where(allocations.c.node_id == node_id, allocations.c.status == COMPLETED)
+        .order_by(allocations.c.id.desc())
         .limit(limit)
     )
     return [
@@ -174,15 +174,15 @@ def turnarounds(session: Session, *, node_id: str, limit: int) -> list[float]:
 
 def open_totals(session: Session) -> tuple[int, float]:
     """Open leases everywhere, and the MiB they reserve."""
-    query = select(func.count(), func.coalesce(func.sum(leases.c.reserved_mb), 0.0)).where(
-        leases.c.status == ALLOCATED
+    query = select(func.count(), func.coalesce(func.sum(allocations.c.reserved_mb), 0.0)).where(
+        allocations.c.status == ALLOCATED
     )
     count, reserved = session.execute(query).one()
     return int(count), float(reserved)
 
 
 def last_allocation_id(session: Session) -> int:
-    return session.execute(select(func.coalesce(func.max(leases.c.id), 0))).scalar_one()
+    return session.execute(select(func.coalesce(func.max(allocations.c.id), 0))).scalar_one()
 
 
 def ranking(session: Session, *, limit: int, smallest_first: bool) -> Sequence[Any]:
@@ -263,13 +263,13 @@ def latest_failures(session: Session, *, asset_ids: Sequence[str]) -> dict[str, 
     if not asset_ids:
         return {}
     newest = (
-        select(func.max(leases.c.id))
-        .where(leases.c.asset_id.in_(asset_ids), leases.c.status == FAILED)
-        .group_by(leases.c.asset_id)
+        select(func.max(allocations.c.id))
+        .where(allocations.c.asset_id.in_(asset_ids), allocations.c.status == FAILED)
+        .group_by(allocations.c.asset_id)
     )
-    query = select(leases.c.asset_id, leases.c.node_id, leases.c.note, leases.c.closed_at).where(
-        leases.c.id.in_(newest)
-    )
+    query = select(
+        allocations.c.asset_id, allocations.c.node_id, allocations.c.note, allocations.c.closed_at
+    ).where(allocations.c.id.in_(newest))
     return {row.asset_id: row for row in session.execute(query)}
 
 
@@ -279,13 +279,13 @@ def reported_checksums(
     """The checksums nodes reported with their copies of each listed asset: (checksum, the
     nodes that reported it), the most reported first."""
     query = (
-        select(leases.c.asset_id, leases.c.checksum_sha256, leases.c.node_id)
+        select(allocations.c.asset_id, allocations.c.checksum_sha256, allocations.c.node_id)
         .where(
-            leases.c.asset_id.in_(asset_ids),
-            leases.c.status == COMPLETED,
-            leases.c.checksum_sha256.is_not(None),
+            allocations.c.asset_id.in_(asset_ids),
+            allocations.c.status == COMPLETED,
+            allocations.c.checksum_sha256.is_not(None),
         )
-        .order_by(leases.c.asset_id, leases.c.node_id)
+        .order_by(allocations.c.asset_id, allocations.c.node_id)
     )
     found: dict[str, dict[str, list[str]]] = {}
     for asset_id, checksum, node_id in session.execute(query):
@@ -298,8 +298,10 @@ def reported_checksums(
 
 def holding_status(session: Session, *, asset_id: str, node_id: str) -> str | None:
     """ALLOCATED or COMPLETED when the node holds the asset, else None."""
-    query = select(leases.c.status).where(
-        leases.c.asset_id == asset_id, leases.c.node_id == node_id, leases.c.status.in_(HOLDING)
+    query = select(allocations.c.status).where(
+        allocations.c.asset_id == asset_id,
+        allocations.c.node_id == node_id,
+        allocations.c.status.in_(HOLDING),
     )
     return session.execute(query.limit(1)).scalar_one_or_none()
 
@@ -308,13 +310,13 @@ def node_summaries(session: Session, *, node_ids: Sequence[str]) -> dict[str, di
     """Open leases, reserved space and copies for each node listed."""
     query = (
         select(
-            leases.c.node_id,
-            leases.c.status,
+            allocations.c.node_id,
+            allocations.c.status,
             func.count(),
-            func.coalesce(func.sum(leases.c.reserved_mb), 0.0),
+            func.coalesce(func.sum(allocations.c.reserved_mb), 0.0),
         )
-        .where(leases.c.node_id.in_(node_ids), leases.c.status.in_(HOLDING))
-        .group_by(leases.c.node_id, leases.c.status)
+        .where(allocations.c.node_id.in_(node_ids), allocations.c.status.in_(HOLDING))
+        .group_by(allocations.c.node_id, allocations.c.status)
     )
     summary: dict[str, dict[str, Any]] = {
         node_id: {"open_leases": 0, "reserved_mb": 0.0, "copies": 0} for node_id in node_ids
@@ -340,9 +342,9 @@ def iterate_holdings(session: Session, *, batch: int = 5000) -> Any:
     after = 0
     while True:
         query = (
-            select(leases)
-            .where(leases.c.status.in_(HOLDING), leases.c.id > after)
-            .order_by(leases.c.id)
+            select(allocations)
+            .where(allocations.c.status.in_(HOLDING), allocations.c.id > after)
+            .order_by(allocations.c.id)
             .limit(batch)
         )
         rows = session.execute(query).all()

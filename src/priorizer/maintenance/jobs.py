@@ -24,7 +24,7 @@ from priorizer.catalog import repo as catalog_repo
 from priorizer.db import Database
 from priorizer.maintenance import repo
 from priorizer.maintenance.models import FAILED, OK
-from priorizer.maintenance.service import SLOT_ORIGIN, MaintenancePolicy, slot_of, snapshot
+from priorizer.maintenance.service import SLOT_ORIGIN, MaintenancePolicy, slot_of, statistics
 from priorizer.system import repo as system_repo
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def run_cycle(
         try:
             steps = _steps(database, policy, now=now, since=since)
             with database.read() as session:
-                stats = snapshot(session, policy=policy, now=now, before=before)
+                stats = statistics(session, policy=policy, now=now, before=before)
         except Exception as error:
             _finish(database, run_id, clock, started, outcome=FAILED, error=_describe(error))
             raise

@@ -58,7 +58,7 @@ def slot_start(slot: int, interval_seconds: float) -> datetime:
     return SLOT_ORIGIN + timedelta(seconds=slot * interval_seconds)
 
 
-def snapshot(
+def statistics(
     session: Any, *, policy: MaintenancePolicy, now: datetime, before: dict[str, Any]
 ) -> dict[str, Any]:
     """Where the rescue stands: catalog, copies, fleet, and lease events since last cycle."""
