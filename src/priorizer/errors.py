@@ -1,4 +1,4 @@
-"""Domain errors. Services raise them; `app.py` maps them to HTTP in one place."""
+"""Domain errors. Services raise them; `web/errors.py` maps them to HTTP in one place."""
 
 
 class PriorizerError(Exception):

@@ -100,7 +100,7 @@ class Gauges(Collector):
     not answer gives `priorizer_database_up 0` and no figures, not a failed scrape."""
 
     def __init__(self, read: Any) -> None:
-        self.read = read  # () -> the figures of `system.service.metric_figures`
+        self.read = read  # () -> the figures of `status.service.figures`
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("priorizer_database_up", "Whether the database answered")

@@ -23,7 +23,7 @@ HOLDING = (ALLOCATED, COMPLETED)
 # that SQLite's planner sees they may use that index.
 HOLDING_SQL = "status IN ({})".format(", ".join(f"'{status}'" for status in HOLDING))
 # Failed leases, the only ones with a reason code: a node is not given back what it failed
-# lately (`allocation.repo.candidates`). Not "status = 'failed'": SQLite would then re-plan,
+# lately (`allocation.picks.candidates`). Not "status = 'failed'": SQLite would then re-plan,
 # at every call, each statement comparing `status` with a bound value (to check whether that
 # index applies), which costs the hot path's statements more than they cost.
 FAILED_SQL = "reason_code IS NOT NULL"

@@ -29,7 +29,7 @@ class Node(Base):
     # NULL until the node's standing first changes: the configured initial cap applies.
     lease_cap: Mapped[int | None] = mapped_column(Integer)
     # Its latest failure report: a node with none lately skips the check for failed assets
-    # when it asks for work (`allocation.repo.candidates`).
+    # when it asks for work (`allocation.picks.candidates`).
     last_failed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Set by maintenance when the node was not seen for NODE_LOST_DAYS: its copies stop counting.
     lost_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
