@@ -14,6 +14,7 @@ from priorizer.catalog import service as catalog_service
 from priorizer.catalog.models import Asset, Dataset
 from priorizer.db import Database
 from priorizer.errors import Conflict
+from priorizer.harvest import jobs as harvest_jobs
 from priorizer.harvest import reader, service
 from priorizer.harvest.ckan import CkanClient, CkanError
 from priorizer.harvest.mapping import map_packages
@@ -50,7 +51,7 @@ def client_for(portal: CkanPortal, **options: Any) -> CkanClient:
 def run(context: service.Context, portal: CkanPortal, **options: Any) -> dict[str, Any]:
     client_options = options.pop("client", {})
     with client_for(portal, **client_options) as client:
-        return service.harvest(
+        return harvest_jobs.harvest(
             context,
             client=client,
             source=options.pop("source", service.Source(portal.base_url)),
