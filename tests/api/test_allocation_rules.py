@@ -21,7 +21,7 @@ from priorizer.config import Settings
 from priorizer.db import Database
 from priorizer.node.models import Node
 from tests.conftest import make_settings
-from tests.factories import add_assets, asset, table_snapshot
+from tests.support.factories import add_assets, asset, table_snapshot
 
 
 @dataclass

@@ -20,7 +20,7 @@ from priorizer.dashboard.api import SECURITY_HEADERS
 from priorizer.db import Database
 from priorizer.maintenance.service import run_cycle
 from tests.conftest import FakeClock
-from tests.factories import add_assets, asset
+from tests.support.factories import add_assets, asset
 
 SUM_A = "a" * 64
 SUM_B = "b" * 64

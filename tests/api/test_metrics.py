@@ -28,7 +28,7 @@ from priorizer.maintenance import service as maintenance_service
 from priorizer.maintenance.service import run_cycle
 from priorizer.system import service as system_service
 from tests.conftest import FakeClock
-from tests.factories import add_assets, asset
+from tests.support.factories import add_assets, asset
 
 MB = 1024 * 1024
 SUM_A = "a" * 64

@@ -51,9 +51,9 @@ from priorizer.maintenance.service import run_cycle
 from priorizer.node.models import Node
 from priorizer.scoring import policy as scoring_policy
 from priorizer.startup import prepare
-from tests.ckan_data import hostile_catalog
 from tests.conftest import FakeClock, make_settings
-from tests.factories import add_assets, asset
+from tests.support.ckan_data import hostile_catalog
+from tests.support.factories import add_assets, asset
 
 CHECKS = [
     not_a_server_error,

@@ -13,7 +13,8 @@
 - Bugs these tests found (a damaged backup restored anyway, a failed backup destroying the
   previous one, paths with `#` or `?`, counts not of the dump) have tests of their own.
 
-Every database is read with SQLAlchemy directly; servers are `tests.e2e.server.PriorizerServer`.
+Every database is read with SQLAlchemy directly; servers are
+`tests.support.priorizer_server.PriorizerServer`.
 PostgreSQL tests are skipped loudly when no PostgreSQL answers or pg_dump/pg_restore are missing.
 """
 
@@ -42,7 +43,7 @@ from priorizer.config import Settings
 from priorizer.models import metadata
 from priorizer.startup import prepare
 from tests.conftest import PG_ADMIN_URL, create_pg_database, drop_pg_database, pg_skip_reason
-from tests.e2e.server import PriorizerServer, describe, run_cli
+from tests.support.priorizer_server import PriorizerServer, describe, run_cli
 
 pytestmark = pytest.mark.slow
 

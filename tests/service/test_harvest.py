@@ -1,5 +1,5 @@
-"""Harvesting from a real local CKAN-compatible HTTP server (tests/ckan_portal.py) into a real
-database (SQLite file and PostgreSQL)."""
+"""Harvesting from a real local CKAN-compatible HTTP server (tests/support/ckan_portal.py)
+into a real database (SQLite file and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from priorizer.harvest.mapping import map_packages
 from priorizer.harvest.models import INTERRUPTED, OK
 from priorizer.scoring import policy as scoring_policy
 from priorizer.scoring.service import rescore
-from tests.ckan_data import hostile_catalog, package, resource
-from tests.ckan_portal import CkanPortal, solr_time
 from tests.conftest import FakeClock
+from tests.support.ckan_data import hostile_catalog, package, resource
+from tests.support.ckan_portal import CkanPortal, solr_time
 
 QUEUE = QueuePolicy(replication_target=2, copy_penalty=3.0, unknown_size_mb=1024.0)
 ROWS = 40  # small pages: several per catalog

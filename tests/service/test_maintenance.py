@@ -40,7 +40,7 @@ from tests.conftest import (
     drop_pg_database,
     make_settings,
 )
-from tests.factories import add_assets, asset, table_snapshot
+from tests.support.factories import add_assets, asset, table_snapshot
 
 
 @dataclass

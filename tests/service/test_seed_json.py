@@ -24,7 +24,7 @@ from priorizer.seed import service as seed_service
 from priorizer.startup import import_files, prepare
 from priorizer.system import service as system_service
 from tests.conftest import create_pg_database, drop_pg_database, make_settings
-from tests.factories import add_assets, allocate_in, asset, table_snapshot
+from tests.support.factories import add_assets, allocate_in, asset, table_snapshot
 
 DEMO_FILE = Path(__file__).parents[2] / "src" / "priorizer" / "seed" / "demo_ckan_data.json"
 ENVIDAT_LISTING = (

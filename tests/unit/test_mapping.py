@@ -32,7 +32,7 @@ from priorizer.harvest.mapping import (
     tag_names,
     views,
 )
-from tests.ckan_data import FIXTURES, load_fixture
+from tests.support.ckan_data import FIXTURES, load_fixture
 
 MB = 1024 * 1024
 ENVIDAT_2021 = "envidat_current_package_list_with_resources_2021.json.gz"
