@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 
-from priorizer.config import Settings
-from priorizer.db import Database
-from priorizer.maintenance.service import run_cycle
-from tests.conftest import FakeClock
-from tests.support.factories import add_assets, asset, table_snapshot
+from tests.support.api import Api
+from tests.support.factories import asset
 
 SUM_A = "a" * 64
 SUM_B = "b" * 64
@@ -25,94 +20,16 @@ MAGNET = "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&dn=file-1
 JSON_HEADERS = {"content-type": "application/json"}
 
 
-@dataclass
-class Api:
-    client: TestClient
-    database: Database
-    settings: Settings
-    clock: FakeClock
-
-    def add(self, *items: Any) -> None:
-        add_assets(self.database, self.settings, list(items), self.clock())
-
-    def allocate(self, node_id: str, free_space_gb: float = 100) -> list[str]:
-        response = self.client.post(
-            "/allocate", json={"node_id": node_id, "free_space_gb": free_space_gb}
-        )
-        assert response.status_code == 200, response.text
-        return [lease["id"] for lease in response.json()]
-
-    def complete(self, asset_id: str, node_id: str, **fields: Any) -> httpx.Response:
-        return self.client.post(
-            "/complete", json={"asset_id": asset_id, "node_id": node_id, **fields}
-        )
-
-    def completed(self, asset_id: str, node_id: str, **fields: Any) -> dict[str, Any]:
-        response = self.complete(asset_id, node_id, **fields)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def fail(
-        self, asset_id: str, node_id: str, reason: str = "HTTP 404", code: str | None = None
-    ) -> httpx.Response:
-        body = {"asset_id": asset_id, "node_id": node_id, "reason": reason, "reason_code": code}
-        return self.client.post("/fail", json=body)
-
-    def failed(
-        self, asset_id: str, node_id: str, reason: str = "HTTP 404", code: str | None = None
-    ) -> dict[str, Any]:
-        response = self.fail(asset_id, node_id, reason, code)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def renew(self, node_id: str, asset_ids: list[str] | None = None) -> httpx.Response:
-        body: dict[str, Any] = {"node_id": node_id}
-        if asset_ids is not None:
-            body["asset_ids"] = asset_ids
-        return self.client.post("/renew", json=body)
-
-    def asset(self, asset_id: str) -> dict[str, Any]:
-        response = self.client.get(f"/assets/{asset_id}")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def node(self, node_id: str) -> dict[str, Any]:
-        response = self.client.get(f"/nodes/{node_id}")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def status(self) -> dict[str, Any]:
-        return self.client.get("/status").json()
-
-    def allocations(self, **filters: str) -> list[dict[str, Any]]:
-        response = self.client.get("/allocations", params=filters)
-        assert response.status_code == 200, response.text
-        return response.json()["items"]
-
-    def lease(self, asset_id: str, node_id: str) -> dict[str, Any]:
-        """The node's newest allocation of the asset."""
-        return self.allocations(asset_id=asset_id, node_id=node_id)[-1]
-
-    def maintenance(self) -> dict[str, Any]:
-        state = self.client.app.state  # type: ignore[attr-defined]
-        record = run_cycle(database=state.database, policy=state.maintenance, clock=self.clock)
-        assert record is not None and record["outcome"] == "ok", record
-        return record
-
-    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
-        return table_snapshot(self.database)
-
-
 @pytest.fixture
 def api(client, database, settings, clock) -> Api:
     """The service with the default settings (REPLICATION_TARGET 2, FAILURE_THRESHOLD 3...)."""
-    return Api(client, database, settings, clock)
+    return Api(client, database, settings, clock, cycles_on_app_database=True)
 
 
 @pytest.fixture
 def service(start_service, clock) -> Callable[..., Api]:
     """Build the service with non-default settings: `service(replication_target=1, ...)`."""
-    return lambda **overrides: Api(*start_service(**overrides), clock)
+    return lambda **overrides: Api(*start_service(**overrides), clock, cycles_on_app_database=True)
 
 
 def at(value: str) -> datetime:
