@@ -1,4 +1,4 @@
-"""What POST /renew answers (the lease arithmetic itself is in test_lifecycle.py)."""
+"""What POST /renew answers (the lease arithmetic itself is in test_lifecycle_renewal.py)."""
 
 from __future__ import annotations
 
