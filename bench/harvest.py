@@ -36,7 +36,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.ckan_data import fixture_packages  # noqa: E402
+from tests.support.ckan_data import fixture_packages  # noqa: E402
 
 PRIORIZER = Path(sys.executable).parent / "priorizer"
 

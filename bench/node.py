@@ -27,8 +27,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests.support: the origin and the server helpers
 
-from tests.e2e.server import PRIORIZER, PriorizerServer, clean_environment, run_cli  # noqa: E402
 from tests.support.origin import Origin, Route, write_random_file  # noqa: E402
+from tests.support.priorizer_server import PRIORIZER, PriorizerServer, clean_environment, run_cli  # noqa: E402
 
 MIB = 1 << 20
 

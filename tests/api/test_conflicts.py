@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.factories import asset
-from tests.node_api import SUM_A, SUM_B, SUM_C, NodeApi
+from tests.support.factories import asset
+from tests.support.node_api import SUM_A, SUM_B, SUM_C, NodeApi
 
 HTML_PAGE_MB = 69 / 1024 / 1024  # a 69-byte error page saved where a 2 MB file was expected
 

@@ -6,21 +6,14 @@ out escaped."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from html.parser import HTMLParser
 from importlib import resources
-from typing import Any
 
-import httpx
 import pytest
-from fastapi.testclient import TestClient
 
-from priorizer.config import Settings
 from priorizer.dashboard.api import SECURITY_HEADERS
-from priorizer.db import Database
-from priorizer.maintenance.jobs import run_cycle
-from tests.conftest import FakeClock
-from tests.factories import add_assets, asset
+from tests.support.api import Api
+from tests.support.factories import asset
+from tests.support.html_page import Page
 
 SUM_A = "a" * 64
 SUM_B = "b" * 64
@@ -46,78 +39,6 @@ FIGURES = (
 )
 
 
-@dataclass
-class Element:
-    tag: str
-    attrs: dict[str, str]
-    text: str = ""
-
-
-class Page(HTMLParser):
-    """A parsed page: every element with its attributes and its own text, and all the text."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.elements: list[Element] = []
-        self.texts: list[str] = []
-        self._open: list[Element] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        element = Element(tag, {name: value or "" for name, value in attrs})
-        self.elements.append(element)
-        if tag not in ("meta", "link", "br", "img", "input"):
-            self._open.append(element)
-
-    def handle_endtag(self, tag: str) -> None:
-        for index in range(len(self._open) - 1, -1, -1):
-            if self._open[index].tag == tag:
-                del self._open[index:]
-                break
-
-    def handle_data(self, data: str) -> None:
-        self.texts.append(data)
-        if self._open:
-            self._open[-1].text += data
-
-    @classmethod
-    def of(cls, html: str) -> Page:
-        page = cls()
-        page.feed(html)
-        page.close()
-        return page
-
-    def find(self, tag: str | None = None, **attrs: str) -> list[Element]:
-        """Elements of that tag having those attributes (`data_status` for data-status)."""
-        wanted = {name.replace("_", "-"): value for name, value in attrs.items()}
-        return [
-            e
-            for e in self.elements
-            if (tag is None or e.tag == tag)
-            and all(e.attrs.get(name) == value for name, value in wanted.items())
-        ]
-
-    def having(self, attribute: str) -> list[Element]:
-        return [e for e in self.elements if attribute in e.attrs]
-
-    def figures(self) -> dict[str, str]:
-        return {
-            e.attrs["data-status"]: e.attrs["data-value"]
-            for e in self.having("data-status")
-            if "data-value" in e.attrs
-        }
-
-    def by_priority(self) -> dict[int, tuple[int, int, int]]:
-        return {
-            int(e.attrs["data-priority"]): (
-                int(e.attrs["data-assets"]),
-                int(e.attrs["data-with-copy"]),
-                int(e.attrs["data-at-target"]),
-            )
-            for e in self.find("tr")
-            if "data-priority" in e.attrs
-        }
-
-
 def inside(html: str, element_id: str) -> Page:
     """The part of a page in the element with that id (a `div`, `p`, `section` or `table`)."""
     start = html.index(f'id="{element_id}"')
@@ -126,58 +47,9 @@ def inside(html: str, element_id: str) -> Page:
     return Page.of(html[tag_start : html.index(f"</{tag}>", start)])
 
 
-@dataclass
-class Api:
-    client: TestClient
-    database: Database
-    settings: Settings
-    clock: FakeClock
-
-    def add(self, *items: Any) -> None:
-        add_assets(self.database, self.settings, list(items), self.clock())
-
-    def allocate(self, node_id: str, free_space_gb: float = 100) -> list[str]:
-        response = self.client.post(
-            "/allocate", json={"node_id": node_id, "free_space_gb": free_space_gb}
-        )
-        assert response.status_code == 200, response.text
-        return sorted(lease["id"] for lease in response.json())
-
-    def ok(self, path: str, **body: Any) -> dict[str, Any]:
-        response = self.client.post(path, json=body)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def complete(self, asset_id: str, node_id: str, **fields: Any) -> dict[str, Any]:
-        return self.ok("/complete", asset_id=asset_id, node_id=node_id, **fields)
-
-    def status(self) -> dict[str, Any]:
-        response = self.client.get("/status")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def get_html(self, path: str) -> httpx.Response:
-        response = self.client.get(path)
-        assert response.status_code == 200, response.text
-        assert response.headers["content-type"] == "text/html; charset=utf-8"
-        return response
-
-    def page(self, path: str = "/") -> Page:
-        return Page.of(self.get_html(path).text)
-
-    def maintenance(self) -> dict[str, Any]:
-        record = run_cycle(
-            database=self.database,
-            policy=self.client.app.state.maintenance,  # type: ignore[attr-defined]
-            clock=self.clock,
-        )
-        assert record is not None and record["outcome"] == "ok", record
-        return record
-
-
 @pytest.fixture(autouse=True)
 def no_background_pause(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("priorizer.db.database.BACKGROUND_PAUSE_MAX_SECONDS", 0.0)
+    monkeypatch.setattr("priorizer.db.BACKGROUND_PAUSE_MAX_SECONDS", 0.0)
 
 
 @pytest.fixture
@@ -205,12 +77,12 @@ def rescue(service) -> Api:
         asset("2a", priority=2, size_mb=10.0),
     )
     assert s.ok("/assets/withdraw", asset_ids=["asset-2a"])["changed"] == 1
-    assert len(s.allocate("node-a")) == 5
-    assert s.allocate("node-b", 0.1) == ["asset-9a"]
-    s.complete("asset-9a", "node-a", checksum_sha256=SUM_A)
+    assert len(s.allocate_sorted("node-a")) == 5
+    assert s.allocate_sorted("node-b", 0.1) == ["asset-9a"]
+    s.completed("asset-9a", "node-a", checksum_sha256=SUM_A)
     # At the target. (Another checksum would be a disputed copy, which does not count.)
-    s.complete("asset-9a", "node-b", checksum_sha256=SUM_A)
-    s.complete(EVIL_ID, "node-a")
+    s.completed("asset-9a", "node-b", checksum_sha256=SUM_A)
+    s.completed(EVIL_ID, "node-a")
     s.ok("/fail", asset_id="asset-5b", node_id="node-a", reason="HTTP 404")  # unreachable
     return s  # node-a still holds 9b and 5a
 
@@ -337,9 +209,9 @@ def test_an_empty_service_shows_zeros_and_says_nothing_happened_yet(api):
 
 def test_the_maintenance_section_follows_the_cycles(api, clock):
     api.add(asset(1, priority=9, size_mb=100.0), asset(2, priority=8, size_mb=100.0))
-    api.allocate("node-a")
+    api.allocate_sorted("node-a")
     api.maintenance()
-    api.complete("asset-1", "node-a")
+    api.completed("asset-1", "node-a")
     api.ok("/release", asset_id="asset-2", node_id="node-a")
     clock.advance(minutes=2)
     api.maintenance()
@@ -367,10 +239,10 @@ def test_the_maintenance_section_follows_the_cycles(api, clock):
 
 def test_a_late_completion_shows_in_the_outcome_chart(api, clock):
     api.add(asset(1, priority=9))
-    api.allocate("node-a")
+    api.allocate_sorted("node-a")
     clock.advance(hours=25)
     assert api.maintenance()["steps"]["expired_leases"] == 1
-    assert api.complete("asset-1", "node-a")["late"] is True
+    assert api.completed("asset-1", "node-a")["late"] is True
     clock.advance(minutes=2)
     moved = api.maintenance()["stats"]["since_last_cycle"]
     assert (moved["completed"], moved["expired"]) == (1, -1)
@@ -412,9 +284,9 @@ def test_failing_and_conflicting_assets_are_listed_with_their_reasons(rescue):
 def test_assets_with_conflicting_copies_are_listed_with_each_checksum(service):
     s = service()
     s.add(asset("9a", priority=9, size_mb=100.0), asset("9b", priority=9, size_mb=100.0))
-    assert "asset-9a" in s.allocate("node-a") and "asset-9a" in s.allocate("node-b")
-    s.complete("asset-9a", "node-a", checksum_sha256=SUM_A)
-    s.complete("asset-9a", "node-b", checksum_sha256=SUM_B)  # disputed: a tie-breaker is due
+    assert "asset-9a" in s.allocate_sorted("node-a") and "asset-9a" in s.allocate_sorted("node-b")
+    s.completed("asset-9a", "node-a", checksum_sha256=SUM_A)
+    s.completed("asset-9a", "node-b", checksum_sha256=SUM_B)  # disputed: a tie-breaker is due
 
     html = s.get_html("/").text
 
@@ -429,7 +301,7 @@ def test_failing_assets_show_the_most_failed_first_with_their_latest_reason(serv
     s.add(*[asset(n, priority=5, size_mb=1.0) for n in range(25)])
     nodes = ["node-a", "node-b", "node-c"]
     for node in nodes:
-        assert len(s.allocate(node)) == 25
+        assert len(s.allocate_sorted(node)) == 25
     # asset-3 fails on three nodes (unreachable), asset-7 on two, the rest on node-a alone.
     for n in range(25):
         s.ok("/fail", asset_id=f"asset-{n}", node_id="node-a", reason=f"HTTP 404 ({n})")

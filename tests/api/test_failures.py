@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.factories import asset
-from tests.node_api import NodeApi
+from tests.support.factories import asset
+from tests.support.node_api import NodeApi
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """POST /harvest, GET /harvest/runs, /status's `harvest` and GET /assets/{id}/priority, in
-process (TestClient) against a real CKAN-compatible HTTP server (tests/ckan_portal.py), on both
-databases."""
+process (TestClient) against a real CKAN-compatible HTTP server
+(tests/support/ckan_portal.py), on both databases."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 
 from priorizer.db import Database
 from priorizer.harvest.service import LOCK_NAME, Source, lock_key
-from tests.ckan_data import hostile_catalog, package, resource
-from tests.ckan_portal import CkanPortal
 from tests.conftest import FakeClock
+from tests.support.ckan_data import hostile_catalog, package, resource
+from tests.support.ckan_portal import CkanPortal
 
 WAIT = 30.0  # seconds: the bound of every wait for a background harvest
 MB = 1024 * 1024

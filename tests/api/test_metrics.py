@@ -7,71 +7,28 @@ compares a scrape before with a scrape after: never an absolute value."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from priorizer import metrics
 from priorizer.allocation import lifecycle
-from priorizer.allocation.models import Allocation
+from priorizer.app import queue_policy
 from priorizer.catalog.models import Asset
-from priorizer.config import Settings
 from priorizer.db import Database
-from priorizer.maintenance import jobs as maintenance_jobs
-from priorizer.maintenance.jobs import run_cycle
-from priorizer.queue.policy import queue_policy
-from priorizer.status import service as system_service
-from tests.conftest import FakeClock
-from tests.factories import add_assets, asset
+from priorizer.maintenance import service as maintenance_service
+from priorizer.maintenance.service import run_cycle
+from priorizer.system import service as system_service
+from tests.support.api import Api
+from tests.support.factories import asset
+from tests.support.metrics_scrape import Scrape, families
 
 MB = 1024 * 1024
 SUM_A = "a" * 64
 SUM_B = "b" * 64
 LEASE_EVENTS = ("allocations", "completions", "failures", "releases", "expirations", "renewals")
-
-Key = tuple[str, frozenset[tuple[str, str]]]
-
-
-def parse(text: str) -> dict[Key, float]:
-    """Every sample of an exposition, by (sample name, labels). Fails on a series given twice."""
-    samples: dict[Key, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            key = (sample.name, frozenset(sample.labels.items()))
-            assert key not in samples, f"series {key} exposed twice"
-            samples[key] = sample.value
-    return samples
-
-
-def families(text: str) -> dict[str, str]:
-    """The families of an exposition: name -> type."""
-    return {family.name: family.type for family in text_string_to_metric_families(text)}
-
-
-@dataclass
-class Scrape:
-    samples: dict[Key, float]
-    text: str
-
-    def value(self, name: str, **labels: str) -> float:
-        """A sample's value; 0 for a series not exposed (yet): a labelled counter appears only
-        once it has been incremented."""
-        return self.samples.get((name, frozenset(labels.items())), 0.0)
-
-    def get(self, name: str, **labels: str) -> float | None:
-        return self.samples.get((name, frozenset(labels.items())))
-
-    def series(self, name: str) -> dict[frozenset[tuple[str, str]], float]:
-        return {labels: v for (n, labels), v in self.samples.items() if n == name}
-
-    def by(self, name: str, label: str) -> dict[str, float]:
-        return {dict(labels)[label]: v for labels, v in self.series(name).items()}
 
 
 def lease_events(scrape: Scrape) -> dict[str, float]:
@@ -84,63 +41,11 @@ def moved(before: Scrape, after: Scrape) -> dict[str, float]:
     return {name: new[name] - old[name] for name in LEASE_EVENTS if new[name] != old[name]}
 
 
-@dataclass
-class Api:
-    client: TestClient
-    database: Database
-    settings: Settings
-    clock: FakeClock
-
-    def scrape(self) -> Scrape:
-        response = self.client.get("/metrics")
-        assert response.status_code == 200, response.text
-        assert response.headers["content-type"] == metrics.CONTENT_TYPE
-        return Scrape(parse(response.text), response.text)
-
-    def add(self, *items: Any) -> None:
-        add_assets(self.database, self.settings, list(items), self.clock())
-
-    def allocate(self, node_id: str, free_space_gb: float = 100) -> list[str]:
-        response = self.client.post(
-            "/allocate", json={"node_id": node_id, "free_space_gb": free_space_gb}
-        )
-        assert response.status_code == 200, response.text
-        return sorted(lease["id"] for lease in response.json())
-
-    def post(self, path: str, **body: Any) -> httpx.Response:
-        return self.client.post(path, json=body)
-
-    def ok(self, path: str, **body: Any) -> dict[str, Any]:
-        response = self.post(path, **body)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def complete(self, asset_id: str, node_id: str, **fields: Any) -> dict[str, Any]:
-        return self.ok("/complete", asset_id=asset_id, node_id=node_id, **fields)
-
-    def status(self) -> dict[str, Any]:
-        return self.client.get("/status").json()
-
-    def maintenance(self) -> dict[str, Any]:
-        record = run_cycle(
-            database=self.database,
-            policy=self.client.app.state.maintenance,  # type: ignore[attr-defined]
-            clock=self.clock,
-        )
-        assert record is not None and record["outcome"] == "ok", record
-        return record
-
-    def lease_statuses(self) -> dict[str, int]:
-        with self.database.read() as session:
-            query = select(Allocation.status, func.count()).group_by(Allocation.status)
-            return {status: count for status, count in session.execute(query)}
-
-
 @pytest.fixture(autouse=True)
 def no_background_pause(monkeypatch: pytest.MonkeyPatch) -> None:
     """Maintenance pauses between its SQLite transactions (`Database.background_write`); no
     request waits here, so no test sleeps."""
-    monkeypatch.setattr("priorizer.db.database.BACKGROUND_PAUSE_MAX_SECONDS", 0.0)
+    monkeypatch.setattr("priorizer.db.BACKGROUND_PAUSE_MAX_SECONDS", 0.0)
 
 
 @pytest.fixture
@@ -226,10 +131,10 @@ def test_allocations_count_the_leases_granted(api):
     api.add(*(asset(n, size_mb=100.0) for n in range(5)))
     before = api.scrape()
 
-    assert len(api.allocate("node-a", 0.3)) == 3  # 307 MB: three files of 100 MB
+    assert len(api.allocate_sorted("node-a", 0.3)) == 3  # 307 MB: three files of 100 MB
     middle = api.scrape()
-    assert len(api.allocate("node-b", 0.1)) == 1
-    assert api.allocate("node-c", 0.01) == []  # 10 MB: nothing fits, nothing counted
+    assert len(api.allocate_sorted("node-b", 0.1)) == 1
+    assert api.allocate_sorted("node-c", 0.01) == []  # 10 MB: nothing fits, nothing counted
     after = api.scrape()
 
     assert moved(before, middle) == {"allocations": 3}
@@ -239,16 +144,16 @@ def test_allocations_count_the_leases_granted(api):
 
 def test_completions_count_once_and_a_retry_not_again(api):
     api.add(asset(1), asset(2))
-    assert api.allocate("node-a") == ["asset-1", "asset-2"]
+    assert api.allocate_sorted("node-a") == ["asset-1", "asset-2"]
     before = api.scrape()
 
-    first = api.complete("asset-1", "node-a", checksum_sha256=SUM_A)
+    first = api.completed("asset-1", "node-a", checksum_sha256=SUM_A)
     once = api.scrape()
-    retry = api.complete("asset-1", "node-a", checksum_sha256=SUM_A)
-    retry_without_checksum = api.complete("asset-1", "node-a")
+    retry = api.completed("asset-1", "node-a", checksum_sha256=SUM_A)
+    retry_without_checksum = api.completed("asset-1", "node-a")
     conflicting = api.post("/complete", asset_id="asset-1", node_id="node-a", checksum_sha256=SUM_B)
     retried = api.scrape()
-    api.complete("asset-2", "node-a")
+    api.completed("asset-2", "node-a")
     after = api.scrape()
 
     assert first["already_recorded"] is False
@@ -262,7 +167,7 @@ def test_completions_count_once_and_a_retry_not_again(api):
 
 def test_failures_and_releases_count_one_each(api):
     api.add(asset(1), asset(2), asset(3))
-    assert api.allocate("node-a") == ["asset-1", "asset-2", "asset-3"]
+    assert api.allocate_sorted("node-a") == ["asset-1", "asset-2", "asset-3"]
     before = api.scrape()
 
     api.ok("/fail", asset_id="asset-1", node_id="node-a", reason="HTTP 404")
@@ -277,8 +182,8 @@ def test_failures_and_releases_count_one_each(api):
 
 def test_renewals_count_the_leases_renewed(api, clock):
     api.add(*(asset(n, priority=9 - n) for n in range(3)))
-    api.allocate("node-a")
-    assert api.allocate("node-b") == ["asset-0", "asset-1", "asset-2"]  # 2 copies wanted
+    api.allocate_sorted("node-a")
+    assert api.allocate_sorted("node-b") == ["asset-0", "asset-1", "asset-2"]  # 2 copies wanted
     clock.advance(hours=1)
     before = api.scrape()
 
@@ -298,15 +203,15 @@ def test_renewals_count_the_leases_renewed(api, clock):
 
 def test_expirations_closed_by_an_allocation_request_count_each_lease_once(api, clock):
     api.add(*(asset(n, size_mb=100.0) for n in range(6)))
-    assert len(api.allocate("node-a", 0.3)) == 3
-    assert len(api.allocate("node-b", 0.2)) == 2
+    assert len(api.allocate_sorted("node-a", 0.3)) == 3
+    assert len(api.allocate_sorted("node-b", 0.2)) == 2
     clock.advance(hours=23)
-    assert len(api.allocate("node-c", 0.1)) == 1  # not due yet: nothing expires
+    assert len(api.allocate_sorted("node-c", 0.1)) == 1  # not due yet: nothing expires
     clock.advance(hours=2)  # node-a's and node-b's leases are due, node-c's are not
     before = api.scrape()
 
     # node-a's request closes its own due leases, then anyone's: five in all, each once.
-    granted = api.allocate("node-a", 0.3)
+    granted = api.allocate_sorted("node-a", 0.3)
     after = api.scrape()
 
     assert moved(before, after) == {"expirations": 5, "allocations": len(granted)}
@@ -317,7 +222,7 @@ def test_expirations_closed_by_an_allocation_request_count_each_lease_once(api, 
 
 def test_expirations_closed_by_maintenance_are_counted_with_the_cycle(api, clock):
     api.add(*(asset(n, size_mb=100.0) for n in range(4)))
-    assert len(api.allocate("node-a", 0.4)) == 4
+    assert len(api.allocate_sorted("node-a", 0.4)) == 4
     clock.advance(seconds=api.settings.allocation_expiry_seconds + 1)
     before = api.scrape()
 
@@ -335,13 +240,13 @@ def test_expirations_closed_by_maintenance_are_counted_with_the_cycle(api, clock
 
 def test_a_late_completion_counts_as_a_completion_after_its_expiry(api, clock):
     api.add(asset(1))
-    api.allocate("node-a")
+    api.allocate_sorted("node-a")
     clock.advance(hours=25)
     before = api.scrape()
 
-    assert api.allocate("node-b") == ["asset-1"]  # closes node-a's due lease
+    assert api.allocate_sorted("node-b") == ["asset-1"]  # closes node-a's due lease
     expired = api.scrape()
-    done = api.complete("asset-1", "node-a")
+    done = api.completed("asset-1", "node-a")
     after = api.scrape()
 
     assert done["late"] is True
@@ -351,8 +256,8 @@ def test_a_late_completion_counts_as_a_completion_after_its_expiry(api, clock):
 
 def test_refused_requests_move_no_lease_counter(api):
     api.add(asset(1), asset(2))
-    api.allocate("node-a")
-    api.complete("asset-1", "node-a", checksum_sha256=SUM_A)
+    api.allocate_sorted("node-a")
+    api.completed("asset-1", "node-a", checksum_sha256=SUM_A)
     before = api.scrape()
 
     refused = {
@@ -400,7 +305,7 @@ def test_events_of_a_rolled_back_transaction_are_not_counted(api, clock):
     """Work done in a transaction that rolls back (a failed or retried write) never happened:
     its events are forgotten, and counted when the work is done again and committed."""
     api.add(asset(1), asset(2))
-    api.allocate("node-a")
+    api.allocate_sorted("node-a")
     clock.advance(hours=25)
     before = api.scrape()
 
@@ -416,7 +321,7 @@ def test_events_of_a_rolled_back_transaction_are_not_counted(api, clock):
     assert moved(before, rolled_back) == {}
     assert api.lease_statuses() == {"allocated": 2}  # the database forgot it too
 
-    api.allocate("node-b", 0.01)  # nothing fits; the due leases are closed, and counted
+    api.allocate_sorted("node-b", 0.01)  # nothing fits; the due leases are closed, and counted
     assert moved(rolled_back, api.scrape()) == {"expirations": 2}
 
 
@@ -443,7 +348,7 @@ def test_a_session_reused_after_a_rollback_does_not_carry_the_forgotten_events(a
 
 def test_requests_are_counted_by_route_template_and_unknown_paths_share_one_label(api):
     api.add(asset("with/slash"))
-    api.allocate("node-a")
+    api.allocate_sorted("node-a")
     before = api.scrape()
 
     assert api.client.get("/nodes/node-a").status_code == 200
@@ -516,15 +421,15 @@ def test_gauges_equal_the_catalog_leases_and_nodes(service):
         asset("2b", priority=2, size_mb=20.0),
     )
     assert s.ok("/assets/withdraw", asset_ids=["asset-2b"])["changed"] == 1
-    held = s.allocate("node-a")  # everything handed out: 7 assets
+    held = s.allocate_sorted("node-a")  # everything handed out: 7 assets
     assert len(held) == 7
-    assert s.allocate("node-b", 0.1) == ["asset-9a"]
-    s.complete("asset-9a", "node-a")
-    s.complete("asset-9a", "node-b")  # 9a: at the target of 2
-    s.complete("asset-9c", "node-a")  # 9c: one copy, unknown size
-    s.complete("asset-5a", "node-a")  # 5a: one copy
+    assert s.allocate_sorted("node-b", 0.1) == ["asset-9a"]
+    s.completed("asset-9a", "node-a")
+    s.completed("asset-9a", "node-b")  # 9a: at the target of 2
+    s.completed("asset-9c", "node-a")  # 9c: one copy, unknown size
+    s.completed("asset-5a", "node-a")  # 5a: one copy
     s.ok("/fail", asset_id="asset-5b", node_id="node-a", reason="HTTP 404")  # unreachable
-    s.allocate("node-c", 0.001)  # a third node, holding nothing
+    s.allocate_sorted("node-c", 0.001)  # a third node, holding nothing
 
     scrape = s.scrape()
 
@@ -572,8 +477,8 @@ def test_gauges_equal_the_catalog_leases_and_nodes(service):
 def test_gauges_follow_the_database_from_one_scrape_to_the_next(api):
     api.add(asset(1, priority=7), asset(2, priority=7))
     first = api.scrape()
-    api.allocate("node-a")
-    api.complete("asset-1", "node-a")
+    api.allocate_sorted("node-a")
+    api.completed("asset-1", "node-a")
     second = api.scrape()
 
     assert (first.get("priorizer_open_leases"), second.get("priorizer_open_leases")) == (0, 1)
@@ -630,7 +535,7 @@ def test_a_failed_cycle_sets_last_success_to_zero_and_is_counted_as_failed(
         raise RuntimeError("priority refresh exploded")
 
     with monkeypatch.context() as patch:
-        patch.setattr(maintenance_jobs, "refresh_priorities", broken)
+        patch.setattr(maintenance_service, "refresh_priorities", broken)
         with pytest.raises(RuntimeError, match="exploded"):
             run_cycle(
                 database=api.database,
@@ -659,10 +564,10 @@ def test_a_failed_cycle_sets_last_success_to_zero_and_is_counted_as_failed(
 def test_lost_nodes_are_counted_once_maintenance_marks_them(service, clock):
     s = service(node_lost_days=1)
     s.add(asset(1, priority=9), asset(2, priority=5))
-    assert s.allocate("node-a", 0.1) == ["asset-1"]
-    s.complete("asset-1", "node-a")
+    assert s.allocate_sorted("node-a", 0.1) == ["asset-1"]
+    s.completed("asset-1", "node-a")
     clock.advance(days=2)
-    s.allocate("node-b", 0.1)  # seen now; node-a is not
+    s.allocate_sorted("node-b", 0.1)  # seen now; node-a is not
     assert s.scrape().get("priorizer_nodes_lost") == 0  # not until a cycle marks it
 
     s.maintenance()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import add_assets, asset, table_snapshot
+from tests.support.factories import add_assets, asset, table_snapshot
 
 ADMIN = "a-long-admin-token-0123456789"
 SECRET = "an-enrollment-secret-0123456789"

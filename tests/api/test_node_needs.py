@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import event
 
 from priorizer.allocation import lifecycle
+from priorizer.app import queue_policy
 from priorizer.maintenance.service import cap_limits
-from priorizer.queue.policy import queue_policy
-from tests.api.test_lifecycle import MAGNET, SUM_A, SUM_B, Api
 from tests.api.test_node_auth import ADMIN, SECRET, bearer, enroll
-from tests.factories import add_assets, allocate_in, asset, table_snapshot
+from tests.support.api import Api
+from tests.support.factories import add_assets, allocate_in, asset, table_snapshot
+from tests.support.lifecycle import MAGNET, SUM_A, SUM_B
 
 MAGNET_2 = MAGNET.replace("0123456789abcdef", "fedcba9876543210")
 

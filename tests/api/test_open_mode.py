@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from priorizer.allocation import service as allocation_service
+from priorizer.app import queue_policy
 from priorizer.maintenance.service import cap_limits
-from priorizer.queue.policy import queue_policy
-from tests.factories import asset
-from tests.node_api import NodeApi
+from tests.support.factories import asset
+from tests.support.node_api import NodeApi
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from priorizer.queue.policy import queue_policy
 from priorizer.seed import service as seed_service
-from tests.factories import add_assets, allocate_in, asset, table_snapshot
+from tests.support.factories import add_assets, allocate_in, asset, table_snapshot
 
 
 def walk(client, path: str, **params: Any) -> tuple[list[dict[str, Any]], int]:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.api.test_harvest_api import harvest
-from tests.ckan_data import package, resource
-from tests.ckan_portal import CkanPortal
+from tests.support.ckan_data import package, resource
+from tests.support.ckan_portal import CkanPortal
 from tests.support.receiver import Receiver
 
 # Five datasets alike in everything the scoring policy looks at: one former priority.

@@ -1,11 +1,11 @@
-"""What POST /renew answers (the lease arithmetic itself is in test_lifecycle.py)."""
+"""What POST /renew answers (the lease arithmetic itself is in test_lifecycle_renewal.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from tests.factories import asset
-from tests.node_api import NodeApi
+from tests.support.factories import asset
+from tests.support.node_api import NodeApi
 
 
 def test_a_renewal_that_renewed_nothing_names_no_expiry(client, database, settings, clock):

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from priorizer.bodies import meant_field
-from tests.factories import add_assets, asset, table_snapshot
+from tests.support.factories import add_assets, asset, table_snapshot
 
 JSON = {"content-type": "application/json"}
 

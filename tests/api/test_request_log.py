@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from priorizer import logs
-from tests.factories import add_assets, asset
+from tests.support.factories import add_assets, asset
 
 
 @pytest.fixture

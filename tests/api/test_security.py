@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from priorizer.catalog import service as catalog_service
-from tests.ckan_portal import CkanPortal
-from tests.factories import add_assets, asset, table_snapshot
+from tests.support.ckan_portal import CkanPortal
+from tests.support.factories import add_assets, asset, table_snapshot
 
 TOKEN = "a-long-admin-token-0123456789"
 ADMIN_CALLS = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.factories import add_assets, asset
+from tests.support.factories import add_assets, asset
 
 
 def test_allocate_example_returns_seed_fields(client, database, settings, clock):

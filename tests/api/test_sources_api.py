@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from priorizer.sources import service
-from tests.factories import table_snapshot
+from tests.support.factories import table_snapshot
 
 TOKEN = "a-long-admin-token-0123456789"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}

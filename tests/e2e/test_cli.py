@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from priorizer.db import Database
-from tests.e2e.server import PriorizerServer, ServerDied, describe, free_port, run_cli
-from tests.factories import table_snapshot
+from tests.support.factories import table_snapshot
+from tests.support.priorizer_server import PriorizerServer, ServerDied, describe, free_port, run_cli
 
 pytestmark = pytest.mark.slow
 

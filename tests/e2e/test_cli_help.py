@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.e2e.server import describe, run_cli
+from tests.support.priorizer_server import describe, run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from priorizer.db import alembic_config
 from tests.conftest import create_pg_database, drop_pg_database, pg_skip_reason
-from tests.e2e.server import PriorizerServer, describe, free_port, run_cli
+from tests.support.priorizer_server import PriorizerServer, describe, free_port, run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -29,8 +29,8 @@ from priorizer.queue import policy
 from priorizer.queue.policy import queue_policy
 from priorizer.startup import prepare
 from tests.conftest import create_pg_database, drop_pg_database, make_settings, pg_skip_reason
-from tests.e2e.server import PriorizerServer
-from tests.factories import add_assets, asset
+from tests.support.factories import add_assets, asset
+from tests.support.priorizer_server import PriorizerServer
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from priorizer.config import Settings
-from tests.e2e.server import PriorizerServer, free_port
+from tests.support.priorizer_server import PriorizerServer, free_port
 
 ROOT = Path(__file__).parents[2]
 SETTING_NAMES = {str(field.validation_alias) for field in Settings.model_fields.values()}

@@ -43,7 +43,7 @@ import httpx
 import pytest
 
 from tests.conftest import create_pg_database, drop_pg_database, pg_skip_reason
-from tests.e2e.server import PriorizerServer
+from tests.support.priorizer_server import PriorizerServer
 
 pytestmark = pytest.mark.slow
 

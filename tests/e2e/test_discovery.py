@@ -12,9 +12,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.e2e.server import PriorizerServer, describe, run_cli
 from tests.e2e.test_harvest_cli import cli_env, last_json, rows
 from tests.support.discovery_origin import FILES, FtpOrigin, Origin
+from tests.support.priorizer_server import PriorizerServer, describe, run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -1,5 +1,5 @@
 """`priorizer harvest`, `import-ckan` and `rescore` as an operator runs them: real processes
-against a real CKAN-compatible HTTP server (tests/ckan_portal.py), into real databases."""
+against a real CKAN-compatible HTTP server (tests/support/ckan_portal.py), into real databases."""
 
 from __future__ import annotations
 
@@ -19,10 +19,16 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from priorizer.db import Database
-from tests.ckan_data import FIXTURES, hostile_catalog, load_fixture, package, resource
-from tests.ckan_portal import CkanPortal
-from tests.e2e.server import PRIORIZER, PriorizerServer, clean_environment, describe, run_cli
-from tests.factories import table_snapshot
+from tests.support.ckan_data import FIXTURES, hostile_catalog, load_fixture, package, resource
+from tests.support.ckan_portal import CkanPortal
+from tests.support.factories import table_snapshot
+from tests.support.priorizer_server import (
+    PRIORIZER,
+    PriorizerServer,
+    clean_environment,
+    describe,
+    run_cli,
+)
 
 pytestmark = pytest.mark.slow
 

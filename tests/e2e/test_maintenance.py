@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from tests.conftest import create_pg_database, drop_pg_database, pg_skip_reason
-from tests.e2e.server import PriorizerServer, ServerDied
+from tests.support.priorizer_server import PriorizerServer, ServerDied
 
 pytestmark = pytest.mark.slow
 

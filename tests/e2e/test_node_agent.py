@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.server import PriorizerServer, describe
 from tests.support.nodes import MIB, Campaign, events, sha256, wait_for
 from tests.support.origin import Origin, Route, random_bytes
+from tests.support.priorizer_server import PriorizerServer, describe
 
 pytestmark = pytest.mark.slow
 

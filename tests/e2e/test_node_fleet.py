@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import PriorizerServer, describe
 from tests.support.nodes import MIB, Campaign, events, sha256, wait_for
 from tests.support.origin import Origin, Route, random_bytes
+from tests.support.priorizer_server import PriorizerServer, describe
 
 pytestmark = pytest.mark.slow
 

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from priorizer.agent.state import NodeState
-from tests.e2e.server import PriorizerServer, describe, run_cli
 from tests.support.nodes import MIB, Campaign, sha256
 from tests.support.origin import Origin, Route, random_bytes
+from tests.support.priorizer_server import PriorizerServer, describe, run_cli
 
 pytestmark = pytest.mark.slow
 

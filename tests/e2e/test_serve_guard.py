@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.server import PriorizerServer, clean_environment, describe, run_cli
+from tests.support.priorizer_server import PriorizerServer, clean_environment, describe, run_cli
 
 pytestmark = pytest.mark.slow
 

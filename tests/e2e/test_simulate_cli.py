@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.server import PriorizerServer, describe, run_cli
+from tests.support.priorizer_server import PriorizerServer, describe, run_cli
 
 pytestmark = pytest.mark.slow
 

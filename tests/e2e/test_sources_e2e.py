@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.ckan_data import fixture_packages
-from tests.ckan_portal import CkanPortal
 from tests.conftest import create_pg_database, drop_pg_database, pg_skip_reason
-from tests.e2e.server import PriorizerServer, describe, run_cli
+from tests.support.ckan_data import fixture_packages
+from tests.support.ckan_portal import CkanPortal
 from tests.support.origin import Origin, Route
+from tests.support.priorizer_server import PriorizerServer, describe, run_cli
 
 pytestmark = pytest.mark.slow
 

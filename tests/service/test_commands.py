@@ -7,7 +7,7 @@ from sqlalchemy import select
 from priorizer.catalog.models import Asset
 from priorizer.startup import import_files, open_for_command
 from tests.conftest import make_settings
-from tests.factories import add_assets, asset, table_snapshot
+from tests.support.factories import add_assets, asset, table_snapshot
 
 
 def test_a_command_keeps_the_queue_policy_the_catalog_was_ranked_with(

@@ -20,7 +20,7 @@ from priorizer.config import Settings
 from priorizer.db import Database
 from priorizer.errors import Invalid
 from tests.conftest import make_settings
-from tests.factories import add_assets, allocate_in, asset, table_snapshot
+from tests.support.factories import add_assets, allocate_in, asset, table_snapshot
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 

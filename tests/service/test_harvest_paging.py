@@ -1,6 +1,6 @@
 """Portals that ignore `fq`, `sort` or `start`: the harvest ends with every dataset, or stops
-with a clear error; never loops. Served by a real local HTTP portal (tests/ckan_portal.py) with
-the recorded data.gov and EnviDat packages."""
+with a clear error; never loops. Served by a real local HTTP portal
+(tests/support/ckan_portal.py) with the recorded data.gov and EnviDat packages."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from priorizer.harvest import service
 from priorizer.harvest.models import FAILED, OK
 from priorizer.harvest.paging import KEYSET, OFFSET, Stalled
 from priorizer.scoring import policy as scoring_policy
-from tests.ckan_data import fixture_packages
-from tests.ckan_portal import CkanPortal
 from tests.conftest import FakeClock
 from tests.service.test_harvest import QUEUE, client_for
+from tests.support.ckan_data import fixture_packages
+from tests.support.ckan_portal import CkanPortal
 
 ROWS = 25
 PACKAGES = fixture_packages()  # 375: data.gov's agriculture group and EnviDat

@@ -7,7 +7,7 @@ import logging
 from priorizer.maintenance.service import MaintenancePolicy
 from priorizer.queue.policy import queue_policy
 from priorizer.scheduler import _scheduled_cycle, summary
-from tests.factories import add_assets, allocate_in, asset
+from tests.support.factories import add_assets, allocate_in, asset
 
 
 def test_a_cycle_logs_one_short_info_line_and_its_record_at_debug(

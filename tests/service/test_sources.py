@@ -17,10 +17,10 @@ from priorizer.scoring import policy as scoring_policy
 from priorizer.sources import jobs as sources_jobs
 from priorizer.sources import service
 from priorizer.sources.models import WatchedSource
-from tests.ckan_data import package, resource
-from tests.ckan_portal import CkanPortal
 from tests.conftest import FakeClock
 from tests.service.test_harvest import QUEUE
+from tests.support.ckan_data import package, resource
+from tests.support.ckan_portal import CkanPortal
 from tests.support.dcat import catalog_bytes
 from tests.support.origin import Origin, Route
 

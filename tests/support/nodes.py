@@ -15,8 +15,14 @@ from typing import IO, Any
 
 import httpx
 
-from tests.e2e.server import PRIORIZER, PriorizerServer, clean_environment, describe, run_cli
 from tests.support.origin import Origin
+from tests.support.priorizer_server import (
+    PRIORIZER,
+    PriorizerServer,
+    clean_environment,
+    describe,
+    run_cli,
+)
 
 MIB = 1 << 20
 # Nodes on loopback: torrents listen on a port of their own, and nothing leaves the machine.

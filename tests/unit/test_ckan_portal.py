@@ -1,4 +1,5 @@
-"""The test CKAN portal (tests/ckan_portal.py) and the test datasets (tests/ckan_data.py)."""
+"""The test CKAN portal (tests/support/ckan_portal.py) and the test datasets
+(tests/support/ckan_data.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.ckan_data import (
+from tests.support.ckan_data import (
     SAME_MILLISECOND,
     TIE_TIMESTAMP,
     fixture_packages,
@@ -21,7 +22,7 @@ from tests.ckan_data import (
     load_fixture,
     package,
 )
-from tests.ckan_portal import CkanPortal, solr_time
+from tests.support.ckan_portal import CkanPortal, solr_time
 
 PAGING_SORT = "metadata_modified asc, id asc"
 

@@ -13,7 +13,7 @@ from priorizer.config import Settings
 from priorizer.db import Database
 from priorizer.maintenance.jobs import run_cycle
 from tests.conftest import FakeClock
-from tests.factories import add_assets, asset, table_snapshot
+from tests.support.factories import add_assets, asset, table_snapshot
 
 SUM_A = "a" * 64
 SUM_B = "b" * 64

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).parent / "fixtures" / "ckan"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "ckan"
 
 ORGANIZATIONS = {
     "noaa-gov": "National Oceanic and Atmospheric Administration, Department of Commerce",
