@@ -49,7 +49,7 @@ def inside(html: str, element_id: str) -> Page:
 
 @pytest.fixture(autouse=True)
 def no_background_pause(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("priorizer.db.BACKGROUND_PAUSE_MAX_SECONDS", 0.0)
+    monkeypatch.setattr("priorizer.db.database.BACKGROUND_PAUSE_MAX_SECONDS", 0.0)
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from priorizer.app import queue_policy
 from priorizer.catalog import discovered
 from priorizer.catalog.discovered import Found
+from priorizer.queue.policy import queue_policy
 from tests.support.factories import add_assets, asset
 
 MIB = 1024 * 1024

@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 
 from priorizer import metrics
 from priorizer.allocation import lifecycle
-from priorizer.app import queue_policy
 from priorizer.catalog.models import Asset
 from priorizer.db import Database
-from priorizer.maintenance import service as maintenance_service
-from priorizer.maintenance.service import run_cycle
-from priorizer.system import service as system_service
+from priorizer.maintenance import jobs as maintenance_jobs
+from priorizer.maintenance.jobs import run_cycle
+from priorizer.queue.policy import queue_policy
+from priorizer.status import service as system_service
 from tests.support.api import Api
 from tests.support.factories import asset
 from tests.support.metrics_scrape import Scrape, families
@@ -45,7 +45,7 @@ def moved(before: Scrape, after: Scrape) -> dict[str, float]:
 def no_background_pause(monkeypatch: pytest.MonkeyPatch) -> None:
     """Maintenance pauses between its SQLite transactions (`Database.background_write`); no
     request waits here, so no test sleeps."""
-    monkeypatch.setattr("priorizer.db.BACKGROUND_PAUSE_MAX_SECONDS", 0.0)
+    monkeypatch.setattr("priorizer.db.database.BACKGROUND_PAUSE_MAX_SECONDS", 0.0)
 
 
 @pytest.fixture
@@ -535,7 +535,7 @@ def test_a_failed_cycle_sets_last_success_to_zero_and_is_counted_as_failed(
         raise RuntimeError("priority refresh exploded")
 
     with monkeypatch.context() as patch:
-        patch.setattr(maintenance_service, "refresh_priorities", broken)
+        patch.setattr(maintenance_jobs, "refresh_priorities", broken)
         with pytest.raises(RuntimeError, match="exploded"):
             run_cycle(
                 database=api.database,

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import event
 
 from priorizer.allocation import lifecycle
-from priorizer.app import queue_policy
 from priorizer.maintenance.service import cap_limits
+from priorizer.queue.policy import queue_policy
 from tests.api.test_node_auth import ADMIN, SECRET, bearer, enroll
 from tests.support.api import Api
 from tests.support.factories import add_assets, allocate_in, asset, table_snapshot

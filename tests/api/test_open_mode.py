@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from priorizer.allocation import service as allocation_service
-from priorizer.app import queue_policy
 from priorizer.maintenance.service import cap_limits
+from priorizer.queue.policy import queue_policy
 from tests.support.factories import asset
 from tests.support.node_api import NodeApi
 

@@ -41,16 +41,18 @@ from schemathesis.python import asgi as schemathesis_asgi
 from sqlalchemy import select
 
 from priorizer.allocation.models import Allocation
-from priorizer.app import create_app, queue_policy
 from priorizer.catalog.models import Asset
 from priorizer.config import Settings
 from priorizer.db import Database
-from priorizer.harvest import api as harvest_api
+from priorizer.harvest import dispatch
+from priorizer.harvest import jobs as harvest_jobs
 from priorizer.harvest import service as harvest_service
-from priorizer.maintenance.service import run_cycle
+from priorizer.maintenance.jobs import run_cycle
 from priorizer.node.models import Node
+from priorizer.queue.policy import queue_policy
 from priorizer.scoring import policy as scoring_policy
 from priorizer.startup import prepare
+from priorizer.web.app import create_app
 from tests.conftest import FakeClock, make_settings
 from tests.support.ckan_data import hostile_catalog
 from tests.support.factories import add_assets, asset
@@ -91,7 +93,7 @@ def _populate(
             queue=queue_policy(settings),
             clock=clock,
         )
-        harvest_service.import_packages(
+        harvest_jobs.import_packages(
             context,
             packages=hostile_catalog(60, seed=11),
             source=harvest_service.Source(url="file:hostile.json"),
@@ -224,7 +226,7 @@ def flatmap_path_parameters(
 # --- The test -------------------------------------------------------------------------------
 
 
-def _no_network_harvest(*args: Any) -> None:
+def _no_network_harvest(*args: Any, **_options: Any) -> None:
     """POST /harvest would start a background harvest of whatever URL was generated (random
     hosts on the internet). The route itself (validation, source key, the per-source lock,
     202/409) is fuzzed; the harvest it starts does nothing but say it started (the route waits
@@ -236,7 +238,7 @@ def _no_network_harvest(*args: Any) -> None:
 @pytest.fixture(scope="module", autouse=True)
 def _service() -> Any:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(harvest_api, "_harvest_in_background", _no_network_harvest)
+        patch.setattr(dispatch, "run_in_background", _no_network_harvest)
         yield
     schemathesis_asgi.shutdown_lifespans()  # the app's lifespan: its database
     shutil.rmtree(WORKDIR, ignore_errors=True)

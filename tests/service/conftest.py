@@ -25,7 +25,7 @@ def no_background_pause(monkeypatch: pytest.MonkeyPatch) -> None:
     """Maintenance pauses between its SQLite transactions to let requests write
     (`Database.background_write`); no request waits in these tests, so no test sleeps.
     The maintenance test modules use it for every test (`pytestmark`)."""
-    monkeypatch.setattr("priorizer.db.BACKGROUND_PAUSE_MAX_SECONDS", 0.0)
+    monkeypatch.setattr("priorizer.db.database.BACKGROUND_PAUSE_MAX_SECONDS", 0.0)
 
 
 @pytest.fixture

@@ -10,17 +10,18 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from priorizer.allocation.policy import QueuePolicy
 from priorizer.catalog import service as catalog_service
 from priorizer.catalog.models import Asset, Dataset
 from priorizer.db import Database
 from priorizer.errors import Conflict
+from priorizer.harvest import jobs as harvest_jobs
 from priorizer.harvest import reader, service
 from priorizer.harvest.ckan import CkanClient, CkanError
 from priorizer.harvest.mapping import map_packages
 from priorizer.harvest.models import INTERRUPTED, OK
+from priorizer.queue.policy import QueuePolicy
 from priorizer.scoring import policy as scoring_policy
-from priorizer.scoring.service import rescore
+from priorizer.scoring.jobs import rescore
 from tests.conftest import FakeClock
 from tests.support.ckan_data import hostile_catalog, package, resource
 from tests.support.ckan_portal import CkanPortal, solr_time
@@ -50,7 +51,7 @@ def client_for(portal: CkanPortal, **options: Any) -> CkanClient:
 def run(context: service.Context, portal: CkanPortal, **options: Any) -> dict[str, Any]:
     client_options = options.pop("client", {})
     with client_for(portal, **client_options) as client:
-        return service.harvest(
+        return harvest_jobs.harvest(
             context,
             client=client,
             source=options.pop("source", service.Source(portal.base_url)),

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, func, select, text, update
 
-from priorizer.app import queue_policy
 from priorizer.catalog.models import Asset
 from priorizer.db import Database
-from priorizer.maintenance import service as maintenance_service
-from priorizer.maintenance.service import REFRESH_CURSOR_KEY, MaintenancePolicy, refresh_priorities
+from priorizer.maintenance import jobs as maintenance_jobs
+from priorizer.maintenance.jobs import REFRESH_CURSOR_KEY, refresh_priorities
+from priorizer.maintenance.service import MaintenancePolicy
+from priorizer.queue.policy import queue_policy
 from priorizer.system import repo as system_repo
 from tests.conftest import make_settings
 from tests.support.factories import add_assets, asset, table_snapshot
@@ -196,7 +197,7 @@ def test_a_catalog_smaller_than_the_limit_is_redrawn_whole_once_per_call(env, mo
         assert _cursor(s.database) == "asset-07"  # round once: back where it began
 
     # In several batches, across the end of the catalog, still each asset once.
-    monkeypatch.setattr(maintenance_service, "PRIORITIES_PER_BATCH", 3)
+    monkeypatch.setattr(maintenance_jobs, "PRIORITIES_PER_BATCH", 3)
     _mark_all(s.database, 1)
     assert refresh_priorities(s.database, policy=whole, now=s.clock()) == 20
     assert len(_redrawn(s.database)) == 20

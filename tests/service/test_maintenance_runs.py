@@ -12,10 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from priorizer.app import create_app
 from priorizer.db import Database, migrate
-from priorizer.maintenance import service as maintenance_service
-from priorizer.maintenance.service import RUNNER_LOCK, slot_of
+from priorizer.maintenance import jobs as maintenance_jobs
+from priorizer.maintenance.jobs import RUNNER_LOCK
+from priorizer.maintenance.service import slot_of
+from priorizer.web.app import create_app
 from tests.conftest import (
     PG_ADMIN_URL,
     FakeClock,
@@ -130,7 +131,7 @@ def test_health_follows_maintenance(env, monkeypatch):
         raise RuntimeError("priority refresh exploded")
 
     with monkeypatch.context() as patch:
-        patch.setattr(maintenance_service, "refresh_priorities", broken)
+        patch.setattr(maintenance_jobs, "refresh_priorities", broken)
         with pytest.raises(RuntimeError, match="exploded"):
             s.cycle()
     failed = s.runs()[-1]

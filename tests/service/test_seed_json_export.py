@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from priorizer.allocation import service as allocation_service
-from priorizer.app import queue_policy
 from priorizer.db import Database
+from priorizer.queue.policy import queue_policy
 from priorizer.seed import service as seed_service
 from priorizer.startup import import_files, prepare
 from tests.conftest import create_pg_database, drop_pg_database, make_settings

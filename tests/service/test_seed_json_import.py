@@ -10,7 +10,7 @@ import pytest
 from priorizer.catalog.models import Dataset
 from priorizer.errors import Invalid
 from priorizer.startup import import_files
-from priorizer.system import service as system_service
+from priorizer.status import service as system_service
 from tests.support.factories import add_assets, asset, table_snapshot
 from tests.support.seed_json import (
     ALLOCATION_RECORDS,

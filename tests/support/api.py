@@ -15,7 +15,7 @@ from priorizer import metrics
 from priorizer.allocation.models import Allocation
 from priorizer.config import Settings
 from priorizer.db import Database
-from priorizer.maintenance.service import run_cycle
+from priorizer.maintenance.jobs import run_cycle
 from tests.conftest import FakeClock
 from tests.support.factories import add_assets, table_snapshot
 from tests.support.html_page import Page

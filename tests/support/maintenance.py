@@ -8,11 +8,12 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from priorizer.app import queue_policy
 from priorizer.config import Settings
 from priorizer.db import Database
+from priorizer.maintenance.jobs import run_cycle
 from priorizer.maintenance.models import MaintenanceRun
-from priorizer.maintenance.service import MaintenancePolicy, run_cycle
+from priorizer.maintenance.service import MaintenancePolicy
+from priorizer.queue.policy import queue_policy
 from tests.conftest import FakeClock
 from tests.support.factories import add_assets
 

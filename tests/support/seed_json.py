@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import select
 
 from priorizer.allocation.models import Allocation
-from priorizer.app import queue_policy
 from priorizer.catalog.models import Asset, Dataset
 from priorizer.db import Database
 from priorizer.models import metadata
+from priorizer.queue.policy import queue_policy
 from priorizer.seed import service as seed_service
 
 CKAN_ROWS: list[dict[str, Any]] = [

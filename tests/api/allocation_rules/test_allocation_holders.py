@@ -44,7 +44,7 @@ def test_never_more_holders_than_the_replication_target(service, clock, target):
 
 
 def test_target_counts_imported_copies(service, clock):
-    from priorizer.app import queue_policy
+    from priorizer.queue.policy import queue_policy
     from priorizer.seed import service as seed_service
 
     svc = service(replication_target=2)

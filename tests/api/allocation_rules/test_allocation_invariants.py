@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from priorizer.allocation.models import ALLOCATED, COMPLETED, HOLDING, Allocation
-from priorizer.app import create_app
 from priorizer.catalog.models import Asset, Dataset
 from priorizer.db import Database
 from priorizer.node.models import Node
+from priorizer.web.app import create_app
 from tests.conftest import make_settings
 from tests.support.factories import add_assets, asset
 
