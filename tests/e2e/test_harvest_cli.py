@@ -375,6 +375,23 @@ def test_the_harvests_here_start_as_a_shell_starts_them_whatever_pytest_ignores(
     assert signal.getsignal(signal.SIGINT) == handler
 
 
+def test_a_harvest_started_as_a_background_job_keeps_ignoring_sigint(
+    tmp_path: Path, portal: CkanPortal
+) -> None:
+    """A shell without job control starts `priorizer harvest URL &` with SIGINT ignored, so that
+    a Ctrl-C meant for the command in the foreground spares it. The harvest leaves it ignored,
+    as Python does (SIGTERM still stops it: `test_a_killed_harvest_leaves_no_process_behind`)."""
+    db_url = f"sqlite:///{tmp_path / 'priorizer.sqlite3'}"
+    env = cli_env(tmp_path, db_url)
+    with StalledHarvest(portal, env, db_url, sigint="SIG_IGN") as harvest:
+        harvest.wait_stalled()
+        assert ignores_sigint(harvest.process.pid)
+        os.killpg(harvest.group, signal.SIGINT)
+        time.sleep(2)
+        assert harvest.process.poll() is None, "a background job stopped by SIGINT"
+        assert [r.state for r in runs(db_url)] == ["running"]
+
+
 @pytest.mark.parametrize("kill", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_a_killed_harvest_leaves_no_process_behind(
     tmp_path: Path, portal: CkanPortal, kill: signal.Signals
