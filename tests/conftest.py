@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -187,3 +188,18 @@ def start_service(
             return client, database, settings
 
         yield start
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test has a node id of its own: pytest-xdist tells tests apart by node id, and of
+    tests sharing one it would run only one, silently. Schemathesis names the test of each API
+    operation (`test_api_conforms_to_its_schema[GET /nodes]`) but, under pytest 9.2, gives them
+    all the function's id; each gets its operation in its id (pytest keeps ids in `_id`, and has
+    no public way to set one after collection). Any other id seen twice stops the run."""
+    for item in items:
+        label = getattr(item, "operation_label", None)
+        if label is not None and not item.nodeid.endswith("]"):
+            item._id = item._id.with_params(label)  # type: ignore[attr-defined]
+    twice = [nodeid for nodeid, n in Counter(item.nodeid for item in items).items() if n > 1]
+    if twice:
+        raise pytest.UsageError(f"tests share a node id (xdist would run one of each): {twice}")
