@@ -4,6 +4,7 @@ imports run on a copy of the package, never on the tree itself."""
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -77,3 +78,33 @@ def test_an_import_against_a_rule_fails_naming_it(
     assert result.returncode != 0, result.stdout
     broken = result.stdout.split("Broken contracts", 1)[-1]
     assert rule in broken, result.stdout
+
+
+TRANSACTIONS = {"read", "write", "background_write", "snapshot", "exclusive", "run_write"}
+SOURCE = ROOT / "src" / "priorizer"
+
+
+def test_no_service_opens_a_transaction() -> None:
+    """A service takes a session; entry points and jobs open transactions (docs/architecture.md)."""
+    opened = []
+    for path in sorted(SOURCE.glob("*/service.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in TRANSACTIONS
+                and isinstance(node.func.value, ast.Name | ast.Attribute)
+                and "database" in ast.unparse(node.func.value)
+            ):
+                opened.append(f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node.func)}")
+    assert opened == []
+
+
+def test_no_module_is_over_400_lines() -> None:
+    """Each module holds one subject and fits in one's head (migrations aside)."""
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in SOURCE.rglob("*.py")
+        if "migrations" not in path.parts and (n := len(path.read_text().splitlines())) > 400
+    }
+    assert long == {}

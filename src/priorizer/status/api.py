@@ -19,12 +19,22 @@ router = APIRouter(tags=["system"])
 
 def _health(request: Request) -> HealthRead:
     state = request.app.state
+    database_problem = maintenance_problem = None
+    try:
+        state.database.ping()
+        with state.database.read() as session:
+            maintenance_problem = service.maintenance_problem(
+                session,
+                now=state.clock(),
+                interval_seconds=state.settings.auto_update_interval_seconds,
+                started_at=state.started_at,
+            )
+    except Exception as error:  # any failure to answer is "unavailable", whatever the driver says
+        database_problem = f"database does not answer ({type(error).__name__})"
     scheduler = state.scheduler
     checks, reason = service.health(
-        state.database,
-        now=state.clock(),
-        interval_seconds=state.settings.auto_update_interval_seconds,
-        started_at=state.started_at,
+        database_problem=database_problem,
+        maintenance_problem=maintenance_problem,
         scheduler_expected=state.settings.run_scheduler,
         scheduler_running=scheduler is not None and scheduler.running,
     )

@@ -12,7 +12,6 @@ from priorizer.allocation import service as allocation_service
 from priorizer.catalog import discovered
 from priorizer.catalog import service as catalog_service
 from priorizer.config import Settings
-from priorizer.db import Database
 from priorizer.harvest import service as harvest_service
 from priorizer.maintenance import repo as maintenance_repo
 from priorizer.maintenance import service as maintenance_service
@@ -24,31 +23,24 @@ log = logging.getLogger(__name__)
 
 
 def health(
-    database: Database,
     *,
-    now: datetime,
-    interval_seconds: float,
-    started_at: datetime,
+    database_problem: str | None,
+    maintenance_problem: str | None,
     scheduler_expected: bool,
     scheduler_running: bool,
 ) -> tuple[dict[str, bool], str | None]:
     """GET /health's checks and the reasons for any that failed: the database answers, this
     process's scheduler runs (when it should), and the last maintenance cycle (run by any
-    process) succeeded on time."""
+    process) succeeded on time (`maintenance_problem`; not judged when the database does not
+    answer)."""
     checks = {"database": True, "scheduler": True, "maintenance": True}
     reasons = []
-    try:
-        database.ping()
-        with database.read() as session:
-            problem = maintenance_problem(
-                session, now=now, interval_seconds=interval_seconds, started_at=started_at
-            )
-        if problem is not None:
-            checks["maintenance"] = False
-            reasons.append(problem)
-    except Exception as error:  # any failure to answer is "unavailable", whatever the driver says
+    if database_problem is not None:
         checks["database"] = checks["maintenance"] = False
-        reasons.append(f"database does not answer ({type(error).__name__})")
+        reasons.append(database_problem)
+    elif maintenance_problem is not None:
+        checks["maintenance"] = False
+        reasons.append(maintenance_problem)
     if scheduler_expected and not scheduler_running:
         checks["scheduler"] = False
         reasons.append("maintenance scheduler is not running")
