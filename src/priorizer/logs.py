@@ -1,6 +1,7 @@
-"""Logging: one line per request (with its id), as text or as JSON lines (LOG_FORMAT=json).
+"""Logging: as text or as JSON lines (LOG_FORMAT=json), the request fields of
+`web.middleware.RequestLog` (one line per request, with its id) carried into JSON lines.
 
-Configured in every process that logs: the CLI, and each server worker (see `app`), so that
+Configured in every process that logs: the CLI, and each server worker (see `web.app`), so that
 uvicorn's own messages and ours come out through the same handler, in the same format.
 """
 

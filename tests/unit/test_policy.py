@@ -166,3 +166,59 @@ def test_fit_respects_budget_slots_and_order(sizes, budget, slots):
 )
 def test_fit_examples(sizes, budget, slots, expected):
     assert [i.budget_mb for i in fit([Item(s) for s in sizes], budget, slots)] == expected
+
+
+ASSET_STATES_DRAWN = st.sampled_from(["active", "gone", "withdrawn", "unreachable", "expanded"])
+
+
+@given(
+    policies,
+    st.integers(1, 10),
+    st.integers(0, 3),
+    st.integers(0, 3),
+    st.integers(0, 3),
+    ASSET_STATES_DRAWN,
+    st.booleans(),
+    sizes,
+    st.integers(-2, 2),
+)
+def test_rank_of_over_asset_columns_agrees_with_asset_rank(
+    policy, priority, copies, disputed, leases, state, magnet, budget_mb, delta
+):
+    """`queue.sql.rank_of` (what every UPDATE of assets sets) maps the row's columns as
+    `queue.policy.asset_rank` does, with holders changed by the statement's delta."""
+    from types import SimpleNamespace
+
+    from sqlalchemy import Column, MetaData, String, Table
+
+    from priorizer.queue.policy import asset_rank
+    from priorizer.queue.sql import rank_of
+
+    disputed = min(disputed, copies)
+    table = Table(
+        "assets",
+        MetaData(),
+        Column("priority", Integer),
+        Column("copies", Integer),
+        Column("disputed_copies", Integer),
+        Column("leases", Integer),
+        Column("state", String),
+        Column("has_magnet_link", Boolean),
+        Column("budget_mb", Float),
+    )
+    row = dict(
+        priority=priority,
+        copies=copies,
+        disputed_copies=disputed,
+        leases=leases,
+        state=state,
+        has_magnet_link=magnet,
+        budget_mb=budget_mb,
+    )
+    with _engine().begin() as conn:
+        table.create(conn, checkfirst=True)
+        conn.execute(table.delete())
+        conn.execute(table.insert().values(**row))
+        got = conn.execute(select(rank_of(table.c, policy, holders_delta=delta))).scalar_one()
+    moved = SimpleNamespace(**{**row, "leases": leases + delta})
+    assert got == asset_rank(moved, policy)

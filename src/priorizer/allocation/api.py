@@ -7,7 +7,7 @@ import functools
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from priorizer.allocation import fleet, lifecycle, service
@@ -34,10 +34,19 @@ from priorizer.catalog import service as catalog_service
 from priorizer.catalog.schemas import AssetDetail, AssetId, AssetRead, HoldingRead
 from priorizer.node import service as node_service
 from priorizer.node.schemas import NodeDetail, NodeId, NodePage, NodeRead
+from priorizer.node.standing import CapLimits
 from priorizer.web.auth import NODE_AUTH_ERRORS, NodeIdentity, acting_node
-from priorizer.web.deps import DbDep, MaintenanceDep, NowDep, QueueDep, SettingsDep
+from priorizer.web.deps import DbDep, NowDep, QueueDep, SettingsDep
 from priorizer.web.limits import limit_node_call
 
+
+def _caps(request: Request) -> CapLimits:
+    """The lease caps nodes earn and lose (`maintenance.service.cap_limits`)."""
+    caps: CapLimits = request.app.state.maintenance.caps
+    return caps
+
+
+CapsDep = Annotated[CapLimits, Depends(_caps)]
 router = APIRouter(tags=["allocation"])
 
 
@@ -58,7 +67,7 @@ async def allocate(
     db: DbDep,
     settings: SettingsDep,
     queue: QueueDep,
-    maintenance: MaintenanceDep,
+    caps: CapsDep,
     now: NowDep,
 ) -> list[AllocatedAsset]:
     _check_plausible(body.free_space_gb, settings.max_free_space_gb)
@@ -72,7 +81,7 @@ async def allocate(
             free_space_gb=body.free_space_gb,
             queue=queue,
             max_assets=settings.max_assets_per_allocation,
-            limits=maintenance.caps,
+            limits=caps,
             lease_seconds=settings.allocation_expiry_seconds,
             failed_retry_seconds=settings.failed_retry_seconds,
             now=now,
@@ -161,7 +170,8 @@ def complete(
     identity: NodeIdentity,
     db: DbDep,
     settings: SettingsDep,
-    maintenance: MaintenanceDep,
+    caps: CapsDep,
+    queue: QueueDep,
     now: NowDep,
 ) -> CompleteResponse:
     node_id = acting_node(body.node_id, identity)
@@ -175,8 +185,8 @@ def complete(
             magnet_link=body.magnet_link,
             size_mb=body.size_mb,
             size_bytes=body.size_bytes,
-            queue=maintenance.queue,
-            limits=maintenance.caps,
+            queue=queue,
+            limits=caps,
             size_tolerance=settings.size_tolerance,
             failure_threshold=settings.failure_threshold,
             now=now,
@@ -199,7 +209,8 @@ def fail(
     identity: NodeIdentity,
     db: DbDep,
     settings: SettingsDep,
-    maintenance: MaintenanceDep,
+    caps: CapsDep,
+    queue: QueueDep,
     now: NowDep,
 ) -> FailResponse:
     node_id = acting_node(body.node_id, identity)
@@ -211,8 +222,8 @@ def fail(
             node_id=node_id,
             reason=body.reason,
             reason_code=body.reason_code,
-            queue=maintenance.queue,
-            limits=maintenance.caps,
+            queue=queue,
+            limits=caps,
             failure_threshold=settings.failure_threshold,
             now=now,
         )
@@ -234,7 +245,8 @@ def discard(
     identity: NodeIdentity,
     db: DbDep,
     settings: SettingsDep,
-    maintenance: MaintenanceDep,
+    caps: CapsDep,
+    queue: QueueDep,
     now: NowDep,
 ) -> DiscardResponse:
     node_id = acting_node(body.node_id, identity)
@@ -245,7 +257,7 @@ def discard(
             asset_id=body.asset_id,
             node_id=node_id,
             reason=body.reason,
-            queue=maintenance.queue,
+            queue=queue,
             size_tolerance=settings.size_tolerance,
             failure_threshold=settings.failure_threshold,
             now=now,
@@ -346,11 +358,11 @@ def list_nodes(
     summary="One node and its standing",
     responses={404: {"description": "No such node."}},
 )
-def get_node(node_id: NodeId, db: DbDep, maintenance: MaintenanceDep) -> NodeDetail:
+def get_node(node_id: NodeId, db: DbDep, caps: CapsDep) -> NodeDetail:
     with db.read() as session:
         node = node_service.get_node(session, node_id=node_id)
         summary = service.node_summaries(session, node_ids=[node.id])[node.id]
-        standing = fleet.node_standing(session, node=node, limits=maintenance.caps)
+        standing = fleet.node_standing(session, node=node, limits=caps)
         base = NodeRead.model_validate(node).model_dump()
         return NodeDetail(**{**base, **summary, **standing})
 

@@ -31,7 +31,7 @@ from priorizer.node import service as node_service
 from priorizer.node import standing
 from priorizer.node.models import Node
 from priorizer.node.standing import CapLimits, Standing
-from priorizer.queue.policy import QueuePolicy, counted_holders, may_hand_out, rank
+from priorizer.queue.policy import QueuePolicy, asset_rank
 
 # Due leases closed by one allocation request before it picks (see `expire_due`).
 EXPIRE_PER_REQUEST = 200
@@ -89,17 +89,6 @@ def _locked_asset(session: Session, asset_id: str) -> Asset:
     if asset is None:
         raise NotFound(f"no asset {asset_id!r}")
     return asset
-
-
-def _rerank(asset: Asset, queue: QueuePolicy) -> None:
-    holders = counted_holders(asset.copies, asset.disputed_copies, asset.leases)
-    asset.rank = rank(
-        asset.priority,
-        holders,
-        may_hand_out(asset.state, asset.has_magnet_link),
-        queue,
-        budget_mb=asset.budget_mb,
-    )
 
 
 def complete(
@@ -163,7 +152,7 @@ def complete(
     disputes = _settle(session, asset, size_tolerance=size_tolerance, threshold=failure_threshold)
     if asset.size_bytes is None and size_bytes is not None and disputes[lease.id] is None:
         asset.size_bytes = size_bytes  # the exact size next nodes verify against
-    _rerank(asset, queue)
+    asset.rank = asset_rank(asset, queue)
     metrics.tally(session, "completions")
     return _completion(asset, lease.id, disputes[lease.id], already_recorded=False, late=late)
 
@@ -255,7 +244,7 @@ def fail(
     asset = _locked_asset(session, asset_id)
     asset.leases -= 1
     weight = _weigh_failures(session, asset, threshold=failure_threshold)
-    _rerank(asset, queue)
+    asset.rank = asset_rank(asset, queue)
     if evidence.costs_node_standing(code):
         set_standing(node, standing.after_failure(standing_of(node), limits))
     node.failures += 1
@@ -315,7 +304,7 @@ def discard(
     if node.lost_at is None:  # a lost node's copies were not counted
         asset.copies -= 1
     _settle(session, asset, size_tolerance=size_tolerance, threshold=failure_threshold)
-    _rerank(asset, queue)
+    asset.rank = asset_rank(asset, queue)
     return Discarded(copy.id, asset.copies)
 
 

@@ -28,9 +28,8 @@ from priorizer.catalog.models import (
 from priorizer.db import dialect_insert
 from priorizer.queue.policy import (
     QueuePolicy,
-    counted_holders,
+    asset_rank,
     effective_size_mb,
-    may_hand_out,
     rank,
 )
 
@@ -202,10 +201,8 @@ def _take_size(asset: Asset, size_bytes: int | None) -> None:
 
 
 def _rerank(asset: Asset, queue: QueuePolicy) -> None:
-    asset.budget_mb = queue.unknown_size_mb if asset.size_mb is None else asset.size_mb
-    holders = counted_holders(asset.copies, asset.disputed_copies, asset.leases)
-    is_open = may_hand_out(asset.state, asset.has_magnet_link)
-    asset.rank = rank(asset.priority, holders, is_open, queue, budget_mb=asset.budget_mb)
+    asset.budget_mb = effective_size_mb(asset.size_mb, queue.unknown_size_mb)
+    asset.rank = asset_rank(asset, queue)
 
 
 def store_probes(session: Session, rows: Sequence[tuple[str, Found, int]], now: datetime) -> None:

@@ -60,12 +60,13 @@ class Dataset(Base):
 class Asset(Base):
     """One downloadable file.
 
-    Besides what describes the file, an asset carries the allocation queue's denormalised state,
-    written only by `allocation.repo`: `copies` (completed copies, `disputed_copies` of them
-    disputed), `leases` (open leases),
+    Besides what describes the file, an asset carries the allocation queue's denormalised state:
+    `copies` (completed copies, `disputed_copies` of them disputed) and `leases` (open leases),
+    counted by allocation's statements (`allocation.claims`, `allocation.lifecycle`);
     `budget_mb` (what the asset counts for in a node's budget) and `rank` (its place in the queue,
-    NULL when it is not to be handed out). See `queue.policy` for the rules. `copies` counts
-    copies on nodes that are not lost (see `maintenance`).
+    NULL when it is not to be handed out), set with them and wherever a priority, state or size
+    changes, always by the queue core's rule (`queue.sql.rank_of`, `queue.policy.asset_rank`).
+    `copies` counts copies on nodes that are not lost (see `maintenance`).
     """
 
     __tablename__ = "assets"

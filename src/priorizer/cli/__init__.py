@@ -98,7 +98,7 @@ def serve(
             workers=settings.workers,
             log_level=settings.log_level.lower(),
             log_config=None,  # each worker configures logging itself (`logs.configure`)
-            access_log=False,  # requests are logged by `logs.RequestLog`, with their ids
+            access_log=False,  # requests are logged by `web.middleware.RequestLog`, with their ids
         )
     finally:
         if counts_dir is not None:

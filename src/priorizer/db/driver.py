@@ -6,16 +6,12 @@ from __future__ import annotations
 import collections
 import functools
 import json
-import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def upsert_insert(dialect_name: str, table: Any) -> Any:

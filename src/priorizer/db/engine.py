@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
-
 
 BUSY_TIMEOUT_MS = 10_000
 

@@ -3,12 +3,8 @@ environment also brings PostgreSQL's server-side functions to this code's versio
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Any, TypeVar
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
+from typing import Any
 
 
 def migrate(url: str) -> None:

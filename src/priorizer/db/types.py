@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from sqlalchemy import DateTime, Index, MetaData, TypeDecorator, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
-
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

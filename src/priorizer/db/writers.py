@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import logging
 import os
 import threading
 from collections.abc import Callable
@@ -18,7 +17,6 @@ from sqlalchemy.orm import Session
 if TYPE_CHECKING:
     from priorizer.db.database import Database
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 

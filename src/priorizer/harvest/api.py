@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 
 from priorizer.harvest import dispatch, service
 from priorizer.harvest.schemas import HarvestRequest, HarvestRunRead, HarvestStarted
 from priorizer.web.auth import ADMIN, ADMIN_ERRORS
-from priorizer.web.deps import DbDep, HarvestContextDep
+from priorizer.web.deps import DbDep
 
 router = APIRouter(tags=["harvest"])
+
+
+def _context(request: Request) -> service.Context:
+    """What a harvest in this server works with (`web.app.harvest_context`)."""
+    context: service.Context = request.app.state.harvest_context()
+    return context
+
+
+ContextDep = Annotated[service.Context, Depends(_context)]
 
 
 @router.post(
@@ -28,9 +37,7 @@ router = APIRouter(tags=["harvest"])
     },
     dependencies=ADMIN,
 )
-def start_harvest(
-    body: HarvestRequest, request: Request, context: HarvestContextDep
-) -> HarvestStarted:
+def start_harvest(body: HarvestRequest, request: Request, context: ContextDep) -> HarvestStarted:
     state = request.app.state
     source = dispatch.source_for(
         body.url, kind=body.kind, organization=body.organization, query=body.query

@@ -4,7 +4,6 @@ transaction the harvest job, `harvest.jobs`, opens for it)."""
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +23,6 @@ from priorizer.harvest.reader import (
 )
 from priorizer.queue.policy import QueuePolicy
 from priorizer.scoring.policy import Policy, quick_result
-
-log = logging.getLogger(__name__)
 
 SORT = "metadata_modified asc, id asc"
 LOCK_NAME = "harvest"

@@ -29,7 +29,7 @@ from priorizer.system import repo as system_repo
 
 log = logging.getLogger(__name__)
 
-JOB_ID = "maintenance"  # the scheduler's job (`web.scheduler`), which /status reads
+JOB_ID = "maintenance"  # the scheduler's job (`priorizer.scheduler`), which /status reads
 RUNNER_LOCK = 74_251_002  # PostgreSQL advisory lock key (startup uses ...001)
 # Rows per transaction: small enough that a waiting allocation request is not held long.
 LEASES_PER_BATCH = 2000

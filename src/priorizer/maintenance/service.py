@@ -4,7 +4,6 @@ docs/maintenance.md."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,8 +15,6 @@ from priorizer.maintenance.models import MaintenanceRun
 from priorizer.node import repo as node_repo
 from priorizer.node.standing import CapLimits
 from priorizer.queue.policy import QueuePolicy
-
-log = logging.getLogger(__name__)
 
 SLOT_ORIGIN = datetime(2020, 1, 1, tzinfo=UTC)
 

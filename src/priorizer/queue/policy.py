@@ -120,6 +120,26 @@ def rank(
     return float(priority - policy.copy_penalty * holders) - size_penalty(budget_mb, policy)
 
 
+class QueuedAsset(Protocol):
+    """What an asset's rank is computed from (a catalog row, `catalog.models.Asset`)."""
+
+    priority: int
+    copies: int
+    disputed_copies: int
+    leases: int
+    state: str
+    has_magnet_link: bool
+    budget_mb: float
+
+
+def asset_rank(asset: QueuedAsset, policy: QueuePolicy) -> float | None:
+    """`rank` of an asset as loaded: what code that changed it in Python sets (the SQL
+    statements set `queue.sql.rank_of`, the same rule)."""
+    holders = counted_holders(asset.copies, asset.disputed_copies, asset.leases)
+    handed_out = may_hand_out(asset.state, asset.has_magnet_link)
+    return rank(asset.priority, holders, handed_out, policy, budget_mb=asset.budget_mb)
+
+
 def rank_levels(policy: QueuePolicy) -> list[float]:
     """Every rank an asset can have, highest first: priorities are whole numbers from 1 to 10,
     holders from 0 to target - 1 and size penalties a few steps, so the queue has a small,

@@ -10,7 +10,6 @@ try (up to a day), and shows its error until a harvest succeeds.
 
 from __future__ import annotations
 
-import logging
 import re
 from datetime import datetime
 from typing import Any
@@ -22,8 +21,6 @@ from priorizer.errors import Conflict, Invalid, NotFound
 from priorizer.harvest import dispatch
 from priorizer.sources import repo
 from priorizer.sources.models import WatchedSource
-
-log = logging.getLogger(__name__)
 
 DEFAULT_EVERY_SECONDS = 6 * 3600.0
 DEFAULT_FULL_EVERY_SECONDS = 86_400.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any
 
@@ -18,8 +17,6 @@ from priorizer.maintenance import service as maintenance_service
 from priorizer.maintenance.models import FAILED
 from priorizer.node import service as node_service
 from priorizer.sources import service as sources_service
-
-log = logging.getLogger(__name__)
 
 
 def health(

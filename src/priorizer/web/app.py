@@ -6,6 +6,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -21,8 +22,11 @@ from priorizer.config import Settings, describe_settings_error
 from priorizer.dashboard.api import router as dashboard_router
 from priorizer.db import Database
 from priorizer.errors import Invalid
+from priorizer.harvest import alerts
 from priorizer.harvest.api import router as harvest_router
+from priorizer.harvest.service import Context as HarvestContext
 from priorizer.maintenance.service import MaintenancePolicy
+from priorizer.node import service as node_service
 from priorizer.node.api import router as node_router
 from priorizer.queue.policy import queue_policy
 from priorizer.scheduler import add_probe_job, build_scheduler
@@ -31,13 +35,31 @@ from priorizer.scoring.api import router as scoring_router
 from priorizer.sources import jobs as sources_jobs
 from priorizer.sources.api import router as sources_router
 from priorizer.status.api import router as status_router
-from priorizer.web.deps import harvest_context, known_query_parameters
+from priorizer.web.deps import known_query_parameters
 from priorizer.web.errors import COMMON_ERRORS, handle_errors
 from priorizer.web.limits import RateLimits
 from priorizer.web.middleware import BodyLimit, ErrorBarrier, RequestLog
 
 HARVEST_STOP_WAIT_SECONDS = 10.0
 DOCS_ASSETS_URL = "/static/api-docs"
+
+
+def harvest_context(state: Any) -> HarvestContext:
+    """What a harvest in this server works with: its database, policies, clock, and the
+    removal alerts (`harvest.alerts`) when REMOVAL_WEBHOOK_URL is set."""
+    return HarvestContext(
+        database=state.database,
+        policy=state.scoring,
+        queue=state.queue,
+        clock=state.clock,
+        on_removed=alerts.sender(state.settings, state.database),
+    )
+
+
+def node_of_token(database: Database, token: str) -> str | None:
+    """The node a token belongs to (`web.auth.node_identity` asks, under NODE_AUTH)."""
+    with database.read() as session:
+        return node_service.node_of_token(session, token=token)
 
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
@@ -58,7 +80,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         app.state.scheduler = None
         try:
             if settings.run_scheduler:
-                check = sources_jobs.SourcesJob(lambda: harvest_context(app.state))
+                check = sources_jobs.SourcesJob(app.state.harvest_context)
                 app.state.scheduler = build_scheduler(
                     database=database,
                     policy=app.state.maintenance,
@@ -99,6 +121,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app.state.clock = clock
     app.state.queue = queue_policy(settings)
     app.state.maintenance = MaintenancePolicy.from_settings(settings, app.state.queue)
+    app.state.harvest_context = lambda: harvest_context(app.state)
+    app.state.node_of_token = lambda token: node_of_token(app.state.database, token)
     app.state.started_at = clock()
     app.state.scoring = scoring_policy.load(settings.scoring_policy_file)
     app.state.harvests = {}  # source key -> the thread harvesting it

@@ -16,7 +16,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from priorizer.config import Settings
 from priorizer.errors import Forbidden, Unauthorized
-from priorizer.node import service as node_service
 
 _bearer = HTTPBearer(auto_error=False, description="PRIORIZER_ADMIN_TOKEN")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -49,10 +48,7 @@ def node_identity(request: Request, credentials: Credentials) -> str | None:
     if not settings.node_auth:
         return None
     token = credentials.credentials if credentials is not None else ""
-    node_id = None
-    if token:
-        with request.app.state.database.read() as session:
-            node_id = node_service.node_of_token(session, token=token)
+    node_id = request.app.state.node_of_token(token) if token else None
     if node_id is None:
         raise Unauthorized("node calls need the node's token: Authorization: Bearer <token>")
     return node_id

@@ -1,12 +1,13 @@
-"""What routes receive: the database, the settings, the clock, the policies and what a harvest
-works with, from the app's state; and the check that a route's query names only parameters it
-takes."""
+"""What every route may receive: the database, the settings, the clock and the queue policy,
+from the app's state; and the check that a route's query names only parameters it takes. Only
+the core is imported here (a contract holds it): a dependency on a domain is the domain's own,
+in its router."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
@@ -15,9 +16,6 @@ from fastapi.routing import APIRoute
 
 from priorizer.config import Settings
 from priorizer.db import Database
-from priorizer.harvest import alerts
-from priorizer.harvest.service import Context as HarvestContext
-from priorizer.maintenance.service import MaintenancePolicy
 from priorizer.queue.policy import QueuePolicy
 
 
@@ -38,32 +36,10 @@ def _queue(request: Request) -> QueuePolicy:
     return request.app.state.queue
 
 
-def _maintenance(request: Request) -> MaintenancePolicy:
-    return request.app.state.maintenance
-
-
-def harvest_context(state: Any) -> HarvestContext:
-    """What a harvest in this server works with: its database, policies, clock, and the
-    removal alerts (`harvest.alerts`) when REMOVAL_WEBHOOK_URL is set."""
-    return HarvestContext(
-        database=state.database,
-        policy=state.scoring,
-        queue=state.queue,
-        clock=state.clock,
-        on_removed=alerts.sender(state.settings, state.database),
-    )
-
-
-def _harvest_context(request: Request) -> HarvestContext:
-    return harvest_context(request.app.state)
-
-
 DbDep = Annotated[Database, Depends(_database)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 NowDep = Annotated[datetime, Depends(_now)]
 QueueDep = Annotated[QueuePolicy, Depends(_queue)]
-MaintenanceDep = Annotated[MaintenancePolicy, Depends(_maintenance)]
-HarvestContextDep = Annotated[HarvestContext, Depends(_harvest_context)]
 
 
 async def known_query_parameters(request: Request) -> None:
