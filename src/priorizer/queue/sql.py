@@ -1,7 +1,7 @@
 """The queue's rules as SQL expressions, written once: every statement that sets `rank`
-(harvest upserts, priority and state changes, claims, completions, expiries, redraws, probed
-sizes) builds it here, over the columns of `assets` it is given, so that the database and
-`priorizer.queue.policy` always agree."""
+(harvest upserts, priority and state changes, claims, expiries, redraws, policy changes) builds
+it here, over the columns of `assets` it is given, so that the database and
+`priorizer.queue.policy` (`asset_rank`, for assets changed in Python) always agree."""
 
 from __future__ import annotations
 
