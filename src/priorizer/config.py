@@ -282,7 +282,7 @@ class Settings(BaseSettings):
     def unsafe_to_serve(self) -> str | None:
         """Why the server must not start with these settings, or None: listening beyond
         loopback with no admin token would open admin actions to anyone who reaches it. Checked
-        however the app starts (`priorizer serve`, `uvicorn --factory`, a test's app)."""
+        by `priorizer serve` and by `web.app.create_app`, whoever builds the app."""
         if is_loopback(self.host) or self.admin_token is not None or self.insecure:
             return None
         return (
@@ -290,6 +290,10 @@ class Settings(BaseSettings):
             "who reaches it could run admin actions. Set PRIORIZER_ADMIN_TOKEN (16+ "
             "characters), listen on 127.0.0.1, or set PRIORIZER_INSECURE=1 to accept the risk."
         )
+
+
+class UnsafeSettings(ValueError):
+    """Settings a server must not start with (`Settings.unsafe_to_serve`)."""
 
 
 def is_loopback(host: str) -> bool:

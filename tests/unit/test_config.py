@@ -411,3 +411,19 @@ def test_settings_repr_shows_no_secret(secrets_set):
 )  # fmt: skip
 def test_mask_password(url, masked):
     assert mask_password(url) == masked
+
+
+def test_an_app_is_not_built_to_listen_beyond_loopback_without_an_admin_token(tmp_path):
+    """The refusal `priorizer serve` makes holds however the app is built (`uvicorn --factory`,
+    an embedding program): the factory itself refuses, and names the way out."""
+    from priorizer.config import UnsafeSettings
+    from priorizer.web.app import create_app
+
+    def settings(**values: object) -> Settings:
+        return Settings.of(database_url=f"sqlite:///{tmp_path / 'p.sqlite3'}", **values)
+
+    with pytest.raises(UnsafeSettings, match="PRIORIZER_ADMIN_TOKEN"):
+        create_app(settings(host="0.0.0.0"))
+    assert create_app(settings(host="0.0.0.0", admin_token="t" * 20))
+    assert create_app(settings(host="0.0.0.0", insecure=True))
+    assert create_app(settings(host="::1"))

@@ -18,10 +18,9 @@ from priorizer.allocation.api import router as allocation_router
 from priorizer.allocation.api import views as allocation_views
 from priorizer.catalog.api import router as catalog_router
 from priorizer.clock import utcnow
-from priorizer.config import Settings, describe_settings_error
+from priorizer.config import Settings, UnsafeSettings, describe_settings_error
 from priorizer.dashboard.api import router as dashboard_router
 from priorizer.db import Database
-from priorizer.errors import Invalid
 from priorizer.harvest import alerts
 from priorizer.harvest.api import router as harvest_router
 from priorizer.harvest.service import Context as HarvestContext
@@ -64,10 +63,10 @@ def node_of_token(database: Database, token: str) -> str | None:
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
     """The app over an already migrated database (see `startup.prepare`). Refuses settings
-    that are unsafe to serve with (`Settings.unsafe_to_serve`), however the app is started."""
+    that are unsafe to serve with (`Settings.unsafe_to_serve`), whoever builds the app."""
     problem = settings.unsafe_to_serve()
     if problem is not None:
-        raise Invalid(problem)
+        raise UnsafeSettings(problem)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -163,5 +162,5 @@ def app_from_environment() -> FastAPI:
     logs.configure(settings)
     try:
         return create_app(settings)
-    except Invalid as error:
+    except UnsafeSettings as error:
         raise SystemExit(f"error: {error}") from None
