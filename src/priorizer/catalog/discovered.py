@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from priorizer.catalog import bulk, repo
@@ -33,6 +33,8 @@ from priorizer.queue.policy import (
     may_hand_out,
     rank,
 )
+
+_assets = cast(Table, Asset.__table__)
 
 MIB = 1024 * 1024
 # States a probe may move an asset between; unreachable and withdrawn are people's business.
@@ -73,6 +75,16 @@ def due(session: Session, *, limit: int, before: datetime) -> list[tuple[str, st
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Probed:
+    """One asset's probe, as a probe run records it."""
+
+    asset_id: str
+    found: Found
+    children: int
+    is_expanded: bool
+
+
 def record_probe(
     session: Session,
     *,
@@ -82,30 +94,103 @@ def record_probe(
     is_expanded: bool,
     queue: QueuePolicy,
     now: datetime,
-    pending: list[tuple[str, Found, int]] | None = None,
 ) -> str | None:
     """Store one asset's probe and what it means for the asset; its state before, when the
-    probe changed it (None otherwise, or when the asset is gone from the catalog). With
-    `pending`, the probe record is added to it, for `store_probes` to write with others."""
-    asset = repo.get(session, asset_id=asset_id, for_update=True)
-    if asset is None:
-        return None
-    if pending is None:
-        store_probes(session, [(asset_id, found, children)], now)
-    else:
-        pending.append((asset_id, found, children))
-    asset.probed_at = now
-    _take_size(asset, found.size_bytes)
-    before = asset.state
-    if asset.state in PROBED_STATES:
-        if found.kind == "gone":
-            asset.state = ASSET_GONE
-        elif is_expanded:
-            asset.state = ASSET_EXPANDED
-        elif found.status is not None and asset.state == ASSET_GONE:
-            asset.state = ASSET_ACTIVE  # found back
-    _rerank(asset, queue)
-    return before if asset.state != before else None
+    probe changed it (None otherwise, or when the asset is gone from the catalog)."""
+    pending: list[tuple[str, Found, int]] = []
+    [was] = record_probes(
+        session,
+        probed=[Probed(asset_id, found, children, is_expanded)],
+        queue=queue,
+        now=now,
+        pending=pending,
+    )
+    store_probes(session, pending, now)
+    return was
+
+
+def record_probes(
+    session: Session,
+    *,
+    probed: Sequence[Probed],
+    queue: QueuePolicy,
+    now: datetime,
+    pending: list[tuple[str, Found, int]],
+) -> list[str | None]:
+    """`record_probe` for a batch, in a few statements: the assets' rows read (and locked) a
+    chunk at a time in id order, their new size, state and rank computed here, and written by
+    one executemany UPDATE. Each asset's state before, when its probe changed it (as
+    `record_probe`), in the order given; the probe records are added to `pending`, for
+    `store_probes` to write with others."""
+    session.flush()  # ORM changes made before (add_children) are in the rows read here
+    rows = _probed_rows(session, sorted({p.asset_id for p in probed}))
+    changes: dict[str, dict[str, Any]] = {}
+    was: list[str | None] = []
+    for item in probed:
+        row = rows.get(item.asset_id)
+        if row is None:
+            was.append(None)
+            continue
+        pending.append((item.asset_id, item.found, item.children))
+        size_bytes = item.found.size_bytes
+        if size_bytes is not None and row["size_bytes"] is None and not row["is_size_reported"]:
+            row["size_mb"] = max(size_bytes, 1) / MIB
+        before = row["state"]
+        if before in PROBED_STATES:
+            if item.found.kind == "gone":
+                row["state"] = ASSET_GONE
+            elif item.is_expanded:
+                row["state"] = ASSET_EXPANDED
+            elif item.found.status is not None and before == ASSET_GONE:
+                row["state"] = ASSET_ACTIVE  # found back
+        budget = queue.unknown_size_mb if row["size_mb"] is None else row["size_mb"]
+        holders = counted_holders(row["copies"], row["disputed_copies"], row["leases"])
+        is_open = may_hand_out(row["state"], row["has_magnet_link"])
+        changes[item.asset_id] = {
+            "b_id": item.asset_id,
+            "b_state": row["state"],
+            "b_size_mb": row["size_mb"],
+            "b_budget_mb": budget,
+            "b_rank": rank(row["priority"], holders, is_open, queue, budget_mb=budget),
+        }
+        was.append(before if row["state"] != before else None)
+    if changes:
+        a = _assets.c
+        statement = (
+            update(_assets)
+            .where(a.id == bindparam("b_id"))
+            .values(
+                probed_at=now,
+                state=bindparam("b_state"),
+                size_mb=bindparam("b_size_mb"),
+                budget_mb=bindparam("b_budget_mb"),
+                rank=bindparam("b_rank"),
+            )
+        )
+        session.connection().execute(statement, list(changes.values()))
+        session.expire_all()  # assets the session holds are read again when next used
+    return was
+
+
+_ROW_COLUMNS = (
+    "id", "state", "size_mb", "size_bytes", "is_size_reported", "priority", "copies",
+    "disputed_copies", "leases", "has_magnet_link",
+)  # fmt: skip
+
+
+def _probed_rows(session: Session, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """What a probe needs of each asset, by id, locked (FOR UPDATE on PostgreSQL)."""
+    a = _assets.c
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        query = (
+            select(*(a[name] for name in _ROW_COLUMNS))
+            .where(a.id.in_(ids[start : start + 500]))
+            .order_by(a.id)
+            .with_for_update()
+        )
+        found.update({row.id: dict(row._mapping) for row in session.execute(query)})
+    return found
 
 
 def add_children(
@@ -342,12 +427,3 @@ def figures(session: Session) -> dict[str, Any]:
 def count_children(session: Session, *, parent_id: str) -> int:
     query = select(func.count()).select_from(Asset).where(Asset.parent_id == parent_id)
     return session.execute(query).scalar_one()
-
-
-def lock_assets(session: Session, *, asset_ids: Sequence[str]) -> None:
-    """Load (and lock) a batch's assets in one query, in id order: each `record_probe` then
-    finds its asset in the session rather than asking the database again."""
-    ids = sorted(set(asset_ids))
-    for start in range(0, len(ids), 500):
-        query = select(Asset).where(Asset.id.in_(ids[start : start + 500])).order_by(Asset.id)
-        session.execute(query.with_for_update()).scalars().all()
