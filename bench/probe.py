@@ -38,7 +38,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from priorizer.discovery.prober import Prober, by_host  # noqa: E402
+from priorizer.discovery.prober import Prober, by_host, run  # noqa: E402
 
 PRIORIZER = Path(sys.executable).parent / "priorizer"
 SIZE = 123_456_789
@@ -198,7 +198,7 @@ def main() -> None:
     ready.get(timeout=30)
     targets = urls(args.urls, args.hosts, port)
     try:
-        alone, cpu = asyncio.run(prober_alone(targets))
+        alone, cpu = run(prober_alone(targets))  # on the loop `priorizer probe` runs
         time.sleep(0.5)
         _served, most_alone = latest(stats)
         elapsed, report = end_to_end(targets, args.database)

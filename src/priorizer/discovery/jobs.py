@@ -18,7 +18,7 @@ from priorizer.catalog.discovered import Found, Probed
 from priorizer.db import Database
 from priorizer.discovery.crawl import Expansion, Robots, expand
 from priorizer.discovery.listings import name_of
-from priorizer.discovery.prober import Prober, host_key
+from priorizer.discovery.prober import Prober, host_key, run
 from priorizer.discovery.service import ProbeConfig, ProbeReport, count, file_format, found_of
 from priorizer.queue.policy import QueuePolicy
 
@@ -65,7 +65,7 @@ def probe_catalog(
         targets = discovered.due(session, limit=limit, before=before)
     report = ProbeReport()
     if targets:
-        asyncio.run(_probe_all(database, targets, config, queue, clock, report))
+        run(_probe_all(database, targets, config, queue, clock, report))
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

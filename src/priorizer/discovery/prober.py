@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any, TypeVar
 from urllib.parse import urljoin
 
 import httpx
@@ -34,6 +35,7 @@ _RANGE = re.compile(r"bytes\s+\d+-\d+/(\d+)", re.I)
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 SHORT_BODY_BYTES = 64 * 1024
 IDLE_HOSTS_PER_SLOT = 4  # hosts whose connections are kept, per request allowed at once
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,17 @@ def user_agent(contact_url: str) -> str:
     except PackageNotFoundError:  # pragma: no cover - run from a source tree
         ours = "0"
     return f"Priorizer/{ours} (+{contact_url})"
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run`, on uvloop when it is installed (it comes with uvicorn[standard]): its event
+    loop costs the prober less CPU per request than asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn without [standard]
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def by_host(urls: list[str]) -> list[str]:
