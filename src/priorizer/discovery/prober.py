@@ -5,8 +5,8 @@ A `HEAD` first; a ranged `GET bytes=0-0` when `HEAD` is refused (405, 501, 403, 
 nothing of the size. Redirects are followed by hand, each hop under its own host's limit, up to
 `max_redirects`. Transport errors, 429 and 5xx are retried with exponential backoff. Concurrency
 is bounded overall and per host (host and port): a portal never sees more than
-`host_concurrency` requests from us at once. aiohttp's connector keeps a pool per host (and
-closes connections idle for `KEEPALIVE_SECONDS`).
+`host_concurrency` requests from us at once. Each host has a connection pool of its own (an
+aiohttp session), kept while the host is among the last seen.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import asyncio
 import codecs
 import re
 import ssl
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ _RETRIED_STATUSES = (429, 500, 502, 503, 504)
 _RANGE = re.compile(r"bytes\s+\d+-\d+/(\d+)", re.I)
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 SHORT_BODY_BYTES = 64 * 1024
-KEEPALIVE_SECONDS = 5.0  # a host's URLs come together (`by_host`): its idle connections go soon
+IDLE_HOSTS_PER_SLOT = 4  # hosts whose connections are kept, per request allowed at once
 _REDIRECTS = (301, 302, 303, 307, 308)
 # What a request failed of on the way (httpx's TransportError): asked again.
 _TRANSPORT_ERRORS = (
@@ -153,31 +154,39 @@ class Prober:
         )
         # One TLS context for all (building one loads the CA bundle: milliseconds each).
         self._tls = ssl.create_default_context(cafile=certifi.where())
-        self._session: aiohttp.ClientSession | None = None
+        # A session (a connection pool) per host: idle ones are kept for the hosts seen last,
+        # so a host's next URL reuses a connection rather than connecting again.
+        self._sessions: OrderedDict[str, aiohttp.ClientSession] = OrderedDict()
+        self._idle_hosts = IDLE_HOSTS_PER_SLOT * concurrency
 
-    @property
-    def _client(self) -> aiohttp.ClientSession:
-        # Made in the running loop (aiohttp binds a session to the loop it was made in).
-        if self._session is None:
+    def _session(self, key: str) -> aiohttp.ClientSession:
+        session = self._sessions.get(key)
+        if session is None:  # made in the running loop: aiohttp binds it to that loop
             connector = aiohttp.TCPConnector(
-                limit=0,  # the semaphores bound requests at once, overall and per host
-                limit_per_host=self.host_concurrency,
-                keepalive_timeout=KEEPALIVE_SECONDS,
-                ssl=self._tls,
+                limit=self.host_concurrency, limit_per_host=self.host_concurrency, ssl=self._tls
             )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers=self._headers,
-                timeout=self._timeout,
+            session = self._sessions[key] = aiohttp.ClientSession(
+                connector=connector, headers=self._headers, timeout=self._timeout
             )
-        return self._session
+        self._sessions.move_to_end(key)
+        return session
+
+    async def _close_idle(self) -> None:
+        """Sessions of hosts no request runs or waits for, oldest first, once more than
+        `idle_hosts` are kept: open connections stay bounded (two per host kept)."""
+        if len(self._sessions) <= self._idle_hosts:
+            return
+        idle = [k for k in self._sessions if k not in self._waiting][: len(self._sessions) // 4]
+        closing = [self._sessions.pop(k) for k in idle]  # before any await: no one takes them
+        for session in closing:
+            await session.close()
 
     async def __aenter__(self) -> Prober:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
+        while self._sessions:
+            await self._sessions.popitem()[1].close()
 
     @asynccontextmanager
     async def slot(self, url: str) -> AsyncIterator[None]:
@@ -194,6 +203,7 @@ class Prober:
             self._waiting[key] -= 1
             if not self._waiting[key]:  # no one holds or waits for it: forgotten
                 del self._waiting[key], self._hosts[key]
+            await self._close_idle()
 
     async def probe(self, url: str) -> Probe:
         try:
@@ -247,7 +257,7 @@ class Prober:
             with attempt:
                 async with (
                     self.slot(url),
-                    self._client.request(
+                    self._session(host_key(url)).request(
                         method, url, headers=headers, allow_redirects=False
                     ) as response,
                 ):
