@@ -1,5 +1,6 @@
-"""Discovery's writes to the catalog: probe records, sizes, the states gone and expanded, and
-child assets of expanded listings. Called inside the caller's write transaction.
+"""Discovery's writes to the catalog: probe records (`probes`, re-exported here), sizes, the
+states gone and expanded, and child assets of expanded listings. Called inside the caller's
+write transaction.
 
 Sizes: a probed size replaces the catalog's (and the assumed size of an unknown one) at once,
 in `size_mb` and `budget_mb`, unless nodes reported one (`size_bytes`, `is_size_reported`),
@@ -25,35 +26,17 @@ from priorizer.catalog.models import (
     AssetProbe,
     url_key,
 )
-from priorizer.db import dialect_insert
+from priorizer.catalog.probes import MIB, PROBED_STATES, Found
+from priorizer.catalog.probes import Probed as Probed  # re-exported: discovery's writes, here
+from priorizer.catalog.probes import record_probe as record_probe
+from priorizer.catalog.probes import record_probes as record_probes
+from priorizer.catalog.probes import store_probes as store_probes
 from priorizer.queue.policy import (
     QueuePolicy,
     asset_rank,
     effective_size_mb,
     rank,
 )
-
-MIB = 1024 * 1024
-# States a probe may move an asset between; unreachable and withdrawn are people's business.
-PROBED_STATES = (ASSET_ACTIVE, ASSET_GONE, ASSET_EXPANDED)
-PROBE_FIELDS = (
-    "final_url", "status", "content_type", "size_bytes", "last_modified", "etag", "kind", "error",
-)  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Found:
-    """One URL's probe, as discovery stores it."""
-
-    url: str
-    kind: str
-    final_url: str | None = None
-    status: int | None = None
-    content_type: str | None = None
-    size_bytes: int | None = None
-    last_modified: str | None = None
-    etag: str | None = None
-    error: str | None = None
 
 
 def due(session: Session, *, limit: int, before: datetime) -> list[tuple[str, str]]:
@@ -70,41 +53,6 @@ def due(session: Session, *, limit: int, before: datetime) -> list[tuple[str, st
         )
         found += [(r.id, r.url) for r in session.execute(stale)]
     return found
-
-
-def record_probe(
-    session: Session,
-    *,
-    asset_id: str,
-    found: Found,
-    children: int,
-    is_expanded: bool,
-    queue: QueuePolicy,
-    now: datetime,
-    pending: list[tuple[str, Found, int]] | None = None,
-) -> str | None:
-    """Store one asset's probe and what it means for the asset; its state before, when the
-    probe changed it (None otherwise, or when the asset is gone from the catalog). With
-    `pending`, the probe record is added to it, for `store_probes` to write with others."""
-    asset = repo.get(session, asset_id=asset_id, for_update=True)
-    if asset is None:
-        return None
-    if pending is None:
-        store_probes(session, [(asset_id, found, children)], now)
-    else:
-        pending.append((asset_id, found, children))
-    asset.probed_at = now
-    _take_size(asset, found.size_bytes)
-    before = asset.state
-    if asset.state in PROBED_STATES:
-        if found.kind == "gone":
-            asset.state = ASSET_GONE
-        elif is_expanded:
-            asset.state = ASSET_EXPANDED
-        elif found.status is not None and asset.state == ASSET_GONE:
-            asset.state = ASSET_ACTIVE  # found back
-    _rerank(asset, queue)
-    return before if asset.state != before else None
 
 
 def add_children(
@@ -203,33 +151,6 @@ def _take_size(asset: Asset, size_bytes: int | None) -> None:
 def _rerank(asset: Asset, queue: QueuePolicy) -> None:
     asset.budget_mb = effective_size_mb(asset.size_mb, queue.unknown_size_mb)
     asset.rank = asset_rank(asset, queue)
-
-
-def store_probes(session: Session, rows: Sequence[tuple[str, Found, int]], now: datetime) -> None:
-    if not rows:
-        return
-    # One row per asset (the last): PostgreSQL refuses to update a row twice in one statement.
-    rows = list({asset_id: (asset_id, found, n) for asset_id, found, n in rows}.values())
-    values: list[dict[str, Any]] = [
-        {
-            "asset_id": asset_id,
-            **{name: getattr(found, name) for name in PROBE_FIELDS},
-            "children": children,
-            "probed_at": now,
-        }
-        for asset_id, found, children in rows
-    ]
-    for value in values:
-        value["content_type"] = (value["content_type"] or "")[:200] or None
-        value["etag"] = (value["etag"] or "")[:300] or None
-        value["last_modified"] = (value["last_modified"] or "")[:100] or None
-    statement = dialect_insert(session, AssetProbe.__table__)
-    new = statement.excluded
-    statement = statement.on_conflict_do_update(
-        index_elements=["asset_id"],
-        set_={name: getattr(new, name) for name in (*PROBE_FIELDS, "children", "probed_at")},
-    )
-    session.execute(statement, values)
 
 
 def gone_with_copies(session: Session, *, limit: int) -> Sequence[Asset]:
@@ -339,12 +260,3 @@ def figures(session: Session) -> dict[str, Any]:
 def count_children(session: Session, *, parent_id: str) -> int:
     query = select(func.count()).select_from(Asset).where(Asset.parent_id == parent_id)
     return session.execute(query).scalar_one()
-
-
-def lock_assets(session: Session, *, asset_ids: Sequence[str]) -> None:
-    """Load (and lock) a batch's assets in one query, in id order: each `record_probe` then
-    finds its asset in the session rather than asking the database again."""
-    ids = sorted(set(asset_ids))
-    for start in range(0, len(ids), 500):
-        query = select(Asset).where(Asset.id.in_(ids[start : start + 500])).order_by(Asset.id)
-        session.execute(query.with_for_update()).scalars().all()

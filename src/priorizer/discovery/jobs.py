@@ -11,12 +11,14 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm import Session
+
 from priorizer.catalog import discovered
-from priorizer.catalog.discovered import Found
+from priorizer.catalog.discovered import Found, Probed
 from priorizer.db import Database
 from priorizer.discovery.crawl import Expansion, Robots, expand
 from priorizer.discovery.listings import name_of
-from priorizer.discovery.prober import Prober, host_key
+from priorizer.discovery.prober import Prober, host_key, run
 from priorizer.discovery.service import ProbeConfig, ProbeReport, count, file_format, found_of
 from priorizer.queue.policy import QueuePolicy
 
@@ -63,7 +65,7 @@ def probe_catalog(
         targets = discovered.due(session, limit=limit, before=before)
     report = ProbeReport()
     if targets:
-        asyncio.run(_probe_all(database, targets, config, queue, clock, report))
+        run(_probe_all(database, targets, config, queue, clock, report))
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
@@ -113,20 +115,14 @@ def _write(
 ) -> None:
     with database.write() as session:
         pending: list[tuple[str, Found, int]] = []
-        discovered.lock_assets(session, asset_ids=[asset_id for asset_id, _e in results])
+        run: list[tuple[Probed, Expansion]] = []  # recorded together, up to an expanded one
         for asset_id, expansion in results:
-            was = discovered.record_probe(
-                session,
-                asset_id=asset_id,
-                found=found_of(expansion.probe, expansion.kind),
-                children=len(expansion.children),
-                is_expanded=expansion.is_expanded,
-                queue=queue,
-                now=now,
-                pending=pending,
-            )
-            count(report, expansion, was)
+            found = found_of(expansion.probe, expansion.kind)
+            probed = Probed(asset_id, found, len(expansion.children), expansion.is_expanded)
+            run.append((probed, expansion))
             if expansion.is_expanded:
+                _record(session, run, queue, now, report, pending)
+                run = []
                 children = [found_of(child, "file") for child in expansion.children]
                 added, vanished = discovered.add_children(
                     session,
@@ -141,4 +137,23 @@ def _write(
                 report.children_added += added
                 report.vanished += vanished
                 report.bytes_found += sum(c.size_bytes or 0 for c in children)
+        _record(session, run, queue, now, report, pending)
         discovered.store_probes(session, pending, now)
+
+
+def _record(
+    session: Session,
+    run: Sequence[tuple[Probed, Expansion]],
+    queue: QueuePolicy,
+    now: datetime,
+    report: ProbeReport,
+    pending: list[tuple[str, Found, int]],
+) -> None:
+    """Probes recorded in one go (`discovered.record_probes`), in their order, and counted."""
+    if not run:
+        return
+    was = discovered.record_probes(
+        session, probed=[probed for probed, _e in run], queue=queue, now=now, pending=pending
+    )
+    for (_probed, expansion), before in zip(run, was, strict=True):
+        count(report, expansion, before)
