@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
@@ -25,7 +26,7 @@ from priorizer.catalog.models import (
     AssetProbe,
 )
 from priorizer.db import dialect_insert
-from priorizer.queue.policy import QueuePolicy, counted_holders, may_hand_out, rank
+from priorizer.queue.policy import QueuePolicy, asset_rank, effective_size_mb
 
 _assets = cast(Table, Asset.__table__)
 
@@ -120,15 +121,13 @@ def record_probes(
                 row["state"] = ASSET_EXPANDED
             elif item.found.status is not None and before == ASSET_GONE:
                 row["state"] = ASSET_ACTIVE  # found back
-        budget = queue.unknown_size_mb if row["size_mb"] is None else row["size_mb"]
-        holders = counted_holders(row["copies"], row["disputed_copies"], row["leases"])
-        is_open = may_hand_out(row["state"], row["has_magnet_link"])
+        row["budget_mb"] = effective_size_mb(row["size_mb"], queue.unknown_size_mb)
         changes[item.asset_id] = {
             "b_id": item.asset_id,
             "b_state": row["state"],
             "b_size_mb": row["size_mb"],
-            "b_budget_mb": budget,
-            "b_rank": rank(row["priority"], holders, is_open, queue, budget_mb=budget),
+            "b_budget_mb": row["budget_mb"],
+            "b_rank": asset_rank(SimpleNamespace(**row), queue),
         }
         was.append(before if row["state"] != before else None)
     if changes:
