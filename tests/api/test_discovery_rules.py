@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from priorizer.catalog import discovered
-from priorizer.catalog.discovered import Found
+from priorizer.catalog import discovered, probes
+from priorizer.catalog.probes import Found
 from priorizer.queue.policy import queue_policy
 from tests.support.factories import add_assets, asset
 
@@ -18,7 +18,7 @@ MAGNET = "magnet:?xt=urn:btih:" + "a" * 40
 def probe(database, settings, clock):
     def record(asset_id: str, found: Found, children: list[Found] | None = None) -> None:
         with database.write() as session:
-            discovered.record_probe(
+            probes.record_probe(
                 session,
                 asset_id=asset_id,
                 found=found,

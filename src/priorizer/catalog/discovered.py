@@ -26,11 +26,7 @@ from priorizer.catalog.models import (
     AssetProbe,
     url_key,
 )
-from priorizer.catalog.probes import MIB, PROBED_STATES, Found
-from priorizer.catalog.probes import Probed as Probed  # re-exported: discovery's writes, here
-from priorizer.catalog.probes import record_probe as record_probe
-from priorizer.catalog.probes import record_probes as record_probes
-from priorizer.catalog.probes import store_probes as store_probes
+from priorizer.catalog.probes import MIB, PROBED_STATES, Found, store_probes
 from priorizer.queue.policy import (
     QueuePolicy,
     asset_rank,

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -234,13 +234,7 @@ def backup(
     PostgreSQL: pg_dump --format=custom)."""
     from priorizer.backup import backup as take_backup
 
-    settings = load_settings()
-    try:
-        check_reachable(settings)
-        outcome = take_backup(settings.sqlalchemy_url, file, force=force)
-    except PriorizerError as error:
-        raise fail(error) from error
-    typer.echo(json.dumps(outcome))
+    _copy_database(take_backup, file, force=force)
 
 
 @cli.command()
@@ -256,10 +250,15 @@ def restore(
     nodes or allocations is replaced only with --force."""
     from priorizer.backup import restore as load_backup
 
+    _copy_database(load_backup, file, force=force)
+
+
+def _copy_database(copy: Any, file: Path, *, force: bool) -> None:
+    """A backup or a restore of this environment's database, its outcome printed as JSON."""
     settings = load_settings()
     try:
         check_reachable(settings)
-        outcome = load_backup(settings.sqlalchemy_url, file, force=force)
+        outcome = copy(settings.sqlalchemy_url, file, force=force)
     except PriorizerError as error:
         raise fail(error) from error
     typer.echo(json.dumps(outcome))

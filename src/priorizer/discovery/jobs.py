@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from priorizer.catalog import discovered
-from priorizer.catalog.discovered import Found, Probed
+from priorizer.catalog import discovered, probes
+from priorizer.catalog.probes import Found, Probed
 from priorizer.db import Database
 from priorizer.discovery.crawl import Expansion, Robots, expand
 from priorizer.discovery.listings import name_of
@@ -138,7 +138,7 @@ def _write(
                 report.vanished += vanished
                 report.bytes_found += sum(c.size_bytes or 0 for c in children)
         _record(session, run, queue, now, report, pending)
-        discovered.store_probes(session, pending, now)
+        probes.store_probes(session, pending, now)
 
 
 def _record(
@@ -149,10 +149,10 @@ def _record(
     report: ProbeReport,
     pending: list[tuple[str, Found, int]],
 ) -> None:
-    """Probes recorded in one go (`discovered.record_probes`), in their order, and counted."""
+    """Probes recorded in one go (`probes.record_probes`), in their order, and counted."""
     if not run:
         return
-    was = discovered.record_probes(
+    was = probes.record_probes(
         session, probed=[probed for probed, _e in run], queue=queue, now=now, pending=pending
     )
     for (_probed, expansion), before in zip(run, was, strict=True):

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session
 
 from priorizer.catalog import discovered
-from priorizer.catalog.discovered import Found
+from priorizer.catalog.probes import PROBE_FIELDS, Found
 from priorizer.config import Settings
 from priorizer.discovery.crawl import Expansion, Limits
 from priorizer.discovery.imports import UrlRecord
@@ -89,17 +89,9 @@ def count(report: ProbeReport, expansion: Expansion, was: str | None) -> None:
 
 
 def found_of(probe: Probe, kind: str) -> Found:
-    return Found(
-        url=probe.url,
-        kind=kind,
-        final_url=probe.final_url,
-        status=probe.status,
-        content_type=probe.content_type,
-        size_bytes=probe.size_bytes,
-        last_modified=probe.last_modified,
-        etag=probe.etag,
-        error=probe.error,
-    )
+    """What the catalog records of a probe (`catalog.probes.PROBE_FIELDS`), of that kind."""
+    fields = {name: getattr(probe, name) for name in PROBE_FIELDS if name != "kind"}
+    return Found(url=probe.url, kind=kind, **fields)
 
 
 def file_format(found: Found) -> str | None:

@@ -49,18 +49,6 @@ class QueuePolicy:
     size_penalty_max: float = 0.0
     smallest_first: bool = False
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> QueuePolicy:
-        return cls(
-            replication_target=settings.replication_target,
-            copy_penalty=settings.copy_penalty,
-            unknown_size_mb=settings.unknown_size_mb,
-            size_penalty=settings.size_penalty,
-            size_penalty_from_mb=settings.size_penalty_from_mb,
-            size_penalty_max=settings.size_penalty_max,
-            smallest_first=settings.fill_order == "smallest",
-        )
-
     def size_classes(self) -> int:
         """How many doublings past the threshold still add to the penalty (0: no size rule)."""
         if self.size_penalty <= 0 or self.size_penalty_max <= 0:
@@ -179,5 +167,13 @@ def total_mb(candidates: Sequence[Candidate]) -> float:
 
 
 def queue_policy(settings: Settings) -> QueuePolicy:
-    """The queue policy the settings give (`QueuePolicy.from_settings`)."""
-    return QueuePolicy.from_settings(settings)
+    """The queue policy the settings give."""
+    return QueuePolicy(
+        replication_target=settings.replication_target,
+        copy_penalty=settings.copy_penalty,
+        unknown_size_mb=settings.unknown_size_mb,
+        size_penalty=settings.size_penalty,
+        size_penalty_from_mb=settings.size_penalty_from_mb,
+        size_penalty_max=settings.size_penalty_max,
+        smallest_first=settings.fill_order == "smallest",
+    )
