@@ -173,14 +173,22 @@ def pick_function_sql(*, smallest_first: bool) -> str:
     take different assets at once, and no asset is locked that is not taken. Each seek starts
     past the asset taken last (the budget only shrinks: what came before it in the level does
     not fit, is taken, or is being taken by another request), so a request walks each level,
-    its dead and locked entries included, once."""
+    its dead and locked entries included, once.
+
+    Every read in it is a seek: the plan each session caches for the seek is made once, from
+    the statistics of the moment, and a plan made while `allocations` was nearly empty scans
+    that table for every candidate, seconds per request once it has grown. Sequential scans
+    are therefore off inside the function (`SET enable_seqscan = off`), whatever the
+    statistics say."""
     after, start_mb = (">", "'-Infinity'") if smallest_first else ("<", "'Infinity'")
     return f"""
 CREATE OR REPLACE FUNCTION {PICK_FUNCTIONS[smallest_first]}(
     p_levels float8[], p_max_mb float8, p_slots integer, p_node varchar,
     p_failed_since timestamptz, p_smallest float8, p_skip varchar[]
 ) RETURNS TABLE (picked_id varchar, picked_mb float8, picked_rank float8)
-LANGUAGE plpgsql AS $pick$
+LANGUAGE plpgsql
+SET enable_seqscan = off
+AS $pick$
 DECLARE
     level float8;
     remaining float8 := p_max_mb;
