@@ -41,6 +41,16 @@ from priorizer.queue.sql import queue_order
 # The node's open leases read once (`ix_allocations_node_status`), expiry tested per row: a
 # condition on `expires_at` in the WHERE would let SQLite walk `ix_allocations_status_expires`,
 # every node's open leases, instead.
+# The smallest budget in the queue, from `ix_assets_queue` alone: a seek to each rank level in
+# turn, then to the smallest of each (an index of budgets alone would be one more page written
+# by every claim).
+_SMALLEST_IN_QUEUE = (
+    "WITH RECURSIVE levels(rank) AS ("
+    f"SELECT max(rank) FROM assets WHERE {IN_QUEUE_SQL} "
+    "UNION ALL SELECT (SELECT max(rank) FROM assets WHERE rank < levels.rank) "
+    "FROM levels WHERE levels.rank IS NOT NULL) "
+    "SELECT min((SELECT min(budget_mb) FROM assets WHERE rank = levels.rank)) FROM levels"
+)
 _REQUEST_STATE = DriverStatement(
     lambda _dialect: text(
         "SELECT count(CASE WHEN own.expires_at > :now THEN 1 END) AS open_count, "
@@ -49,8 +59,7 @@ _REQUEST_STATE = DriverStatement(
         "count(CASE WHEN own.expires_at <= :now THEN 1 END) > 0 AS node_due, "
         f"EXISTS (SELECT 1 FROM allocations WHERE status = '{ALLOCATED}' "
         "AND expires_at <= :now) AS any_due, "
-        f"(SELECT budget_mb FROM assets WHERE {IN_QUEUE_SQL} ORDER BY budget_mb LIMIT 1) "
-        "AS smallest_mb "
+        f"({_SMALLEST_IN_QUEUE}) AS smallest_mb "
         f"FROM allocations AS own WHERE own.node_id = :node_id AND own.status = '{ALLOCATED}'"
     )
 )

@@ -120,10 +120,9 @@ class Asset(Base):
     rank: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
-        # The allocation queue: walk one rank level at a time, largest file that fits first.
+        # The allocation queue: walk one rank level at a time, in budget order (FILL_ORDER);
+        # also where the smallest budget in the queue is read (`allocation.picks`).
         partial_index("ix_assets_queue", "rank", "budget_mb", "id", where=IN_QUEUE_SQL),
-        # The smallest asset still in the queue: a request stops once nothing can fit.
-        partial_index("ix_assets_open_budget", "budget_mb", where=IN_QUEUE_SQL),
         partial_index("ix_assets_url_key", "url_key", where=URL_KEY_NOT_ID_SQL),
         partial_index("ix_assets_failing", "failed_nodes", "id", where=FAILING_SQL),
         partial_index("ix_assets_conflicting", "id", where=CONFLICTING_SQL),
