@@ -13,7 +13,6 @@ from limits.strategies import MovingWindowRateLimiter
 
 from priorizer.errors import TooManyRequests
 
-
 # How often the counts of windows gone by are dropped from memory.
 HOUSEKEEPING_SECONDS = 5.0
 
