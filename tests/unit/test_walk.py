@@ -83,12 +83,10 @@ rows_strategy = st.lists(
 def test_the_walk_takes_what_the_rules_take(rows, remaining, slots, skip_share, per_query):
     skip = {row.id for row in rows[: int(len(rows) * skip_share)]}
     catalog = Catalog(rows)
-    smallest = min((row.budget_mb for row in rows), default=float("inf"))
     picked = walk(
         LEVELS,
         remaining=remaining,
         slots=slots,
-        smallest=smallest,
         skip=set(skip),
         read=catalog.read,
         next_below=catalog.next_below,
@@ -105,7 +103,6 @@ def test_a_level_fuller_than_a_read_is_read_again_past_what_was_taken():
         LEVELS,
         remaining=100.0,
         slots=10,
-        smallest=1.0,
         skip={"a00", "a01"},  # lost to another request: read past them
         read=catalog.read,
         next_below=catalog.next_below,
@@ -121,7 +118,6 @@ def test_empty_levels_are_jumped_over_not_read_one_by_one():
         LEVELS,
         remaining=10.0,
         slots=5,
-        smallest=1.0,
         skip=set(),
         read=catalog.read,
         next_below=catalog.next_below,

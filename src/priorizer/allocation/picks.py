@@ -32,7 +32,6 @@ from priorizer.allocation.repo import (
     allocations,
     assets,
 )
-from priorizer.catalog.models import IN_QUEUE_SQL
 from priorizer.db import DriverStatement, driver_time
 from priorizer.queue.sql import queue_order
 
@@ -41,16 +40,6 @@ from priorizer.queue.sql import queue_order
 # The node's open leases read once (`ix_allocations_node_status`), expiry tested per row: a
 # condition on `expires_at` in the WHERE would let SQLite walk `ix_allocations_status_expires`,
 # every node's open leases, instead.
-# The smallest budget in the queue, from `ix_assets_queue` alone: a seek to each rank level in
-# turn, then to the smallest of each (an index of budgets alone would be one more page written
-# by every claim).
-_SMALLEST_IN_QUEUE = (
-    "WITH RECURSIVE levels(rank) AS ("
-    f"SELECT max(rank) FROM assets WHERE {IN_QUEUE_SQL} "
-    "UNION ALL SELECT (SELECT max(rank) FROM assets WHERE rank < levels.rank) "
-    "FROM levels WHERE levels.rank IS NOT NULL) "
-    "SELECT min((SELECT min(budget_mb) FROM assets WHERE rank = levels.rank)) FROM levels"
-)
 _REQUEST_STATE = DriverStatement(
     lambda _dialect: text(
         "SELECT count(CASE WHEN own.expires_at > :now THEN 1 END) AS open_count, "
@@ -58,8 +47,7 @@ _REQUEST_STATE = DriverStatement(
         "AS reserved_mb, "
         "count(CASE WHEN own.expires_at <= :now THEN 1 END) > 0 AS node_due, "
         f"EXISTS (SELECT 1 FROM allocations WHERE status = '{ALLOCATED}' "
-        "AND expires_at <= :now) AS any_due, "
-        f"({_SMALLEST_IN_QUEUE}) AS smallest_mb "
+        "AND expires_at <= :now) AS any_due "
         f"FROM allocations AS own WHERE own.node_id = :node_id AND own.status = '{ALLOCATED}'"
     )
 )
@@ -73,7 +61,6 @@ class RequestState:
     reserved_mb: float  # what those reserve
     node_due: bool  # the node holds open leases past their expiry
     any_due: bool  # some node does
-    smallest_mb: float | None  # what the smallest asset in the queue counts for; None: empty
 
 
 def request_state(session: Session, *, node_id: str, now: datetime) -> RequestState:
@@ -83,7 +70,6 @@ def request_state(session: Session, *, node_id: str, now: datetime) -> RequestSt
         float(row.reserved_mb),
         bool(row.node_due),
         bool(row.any_due),
-        row.smallest_mb,
     )
 
 
@@ -184,18 +170,21 @@ def pick_function_sql(*, smallest_first: bool) -> str:
     not fit, is taken, or is being taken by another request), so a request walks each level,
     its dead and locked entries included, once.
 
-    Every read in it is a seek: the plan each session caches for the seek is made once, from
-    the statistics of the moment, and a plan made while `allocations` was nearly empty scans
-    that table for every candidate, seconds per request once it has grown. Sequential scans
-    are therefore off inside the function (`SET enable_seqscan = off`), whatever the
-    statistics say."""
+    Every read in it is a seek, planned once per session: left to itself, PostgreSQL plans
+    the seek again at every execution (its estimates for one level differ from the generic
+    plan's), which cost four times the seek itself (5 ms against 1 ms a call, measured), so
+    the function keeps one generic plan (`plan_cache_mode = force_generic_plan`). That plan is
+    made from the statistics of the moment, and one made while `allocations` was nearly empty
+    scanned that table for every candidate, seconds per request once it had grown: sequential
+    scans are off inside the function (`enable_seqscan = off`), whatever the statistics say."""
     after, start_mb = (">", "'-Infinity'") if smallest_first else ("<", "'Infinity'")
     return f"""
 CREATE OR REPLACE FUNCTION {PICK_FUNCTIONS[smallest_first]}(
     p_levels float8[], p_max_mb float8, p_slots integer, p_node varchar,
-    p_failed_since timestamptz, p_smallest float8, p_skip varchar[]
+    p_failed_since timestamptz, p_skip varchar[]
 ) RETURNS TABLE (picked_id varchar, picked_mb float8, picked_rank float8)
 LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS $pick$
 DECLARE
@@ -207,7 +196,7 @@ DECLARE
     after_id varchar;
 BEGIN
     FOREACH level IN ARRAY p_levels LOOP
-        EXIT WHEN n >= p_slots OR remaining < p_smallest;
+        EXIT WHEN n >= p_slots;
         after_mb := {start_mb};
         after_id := '';
         LOOP
@@ -236,7 +225,7 @@ BEGIN
             taken := taken || picked_id;
             remaining := remaining - picked_mb;
             n := n + 1;
-            EXIT WHEN n >= p_slots OR remaining < p_smallest;
+            EXIT WHEN n >= p_slots;
         END LOOP;
     END LOOP;
 END
@@ -247,6 +236,11 @@ def install_functions(connection: Any) -> None:
     """Create or replace the server-side functions the hot path calls (PostgreSQL only):
     derived from this code, so every start brings them in line with it."""
     if connection.dialect.name == "postgresql":
+        for name in PICK_FUNCTIONS.values():  # the earlier signature (a smallest budget too)
+            connection.exec_driver_sql(
+                f"DROP FUNCTION IF EXISTS {name}(float8[], float8, integer, varchar, "
+                "timestamptz, float8, varchar[])"
+            )
         for smallest_first in PICK_FUNCTIONS:
             connection.exec_driver_sql(pick_function_sql(smallest_first=smallest_first))
 
@@ -256,7 +250,7 @@ def _pick_statement(name: str) -> DriverStatement:
         lambda _dialect: text(
             "SELECT picked_id AS id, picked_mb AS budget_mb, picked_rank AS rank FROM "
             f"{name}(CAST(:levels AS float8[]), :max_mb, :slots, "
-            "CAST(:node_id AS varchar), CAST(:failed_since AS timestamptz), :smallest, "
+            "CAST(:node_id AS varchar), CAST(:failed_since AS timestamptz), "
             "CAST(:skip AS varchar[]))"
         )
     )
@@ -273,7 +267,6 @@ def pick_locked(
     slots: int,
     node_id: str,
     failed_since: datetime | None,
-    smallest: float,
     skip: Sequence[str],
     smallest_first: bool,
 ) -> list[Any]:
@@ -284,7 +277,6 @@ def pick_locked(
         "slots": slots,
         "node_id": node_id,
         "failed_since": failed_since,
-        "smallest": smallest,
         "skip": list(skip),
     }
     return _PICK[smallest_first].rows(session, parameters)

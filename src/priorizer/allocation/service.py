@@ -82,7 +82,7 @@ def allocate(
         claims.lock_address(session, address=unproven_address)
         held = claims.unproven_open(session, address=unproven_address, limit=unproven_address_cap)
         max_assets = min(max_assets, unproven_address_cap - held)
-    if max_assets <= 0 or state.smallest_mb is None:
+    if max_assets <= 0:
         return []
     remaining = policy.node_budget_mb(free_space_gb, state.reserved_mb)
     expires_at = now + timedelta(seconds=lease_seconds)
@@ -95,7 +95,6 @@ def allocate(
             node_id=node_id,
             remaining=remaining,
             slots=max_assets - len(leases),
-            smallest=state.smallest_mb,
             queue=queue,
             failed_since=failed_since,
             skip=lost,
@@ -151,14 +150,12 @@ def _pick(
     node_id: str,
     remaining: float,
     slots: int,
-    smallest: float,
     queue: QueuePolicy,
     failed_since: datetime | None,
     skip: set[str],
 ) -> list[Any]:
     """Choose, level by level, the assets that fit what is left of the budget in queue order,
-    passing over the ids in `skip`; none once it is below `smallest` (what the smallest asset
-    in the queue counts for): the level walk (`queue.walk`) over this database's reads. On
+    passing over the ids in `skip`: the level walk (`queue.walk`) over this database's reads. On
     PostgreSQL the database walks the levels in one call, locking what it picks
     (`picks.pick_locked`)."""
     if picks.picks_in_database(session):
@@ -169,7 +166,6 @@ def _pick(
             slots=slots,
             node_id=node_id,
             failed_since=failed_since,
-            smallest=smallest,
             skip=sorted(skip),
             smallest_first=queue.smallest_first,
         )
@@ -177,7 +173,6 @@ def _pick(
         policy.rank_levels(queue),
         remaining=remaining,
         slots=slots,
-        smallest=smallest,
         skip=skip,
         read=lambda levels, max_mb, limit: picks.candidates(
             session,

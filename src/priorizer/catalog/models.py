@@ -120,8 +120,7 @@ class Asset(Base):
     rank: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
-        # The allocation queue: walk one rank level at a time, in budget order (FILL_ORDER);
-        # also where the smallest budget in the queue is read (`allocation.picks`).
+        # The allocation queue: walk one rank level at a time, in budget order (FILL_ORDER).
         partial_index("ix_assets_queue", "rank", "budget_mb", "id", where=IN_QUEUE_SQL),
         partial_index("ix_assets_url_key", "url_key", where=URL_KEY_NOT_ID_SQL),
         partial_index("ix_assets_failing", "failed_nodes", "id", where=FAILING_SQL),

@@ -2,8 +2,8 @@
 
 The queue has a small, known set of rank levels (`policy.rank_levels`). A request walks them
 from the highest, `per_query` levels a read, taking in each level, in queue order, the assets
-that fit what is left of its budget (`policy.fit`), until its slots are full or its budget is
-below what the smallest queued asset counts for. A read returns at most `limit` rows; a level
+that fit what is left of its budget (`policy.fit`), until its slots are full or no level is
+left. A read returns at most `limit` rows; a level
 that filled the read may hold more that fit, so it is read again (past what was taken). When a
 read finds nothing in its levels, the walk jumps to the next rank that holds anything
 (`next_below`) instead of stepping through empty levels. The reads are the caller's
@@ -38,7 +38,6 @@ def walk(
     *,
     remaining: float,
     slots: int,
-    smallest: float,
     skip: set[str],
     read: Read[R],
     next_below: Callable[[float], float | None],
@@ -50,7 +49,7 @@ def walk(
     picked: list[R] = []
     passed = set(skip)
     for _ in range(len(levels) + slots + 1):
-        if not levels or len(picked) >= slots or remaining < smallest:
+        if not levels or len(picked) >= slots:
             break
         batch = levels[:per_query]
         # Read past the rows passed over: taken by this request, or lost to another.

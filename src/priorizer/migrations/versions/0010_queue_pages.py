@@ -15,8 +15,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # The smallest budget in the queue is read from ix_assets_queue now (one seek per rank
-    # level): this index only cost every claim one more page to write.
+    # Requests no longer read the smallest budget in the queue: this index only cost every
+    # claim one more page to write.
     op.drop_index("ix_assets_open_budget", table_name="assets")
 
 
