@@ -39,15 +39,19 @@ from priorizer.queue.sql import queue_order
 # building and executing SQLAlchemy constructs per call costs more than these index seeks.
 # The node's open leases read once (`ix_allocations_node_status`), expiry tested per row: a
 # condition on `expires_at` in the WHERE would let SQLite walk `ix_allocations_status_expires`,
-# every node's open leases, instead.
+# every node's open leases, instead. Whether any lease is due is the earliest expiry among
+# open leases (one seek at the head of `ix_allocations_status_expires`), not an EXISTS over
+# `expires_at <= :now`: PostgreSQL runs these statements prepared, on a plan made without the
+# value of :now, and for the EXISTS that plan scanned the whole table whenever nothing was due
+# (1,480 pages a request at 100,000 leases).
 _REQUEST_STATE = DriverStatement(
     lambda _dialect: text(
         "SELECT count(CASE WHEN own.expires_at > :now THEN 1 END) AS open_count, "
         "coalesce(sum(CASE WHEN own.expires_at > :now THEN own.reserved_mb END), 0.0) "
         "AS reserved_mb, "
         "count(CASE WHEN own.expires_at <= :now THEN 1 END) > 0 AS node_due, "
-        f"EXISTS (SELECT 1 FROM allocations WHERE status = '{ALLOCATED}' "
-        "AND expires_at <= :now) AS any_due "
+        f"coalesce((SELECT min(expires_at) FROM allocations WHERE status = '{ALLOCATED}') "
+        "<= :now, false) AS any_due "
         f"FROM allocations AS own WHERE own.node_id = :node_id AND own.status = '{ALLOCATED}'"
     )
 )
