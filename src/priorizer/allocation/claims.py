@@ -53,19 +53,26 @@ from priorizer.queue.policy import QueuePolicy
 from priorizer.queue.sql import rank_of
 
 
-def _claimable(dialect: str) -> Any:
-    """The listed assets; on PostgreSQL only those no other transaction holds locked (it is
-    claiming them right now): they are skipped, never waited for, so no deadlock either."""
+def _listed(dialect: str, *, skip_locked: bool) -> Any:
+    """`assets.id IN <the list passed as "ids">`; on PostgreSQL locking those rows first, in
+    id order, as every writer of many assets does (no deadlock between them). `skip_locked`:
+    only the rows no other transaction holds locked (it is claiming them right now), skipped,
+    never waited for."""
     if dialect != "postgresql":
         return id_list_type(dialect)
-    free = assets.alias("free")
+    rows = assets.alias("listed")
     locked = (
-        select(free.c.id)
-        .where(free.c.id == func.any(bindparam("ids")))
-        .order_by(free.c.id)
-        .with_for_update(skip_locked=True, key_share=True)  # FOR NO KEY UPDATE: ids stay
+        select(rows.c.id)
+        .where(rows.c.id == func.any(bindparam("ids")))
+        .order_by(rows.c.id)
+        .with_for_update(skip_locked=skip_locked, key_share=True)  # FOR NO KEY UPDATE: ids stay
     )
     return assets.c.id.in_(locked.scalar_subquery())
+
+
+def _claimable(dialect: str) -> Any:
+    """The listed assets no other transaction is claiming right now (PostgreSQL)."""
+    return _listed(dialect, skip_locked=True)
 
 
 @functools.cache
@@ -278,27 +285,12 @@ def close_lease(
     return session.execute(statement).scalar_one_or_none()
 
 
-def _in_id_order(dialect: str) -> Any:
-    """`assets.id IN <the list passed as "ids">`; on PostgreSQL locking those rows in id order
-    first (waiting for them), as every writer of many assets does: no deadlock between them."""
-    if dialect != "postgresql":
-        return id_list_type(dialect)
-    rows = assets.alias("rows")
-    locked = (
-        select(rows.c.id)
-        .where(rows.c.id == func.any(bindparam("ids")))
-        .order_by(rows.c.id)
-        .with_for_update(key_share=True)  # FOR NO KEY UPDATE: ids stay
-    )
-    return assets.c.id.in_(locked.scalar_subquery())
-
-
 @functools.cache
 def _drop(policy: QueuePolicy, n: int) -> DriverStatement:
     return DriverStatement(
         lambda dialect: (
             update(assets)
-            .where(_in_id_order(dialect))
+            .where(_listed(dialect, skip_locked=False))
             .values(leases=assets.c.leases - n, rank=rank_of(assets.c, policy, holders_delta=-n))
         )
     )

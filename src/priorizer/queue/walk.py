@@ -3,9 +3,9 @@
 The queue has a small, known set of rank levels (`policy.rank_levels`). A request walks them
 from the highest, `per_query` levels a read, taking in each level, in queue order, the assets
 that fit what is left of its budget (`policy.fit`), until its slots are full or no level is
-left. A read returns at most `limit` rows; a level
-that filled the read may hold more that fit, so it is read again (past what was taken). When a
-read finds nothing in its levels, the walk jumps to the next rank that holds anything
+left. A read returns at most `limit` rows; a level that filled the read may hold more that
+fit, so it is read again (past what was taken). When a read finds nothing in its levels, the
+walk jumps to the next rank that holds anything
 (`next_below`) instead of stepping through empty levels. The reads are the caller's
 (`allocation.picks.candidates` and `next_rank` on SQLite); `tests/unit/test_walk.py` checks the
 walk against a plain model of the rules.
