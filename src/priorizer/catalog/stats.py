@@ -27,13 +27,6 @@ from priorizer.catalog.repo import (
 )
 
 
-def distribution(session: Session, column: str) -> dict[str, int]:
-    """How many assets have each value of `column` (priority, copies, state)."""
-    col = assets.c[column]
-    rows = session.execute(select(col, func.count()).group_by(col).order_by(col))
-    return {str(value): n for value, n in rows}
-
-
 def removed_without_copy(
     session: Session, *, dataset_ids: Sequence[str] = (), limit: int
 ) -> tuple[list[Any], int]:
@@ -66,14 +59,12 @@ def removed_without_copy(
     return list(rows), int(total)
 
 
-def progress(session: Session, *, replication_target: int) -> list[dict[str, Any]]:
-    """Per base priority and state: assets, copies, and how far the rescue got, in assets and
-    in known megabytes. One pass, but a sorting one: about a second at a million assets on
-    SQLite, so maintenance takes it once per cycle (`snapshot`) for the dashboard and metrics."""
+def _progress_columns(replication_target: int) -> dict[str, Any]:
+    """What `progress` adds up per group: each of these sums over sub-groups."""
     a = assets.c
     counted = a.copies - a.disputed_copies  # copies that agree (`allocation.evidence`)
     with_copy, at_target = counted > 0, counted >= replication_target
-    columns = {
+    return {
         "assets": func.count(),
         "priority_score": func.sum(a.priority),
         "copies": func.sum(a.copies),
@@ -86,21 +77,81 @@ def progress(session: Session, *, replication_target: int) -> list[dict[str, Any
         "megabytes_with_copy": func.coalesce(func.sum(a.size_mb).filter(with_copy), 0.0),
         "megabytes_at_target": func.coalesce(func.sum(a.size_mb).filter(at_target), 0.0),
     }
-    query = (
-        select(a.base_priority, a.state, *(c.label(name) for name, c in columns.items()))
-        .group_by(a.base_priority, a.state)
-        .order_by(a.base_priority.desc(), a.state)
-    )
+
+
+def _progress_figures(rows: Any, names: Sequence[str]) -> list[dict[str, Any]]:
+    """`progress` rows from (base priority, state) groups, in its order."""
+    groups: dict[tuple[int, str], dict[str, Any]] = {}
+    for row in rows:
+        figures = groups.setdefault((row.base_priority, row.state), dict.fromkeys(names, 0))
+        for name in names:
+            figures[name] += row._mapping[name] or 0
     return [
-        {"priority": row.base_priority, "state": row.state}
+        {"priority": priority, "state": state}
         | {
-            name: float(row._mapping[name])
-            if name.startswith("megabytes")
-            else int(row._mapping[name])
-            for name in columns
+            name: float(value) if name.startswith("megabytes") else int(value)
+            for name, value in figures.items()
         }
-        for row in session.execute(query)
+        for (priority, state), figures in sorted(
+            groups.items(), key=lambda item: (-item[0][0], item[0][1])
+        )
     ]
+
+
+def progress(session: Session, *, replication_target: int) -> list[dict[str, Any]]:
+    """Per base priority and state: assets, copies, and how far the rescue got, in assets and
+    in known megabytes. One pass, but a sorting one: about a second at a million assets on
+    SQLite, so maintenance takes it once per cycle (`summary`) for the dashboard and metrics."""
+    a, columns = assets.c, _progress_columns(replication_target)
+    query = select(
+        a.base_priority, a.state, *(c.label(name) for name, c in columns.items())
+    ).group_by(a.base_priority, a.state)
+    return _progress_figures(session.execute(query), list(columns))
+
+
+def summary(session: Session, *, replication_target: int) -> dict[str, Any]:
+    """What a maintenance cycle records, in one pass over the catalog instead of five: the
+    totals of `stats`, `progress`, and how many assets have each priority, copy count and
+    state (`distribution`). Grouped by all four at once, then added up here."""
+    a, columns = assets.c, _progress_columns(replication_target)
+    query = select(
+        a.base_priority,
+        a.state,
+        a.priority,
+        a.copies.label("copy_count"),
+        func.coalesce(func.sum(a.disputed_copies), 0).label("disputed_copies"),
+        *(c.label(name) for name, c in columns.items()),
+    ).group_by(a.base_priority, a.state, a.priority, a.copies)
+    rows = session.execute(query).all()
+
+    def by(key: str) -> dict[str, int]:
+        counts: dict[Any, int] = {}
+        for row in rows:
+            counts[row._mapping[key]] = counts.get(row._mapping[key], 0) + row.assets
+        return {str(value): counts[value] for value in sorted(counts)}
+
+    def total(name: str, state: str | None = None) -> int:
+        return int(sum(row._mapping[name] for row in rows if state in (None, row.state)))
+
+    states = by("state")
+    return {
+        "catalog": {
+            "assets": total("assets"),
+            "total_priority_score": total("priority_score"),
+            "copies": total("copies"),
+            "assets_with_a_copy": total("with_copy"),
+            "assets_at_target": total("at_target"),
+            "assets_with_conflicting_copies": total("conflicting"),
+            "disputed_copies": total("disputed_copies"),
+            "assets_with_disputed_copies": total("disputed"),
+            "unreachable_assets": states.get(ASSET_UNREACHABLE, 0),
+            "withdrawn_assets": states.get(ASSET_WITHDRAWN, 0),
+        },
+        "progress": _progress_figures(rows, list(columns)),
+        "priority_distribution": by("priority"),
+        "copies_distribution": by("copy_count"),
+        "states": states,
+    }
 
 
 def stats(session: Session, *, replication_target: int) -> dict[str, Any]:

@@ -60,7 +60,7 @@ def statistics(
 ) -> dict[str, Any]:
     """Where the rescue stands: catalog, copies, fleet, and lease events since last cycle."""
     target = policy.queue.replication_target
-    catalog = catalog_stats.stats(session, replication_target=target)
+    figures = catalog_stats.summary(session, replication_target=target)
     open_leases, reserved_mb = allocation_repo.open_totals(session)
     active_since = now - timedelta(seconds=policy.node_lost_seconds)
     fleet = node_repo.totals(session, active_since=active_since)
@@ -75,12 +75,12 @@ def statistics(
     free = fleet["free_space_mb"]
     return {
         "at": now.isoformat(),
-        "catalog": catalog,
+        "catalog": figures["catalog"],
         "replication_target": target,
-        "progress": catalog_stats.progress(session, replication_target=target),
-        "priority_distribution": catalog_stats.distribution(session, "priority"),
-        "copies_distribution": catalog_stats.distribution(session, "copies"),
-        "states": catalog_stats.distribution(session, "state"),
+        "progress": figures["progress"],
+        "priority_distribution": figures["priority_distribution"],
+        "copies_distribution": figures["copies_distribution"],
+        "states": figures["states"],
         "open_leases": open_leases,
         "reserved_mb": reserved_mb,
         "fleet": fleet,
