@@ -112,7 +112,7 @@ def progress(session: Session, *, replication_target: int) -> list[dict[str, Any
 def summary(session: Session, *, replication_target: int) -> dict[str, Any]:
     """What a maintenance cycle records, in one pass over the catalog instead of five: the
     totals of `stats`, `progress`, and how many assets have each priority, copy count and
-    state (`distribution`). Grouped by all four at once, then added up here."""
+    state. Grouped by all four at once, then added up here."""
     a, columns = assets.c, _progress_columns(replication_target)
     query = select(
         a.base_priority,
@@ -130,8 +130,8 @@ def summary(session: Session, *, replication_target: int) -> dict[str, Any]:
             counts[row._mapping[key]] = counts.get(row._mapping[key], 0) + row.assets
         return {str(value): counts[value] for value in sorted(counts)}
 
-    def total(name: str, state: str | None = None) -> int:
-        return int(sum(row._mapping[name] for row in rows if state in (None, row.state)))
+    def total(name: str) -> int:
+        return int(sum(row._mapping[name] for row in rows))
 
     states = by("state")
     return {
