@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from priorizer.allocation import claims, picks
 from priorizer.config import Settings
 from priorizer.queue.policy import queue_policy, rank_levels
+from tests.conftest import truncate_all
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 ASSETS = 2_000
@@ -43,8 +44,6 @@ _LEASES_SQL = (
 
 @pytest.fixture
 def pg(pg_session_url: str) -> Iterator[Engine]:
-    from tests.conftest import truncate_all
-
     truncate_all(pg_session_url)
     engine = create_engine(pg_session_url)
     with engine.begin() as conn:

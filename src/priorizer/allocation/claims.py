@@ -70,17 +70,12 @@ def _listed(dialect: str, *, skip_locked: bool) -> Any:
     return assets.c.id.in_(locked.scalar_subquery())
 
 
-def _claimable(dialect: str) -> Any:
-    """The listed assets no other transaction is claiming right now (PostgreSQL)."""
-    return _listed(dialect, skip_locked=True)
-
-
 @functools.cache
 def _claim(policy: QueuePolicy) -> DriverStatement:
     return DriverStatement(
         lambda dialect: (
             update(assets)
-            .where(_claimable(dialect), assets.c.rank.is_not(None))
+            .where(_listed(dialect, skip_locked=True), assets.c.rank.is_not(None))
             .values(leases=assets.c.leases + 1, rank=rank_of(assets.c, policy, holders_delta=1))
             .returning(*CLAIM_COLUMNS)
         )
@@ -149,7 +144,7 @@ def _claim_and_open(policy: QueuePolicy) -> DriverStatement:
     def build(dialect: str) -> Any:
         claimed = (
             update(assets)
-            .where(_claimable(dialect), assets.c.rank.is_not(None))
+            .where(_listed(dialect, skip_locked=True), assets.c.rank.is_not(None))
             .values(leases=assets.c.leases + 1, rank=rank_of(assets.c, policy, holders_delta=1))
             .returning(*CLAIM_COLUMNS)
             .cte("claimed")
