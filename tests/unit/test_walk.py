@@ -43,9 +43,13 @@ class Catalog:
         self.reads = 0
 
     def read(self, levels: list[float], max_mb: float, limit: int) -> list[Row]:
+        """As `allocation.picks.candidates` reads: in each level, its first `limit` rows
+        (queue order) that fit `max_mb`."""
         self.reads += 1
-        wanted = set(levels)
-        return [r for r in self.rows if r.rank in wanted and r.budget_mb <= max_mb][:limit]
+        found: list[Row] = []
+        for level in levels:
+            found += [r for r in self.rows if r.rank == level and r.budget_mb <= max_mb][:limit]
+        return queue_order(found)
 
     def next_below(self, rank: float) -> float | None:
         return max((r.rank for r in self.rows if r.rank < rank), default=None)
@@ -72,10 +76,24 @@ rows_strategy = st.lists(
 )
 
 
+crowded_rows_strategy = st.lists(  # few levels, many rows each: reads fill up
+    st.builds(
+        Row,
+        id=st.uuids().map(lambda u: u.hex[:8]),
+        rank=st.sampled_from(LEVELS[:2]),
+        budget_mb=st.sampled_from([1.0, 2.0, 5.0, 10.0, 50.0]),
+    ),
+    max_size=60,
+    unique_by=lambda row: row.id,
+)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
-    rows=rows_strategy,
-    remaining=st.floats(min_value=0, max_value=10_000),
+    rows=st.one_of(rows_strategy, crowded_rows_strategy),
+    remaining=st.one_of(
+        st.floats(min_value=0, max_value=10_000), st.sampled_from([5.0, 10.0, 25.0, 60.0])
+    ),
     slots=st.integers(min_value=1, max_value=30),
     skip_share=st.floats(min_value=0, max_value=0.5),
     per_query=st.integers(min_value=1, max_value=4),
@@ -91,6 +109,7 @@ def test_the_walk_takes_what_the_rules_take(rows, remaining, slots, skip_share, 
         read=catalog.read,
         next_below=catalog.next_below,
         per_query=per_query,
+        ascending=True,
     )
     assert picked == model(rows, remaining=remaining, slots=slots, skip=skip)
     assert catalog.reads <= len(LEVELS) + slots + 1
@@ -109,6 +128,26 @@ def test_a_level_fuller_than_a_read_is_read_again_past_what_was_taken():
         per_query=2,
     )
     assert [row.id for row in picked] == [f"a{i:02}" for i in range(2, 12)]
+
+
+def test_a_full_read_of_a_level_is_not_read_again_once_nothing_further_fits():
+    # Smallest first: the level's first ten fill the read, two of them fill the budget, and
+    # what is left (5 MiB) is less than the last size read, so nothing past them fits: the
+    # next level comes from the same read, and the second read finds no more levels.
+    rows = [Row(f"a{i:02}", LEVELS[0], 10.0) for i in range(30)] + [Row("low", LEVELS[1], 4.0)]
+    catalog = Catalog(rows)
+    picked = walk(
+        LEVELS,
+        remaining=25.0,
+        slots=10,
+        skip=set(),
+        read=catalog.read,
+        next_below=catalog.next_below,
+        per_query=2,
+        ascending=True,
+    )
+    assert [row.id for row in picked] == ["a00", "a01", "low"]
+    assert catalog.reads == 2  # read again, the first level would take three
 
 
 def test_empty_levels_are_jumped_over_not_read_one_by_one():

@@ -185,6 +185,7 @@ def _pick(
         ),
         next_below=lambda rank: picks.next_rank(session, below=rank),
         per_query=LEVELS_PER_QUERY,
+        ascending=queue.smallest_first,
     )
 
 
