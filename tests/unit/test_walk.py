@@ -54,6 +54,18 @@ class Catalog:
     def next_below(self, rank: float) -> float | None:
         return max((r.rank for r in self.rows if r.rank < rank), default=None)
 
+    def walk(self, *, remaining: float, slots: int, skip: set[str], **options) -> list[Row]:
+        """The walk over this catalog's reads."""
+        return walk(
+            LEVELS,
+            remaining=remaining,
+            slots=slots,
+            skip=skip,
+            read=self.read,
+            next_below=self.next_below,
+            **options,
+        )
+
 
 def model(rows: list[Row], *, remaining: float, slots: int, skip: set[str]) -> list[Row]:
     picked = []
@@ -101,15 +113,8 @@ crowded_rows_strategy = st.lists(  # few levels, many rows each: reads fill up
 def test_the_walk_takes_what_the_rules_take(rows, remaining, slots, skip_share, per_query):
     skip = {row.id for row in rows[: int(len(rows) * skip_share)]}
     catalog = Catalog(rows)
-    picked = walk(
-        LEVELS,
-        remaining=remaining,
-        slots=slots,
-        skip=set(skip),
-        read=catalog.read,
-        next_below=catalog.next_below,
-        per_query=per_query,
-        ascending=True,
+    picked = catalog.walk(
+        remaining=remaining, slots=slots, skip=set(skip), per_query=per_query, ascending=True
     )
     assert picked == model(rows, remaining=remaining, slots=slots, skip=skip)
     assert catalog.reads <= len(LEVELS) + slots + 1
@@ -118,15 +123,8 @@ def test_the_walk_takes_what_the_rules_take(rows, remaining, slots, skip_share, 
 def test_a_level_fuller_than_a_read_is_read_again_past_what_was_taken():
     rows = [Row(f"a{i:02}", 10.0, 1.0) for i in range(12)]
     catalog = Catalog(rows)
-    picked = walk(
-        LEVELS,
-        remaining=100.0,
-        slots=10,
-        skip={"a00", "a01"},  # lost to another request: read past them
-        read=catalog.read,
-        next_below=catalog.next_below,
-        per_query=2,
-    )
+    lost = {"a00", "a01"}  # to another request: read past them
+    picked = catalog.walk(remaining=100.0, slots=10, skip=lost, per_query=2)
     assert [row.id for row in picked] == [f"a{i:02}" for i in range(2, 12)]
 
 
@@ -136,16 +134,7 @@ def test_a_full_read_of_a_level_is_not_read_again_once_nothing_further_fits():
     # next level comes from the same read, and the second read finds no more levels.
     rows = [Row(f"a{i:02}", LEVELS[0], 10.0) for i in range(30)] + [Row("low", LEVELS[1], 4.0)]
     catalog = Catalog(rows)
-    picked = walk(
-        LEVELS,
-        remaining=25.0,
-        slots=10,
-        skip=set(),
-        read=catalog.read,
-        next_below=catalog.next_below,
-        per_query=2,
-        ascending=True,
-    )
+    picked = catalog.walk(remaining=25.0, slots=10, skip=set(), per_query=2, ascending=True)
     assert [row.id for row in picked] == ["a00", "a01", "low"]
     assert catalog.reads == 2  # read again, the first level would take three
 
@@ -153,14 +142,6 @@ def test_a_full_read_of_a_level_is_not_read_again_once_nothing_further_fits():
 def test_empty_levels_are_jumped_over_not_read_one_by_one():
     rows = [Row("low", LEVELS[-1], 1.0)]
     catalog = Catalog(rows)
-    picked = walk(
-        LEVELS,
-        remaining=10.0,
-        slots=5,
-        skip=set(),
-        read=catalog.read,
-        next_below=catalog.next_below,
-        per_query=2,
-    )
+    picked = catalog.walk(remaining=10.0, slots=5, skip=set(), per_query=2)
     assert picked == rows
     assert catalog.reads == 2  # the top two levels, then straight to the lowest
