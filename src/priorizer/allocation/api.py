@@ -40,7 +40,7 @@ from priorizer.web.deps import DbDep, NowDep, QueueDep, SettingsDep
 from priorizer.web.limits import limit_node_call
 
 
-def _caps(request: Request) -> CapLimits:
+async def _caps(request: Request) -> CapLimits:
     """The lease caps nodes earn and lose (`maintenance.service.cap_limits`)."""
     caps: CapLimits = request.app.state.maintenance.caps
     return caps

@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from priorizer.config import Settings
 from priorizer.errors import Forbidden, Unauthorized
@@ -21,7 +22,7 @@ _bearer = HTTPBearer(auto_error=False, description="PRIORIZER_ADMIN_TOKEN")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def require_admin(request: Request, credentials: Credentials) -> None:
+async def require_admin(request: Request, credentials: Credentials) -> None:
     """Admin actions: the bearer token must be PRIORIZER_ADMIN_TOKEN (when one is set)."""
     settings: Settings = request.app.state.settings
     if settings.admin_token is None:
@@ -41,14 +42,15 @@ NODE_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def node_identity(request: Request, credentials: Credentials) -> str | None:
+async def node_identity(request: Request, credentials: Credentials) -> str | None:
     """With NODE_AUTH on, the node the bearer token belongs to (401 without a valid one);
-    None when node auth is off."""
+    None when node auth is off. Async (no worker thread for every node call): only the
+    token's lookup, a database read, goes to a worker thread."""
     settings: Settings = request.app.state.settings
     if not settings.node_auth:
         return None
     token = credentials.credentials if credentials is not None else ""
-    node_id = request.app.state.node_of_token(token) if token else None
+    node_id = await run_in_threadpool(request.app.state.node_of_token, token) if token else None
     if node_id is None:
         raise Unauthorized("node calls need the node's token: Authorization: Bearer <token>")
     return node_id
@@ -68,7 +70,7 @@ def acting_node(claimed: _Claim, identity: str | None) -> _Claim | str:
     return identity
 
 
-def enrollment_allowed(request: Request, credentials: Credentials) -> bool:
+async def enrollment_allowed(request: Request, credentials: Credentials) -> bool:
     """Whether this call may enroll a node, and as whom: True for an admin (who may also
     rotate a token), False for a node holding the enrollment secret; 401 otherwise."""
     settings: Settings = request.app.state.settings
