@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime
@@ -12,6 +14,7 @@ import pytest
 from sqlalchemy import select, text
 
 from priorizer.db import Database, DriverStatement, driver_time
+from priorizer.db import engine as engine_module
 from priorizer.db.writers import WriterTurn
 from priorizer.node.models import Node
 
@@ -176,6 +179,30 @@ def test_writers_pause_only_for_what_passive_passes_could_not_catch_up_on(
     assert (last_mode, restart) == ("PASSIVE", "RESTART")
     assert len(passes) >= 4  # passes went on while each still copied hundreds of frames
     assert after - before <= 100  # the writers' pause copied only the last few
+
+
+def test_a_checkpoint_finding_the_file_held_by_another_process_waits_for_the_next_round(
+    tmp_path, monkeypatch, caplog
+):
+    """A server starting beside one that migrates a new file: its checkpoint thread finds the
+    file locked (not yet in WAL mode). That is no failure to log with a traceback."""
+    monkeypatch.setattr(engine_module, "BUSY_TIMEOUT_MS", 50)
+    path = tmp_path / "held.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None)  # the migrating process, say
+    other.execute("CREATE TABLE t (x)")
+    other.execute("BEGIN EXCLUSIVE")
+    database = Database(f"sqlite:///{path}")
+    try:
+        with caplog.at_level(logging.DEBUG, logger="priorizer.db.database"):
+            assert database.checkpoint() == (0, 0)
+        assert "database is busy" in caplog.text
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+        other.execute("COMMIT")
+        other.close()
+        frames, copied = database.checkpoint()  # the next round does its work
+        assert frames == copied
+    finally:
+        database.dispose()
 
 
 def test_a_postgresql_pool_holds_the_size_given_and_as_many_more_at_peaks():
