@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from priorizer.db.engine import BUSY_TIMEOUT_MS, POOL_SIZE, make_engine, sqlite_path
@@ -233,16 +232,14 @@ class Database:
                     row = conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})").one()
                 finally:
                     conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        except OperationalError as error:  # retried next round; the WAL keeps the data
+        except Exception as error:  # retried next round; the WAL keeps the data meanwhile
             # Another process holding the file (one migrating it while this one starts beside
-            # it, a backup) is no failure: the next round will do.
-            if getattr(error.orig, "sqlite_errorname", None) == "SQLITE_BUSY":
+            # it, a backup) is no failure to report: the next round will do.
+            busy = getattr(getattr(error, "orig", None), "sqlite_errorname", None) == "SQLITE_BUSY"
+            if busy:
                 log.debug("WAL checkpoint skipped: the database is busy")
             else:
                 log.warning("WAL checkpoint failed", exc_info=True)
-            return 0, 0
-        except Exception:  # a failed checkpoint is retried next time; the WAL keeps the data
-            log.warning("WAL checkpoint failed", exc_info=True)
             return 0, 0
         _busy, frames, copied = row
         return frames, copied
